@@ -1,0 +1,395 @@
+"""Layer archives in the OCI image-spec layer format: unpack into a directory, pack changes.
+
+Unpacking streams (a 2 GiB layer never sits in memory), resolves every name inside the root
+(see ``pathscope``), and keeps an undo log (``journal``) so a failing call (a breakout, a corrupt
+or truncated stream, a full disk) leaves the directory exactly as it found it.
+
+Packing writes PAX tars with normalised headers (no user or group names, no atime or ctime,
+nanosecond mtimes as PAX records) in sorted order, so the same tree always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from graphdriver.change import Change, ChangeKind
+from graphdriver.compression import open_decompressed
+from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
+from graphdriver.journal import Journal
+from graphdriver.pathscope import Resolver, clean_name, symlink_escapes
+from graphdriver.whiteouts import (
+    META_PREFIX,
+    OPAQUE_MARKER,
+    WHITEOUT_PREFIX,
+    DeleteWhiteouts,
+    OverlayWhiteouts,
+    WhiteoutFormat,
+)
+
+__all__ = [
+    "DeleteWhiteouts",
+    "OverlayWhiteouts",
+    "WhiteoutFormat",
+    "apply_layer",
+    "export_changes",
+]
+
+_XATTR_PAX = "SCHILY.xattr."
+_CHUNK = 1 << 20
+
+
+def apply_layer(
+    root: Path | str,
+    stream: BinaryIO,
+    *,
+    whiteouts: WhiteoutFormat | None = None,
+    skip_devices: bool = False,
+    ignore_chown_errors: bool = False,
+) -> int:
+    """Unpack the layer tar ``stream`` (plain, gzip or zstd) into ``root``.
+
+    Returns the bytes of regular-file content written (hard links count zero). Raises
+    ``BreakoutError`` for entries that would leave ``root`` and ``ArchiveError`` for unreadable
+    input; either way the directory is rolled back to its state before the call.
+    """
+    unpacker = _Unpacker(
+        os.fspath(root),
+        whiteouts or DeleteWhiteouts(),
+        skip_devices=skip_devices,
+        ignore_chown_errors=ignore_chown_errors,
+    )
+    journal = unpacker.journal
+    try:
+        size = unpacker.run(stream)
+    except BaseException:
+        journal.rollback()
+        raise
+    journal.commit()
+    return size
+
+
+class _Unpacker:
+    def __init__(
+        self,
+        root: str,
+        whiteouts: WhiteoutFormat,
+        *,
+        skip_devices: bool,
+        ignore_chown_errors: bool,
+    ) -> None:
+        self.root = root
+        self.whiteouts = whiteouts
+        self.skip_devices = skip_devices
+        self.ignore_chown_errors = ignore_chown_errors
+        self.journal = Journal(root)
+        self.resolver = Resolver(root)
+        self.unpacked: set[str] = set()
+        self.dir_times: list[tuple[str, int, int]] = []
+        self.is_root = os.geteuid() == 0
+
+    def run(self, stream: BinaryIO) -> int:
+        reader = open_decompressed(stream)
+        total = 0
+        if not reader.peek(1):  # type: ignore[attr-defined]
+            return 0  # an empty stream is an empty layer, as Docker reads it
+        try:
+            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:
+                for member in tar:
+                    total += self._entry(tar, member)
+        except (tarfile.TarError, EOFError) as exc:
+            raise ArchiveError(f"reading layer tar: {exc}") from exc
+        except GraphDriverError:
+            raise
+        except OSError as exc:
+            raise ArchiveError(
+                f"unpacking layer into {self.root}: {exc.strerror or exc}", path=exc.filename
+            ) from exc
+        for path, atime, mtime in reversed(self.dir_times):
+            os.utime(path, ns=(atime, mtime), follow_symlinks=False)
+        return total
+
+    def _on_create(self, path: str) -> None:
+        self.journal.save_times(os.path.dirname(path))
+        self.journal.created(path)
+        self.unpacked.add(path)
+
+    def _entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> int:
+        parts = clean_name(member.name)
+        if not parts:
+            return 0  # the root entry itself: the root keeps the driver's mode and owner
+        base = parts[-1]
+        if base in (".wh.", ".wh..", ".wh..."):
+            raise BreakoutError(f"archive entry {member.name!r} uses a reserved whiteout name")
+        parent, _ = self.resolver.resolve_dir(parts[:-1], create=True, on_create=self._on_create)
+        if base.startswith(WHITEOUT_PREFIX):
+            if base == OPAQUE_MARKER:
+                keep = {p for p in self.unpacked if os.path.dirname(p) == parent}
+                self.whiteouts.opaque(parent, keep, self.journal)
+                self.resolver.forget()
+            elif not base.startswith(META_PREFIX):
+                self.whiteouts.whiteout(parent, base[len(WHITEOUT_PREFIX) :], self.journal)
+                self.resolver.forget()
+            return 0
+        path = os.path.join(parent, base)
+        existing = _lstat(path)
+        if existing is not None:
+            if member.isdir() and stat.S_ISDIR(existing.st_mode):
+                self.journal.save_meta(path)
+                self._set_meta(path, member, is_link=False)
+                self.unpacked.add(path)
+                return 0
+            self.journal.save_times(parent)
+            self.journal.move_aside(path)
+            if stat.S_ISDIR(existing.st_mode) or stat.S_ISLNK(existing.st_mode):
+                self.resolver.forget()
+        return self._create(tar, member, parts, parent, path)
+
+    def _create(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str], parent: str, path: str
+    ) -> int:
+        size = 0
+        if member.isreg():
+            size = self._write_file(tar, member, path)
+        elif member.isdir():
+            os.mkdir(path, 0o700)
+            self._on_create(path)
+        elif member.issym():
+            if symlink_escapes(parts, member.linkname):
+                raise BreakoutError(
+                    f"symlink {member.name!r} -> {member.linkname!r} leads outside the layer root"
+                )
+            os.symlink(member.linkname, path)
+            self._on_create(path)
+            self.resolver.forget()
+        elif member.islnk():
+            source = self._link_source(member)
+            os.link(source, path, follow_symlinks=False)
+            self._on_create(path)
+            return 0  # content counted at the first name
+        elif member.isfifo():
+            os.mkfifo(path, 0o600)
+            self._on_create(path)
+        elif member.ischr() or member.isblk():
+            if not self._make_device(member, path):
+                return 0
+        else:
+            raise ArchiveError(f"archive entry {member.name!r} has unsupported type {member.type!r}")
+        self._set_meta(path, member, is_link=member.issym())
+        return size
+
+    def _write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> int:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._on_create(path)
+        try:
+            source = tar.extractfile(member)
+            if source is not None:
+                remaining = member.size
+                while remaining > 0:
+                    chunk = source.read(min(_CHUNK, remaining))
+                    if not chunk:
+                        raise ArchiveError(f"archive entry {member.name!r} is truncated")
+                    _write_all(fd, chunk)
+                    remaining -= len(chunk)
+        finally:
+            os.close(fd)
+        return member.size
+
+    def _link_source(self, member: tarfile.TarInfo) -> str:
+        try:
+            target = clean_name(member.linkname)
+        except BreakoutError as exc:
+            raise BreakoutError(
+                f"hard link {member.name!r} -> {member.linkname!r} leads outside the layer root"
+            ) from exc
+        if not target:
+            raise BreakoutError(f"hard link {member.name!r} points at the layer root")
+        directory, _ = self.resolver.resolve_dir(target[:-1])
+        source = os.path.join(directory, target[-1])
+        st = _lstat(source)
+        if st is None:
+            raise ArchiveError(
+                f"hard link {member.name!r} -> {member.linkname!r}: target does not exist"
+            )
+        if stat.S_ISDIR(st.st_mode):
+            raise ArchiveError(f"hard link {member.name!r} -> {member.linkname!r} is a directory")
+        return source
+
+    def _make_device(self, member: tarfile.TarInfo, path: str) -> bool:
+        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+        try:
+            os.mknod(path, 0o600 | kind, os.makedev(member.devmajor, member.devminor))
+        except PermissionError as exc:
+            if self.skip_devices:
+                return False
+            raise ArchiveError(
+                f"creating device node {member.name!r}: operation not permitted "
+                "(unprivileged; set skip_devices to leave device nodes out)",
+                path=path,
+            ) from exc
+        self._on_create(path)
+        return True
+
+    def _set_meta(self, path: str, member: tarfile.TarInfo, *, is_link: bool) -> None:
+        try:
+            os.lchown(path, member.uid, member.gid)
+        except OSError as exc:
+            if not (self.ignore_chown_errors and exc.errno in (errno.EPERM, errno.EINVAL)):
+                raise
+        for key, value in member.pax_headers.items():
+            if key.startswith(_XATTR_PAX):
+                name = key[len(_XATTR_PAX) :]
+                raw = value.encode("utf-8", "surrogateescape")
+                try:
+                    os.setxattr(path, name, raw, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno in (errno.EPERM, errno.ENOTSUP) and not name.startswith("user."):
+                        if not self.is_root:
+                            continue
+                    raise
+        if not is_link:
+            os.chmod(path, member.mode & 0o7777)
+        mtime_ns = _mtime_ns(member)
+        if member.isdir():
+            self.dir_times.append((path, mtime_ns, mtime_ns))
+        else:
+            os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _mtime_ns(member: tarfile.TarInfo) -> int:
+    raw = member.pax_headers.get("mtime")
+    if raw is not None:
+        seconds, _, fraction = raw.partition(".")
+        try:
+            whole = int(seconds)
+            frac = int((fraction + "000000000")[:9]) if fraction else 0
+        except ValueError:
+            return int(member.mtime * 1_000_000_000)
+        return whole * 1_000_000_000 + (-frac if raw.startswith("-") else frac)
+    return int(member.mtime) * 1_000_000_000
+
+
+# -- packing ---------------------------------------------------------------------------------
+
+
+def export_changes(root: Path | str, changes: Iterable[Change], out: BinaryIO) -> None:
+    """Write a layer tar of ``changes`` (read from ``root``) to ``out``, deterministically."""
+    root_str = os.fspath(root)
+    entries: list[tuple[str, Change]] = []
+    for change in changes:
+        rel = change.path.lstrip("/")
+        if change.kind is ChangeKind.DELETE:
+            directory, _, name = rel.rpartition("/")
+            rel = f"{directory}/{WHITEOUT_PREFIX}{name}" if directory else WHITEOUT_PREFIX + name
+        entries.append((rel, change))
+    entries.sort(key=lambda item: item[0])
+    links: dict[tuple[int, int], str] = {}
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel, change in entries:
+            if change.kind is ChangeKind.DELETE:
+                tar.addfile(_whiteout_info(rel))
+                continue
+            _add_path(tar, root_str, rel, links)
+
+
+def pack_tree(root: Path | str, out: BinaryIO) -> None:
+    """Write every entry under ``root`` as a layer tar (a flattened export)."""
+    root_str = os.fspath(root)
+    found: list[Change] = []
+    for directory, dirs, files in os.walk(root_str):
+        rel_dir = os.path.relpath(directory, root_str)
+        for name in dirs + files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            found.append(Change("/" + rel, ChangeKind.ADD))
+    export_changes(root_str, found, out)
+
+
+def _whiteout_info(rel: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(rel)
+    info.type = tarfile.REGTYPE
+    info.mode = 0o644
+    info.mtime = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _add_path(tar: tarfile.TarFile, root: str, rel: str, links: dict[tuple[int, int], str]) -> None:
+    path = os.path.join(root, rel)
+    st = os.lstat(path)
+    info = tarfile.TarInfo(rel)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = st.st_mtime_ns // 1_000_000_000
+    pax: dict[str, str] = {}
+    if st.st_mtime_ns % 1_000_000_000:
+        pax["mtime"] = _format_ns(st.st_mtime_ns)
+    for name in sorted(_list_xattrs(path)):
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        pax[_XATTR_PAX + name] = value.decode("utf-8", "surrogateescape")
+    fmt = stat.S_IFMT(st.st_mode)
+    content: BinaryIO | None = None
+    if fmt == stat.S_IFREG:
+        key = (st.st_dev, st.st_ino)
+        first = links.get(key) if st.st_nlink > 1 else None
+        if first is not None:
+            info.type = tarfile.LNKTYPE
+            info.linkname = first
+        else:
+            if st.st_nlink > 1:
+                links[key] = rel
+            info.type = tarfile.REGTYPE
+            info.size = st.st_size
+            content = open(path, "rb")  # noqa: SIM115
+    elif fmt == stat.S_IFDIR:
+        info.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFLNK:
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(path)
+    elif fmt == stat.S_IFIFO:
+        info.type = tarfile.FIFOTYPE
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        info.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    else:
+        return  # sockets are not archived
+    info.pax_headers = pax
+    try:
+        tar.addfile(info, content)
+    finally:
+        if content is not None:
+            content.close()
+
+
+def _list_xattrs(path: str) -> list[str]:
+    try:
+        return os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return []
+
+
+def _format_ns(value: int) -> str:
+    seconds, nanos = divmod(value, 1_000_000_000)
+    return f"{seconds}.{nanos:09d}".rstrip("0")

@@ -1,0 +1,1 @@
+"""pydock: the application (CLI, engine, store, images)."""
