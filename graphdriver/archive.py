@@ -18,11 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from graphdriver import tarstream
 from graphdriver.change import Change, ChangeKind
 from graphdriver.compression import open_decompressed
 from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
 from graphdriver.journal import Journal
 from graphdriver.pathscope import Resolver, clean_name, symlink_escapes
+from graphdriver.tarstream import Entry, TarReader
 from graphdriver.whiteouts import (
     META_PREFIX,
     OPAQUE_MARKER,
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 _XATTR_PAX = "SCHILY.xattr."
+_XATTR_DENIED = (errno.EPERM, errno.ENOTSUP, errno.EACCES)
 _CHUNK = 1 << 20
 
 
@@ -96,14 +99,10 @@ class _Unpacker:
     def run(self, stream: BinaryIO) -> int:
         reader = open_decompressed(stream)
         total = 0
-        if not reader.peek(1):  # type: ignore[attr-defined]
-            return 0  # an empty stream is an empty layer, as Docker reads it
+        tar = TarReader(reader)
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:
-                for member in tar:
-                    total += self._entry(tar, member)
-        except (tarfile.TarError, EOFError) as exc:
-            raise ArchiveError(f"reading layer tar: {exc}") from exc
+            for member in tar:
+                total += self._entry(tar, member)
         except GraphDriverError:
             raise
         except OSError as exc:
@@ -119,7 +118,7 @@ class _Unpacker:
         self.journal.created(path)
         self.unpacked.add(path)
 
-    def _entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> int:
+    def _entry(self, tar: TarReader, member: Entry) -> int:
         parts = clean_name(member.name)
         if not parts:
             return 0  # the root entry itself: the root keeps the driver's mode and owner
@@ -139,7 +138,7 @@ class _Unpacker:
         path = os.path.join(parent, base)
         existing = _lstat(path)
         if existing is not None:
-            if member.isdir() and stat.S_ISDIR(existing.st_mode):
+            if member.is_dir and stat.S_ISDIR(existing.st_mode):
                 self.journal.save_meta(path)
                 self._set_meta(path, member, is_link=False)
                 self.unpacked.add(path)
@@ -151,15 +150,15 @@ class _Unpacker:
         return self._create(tar, member, parts, parent, path)
 
     def _create(
-        self, tar: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str], parent: str, path: str
+        self, tar: TarReader, member: Entry, parts: list[str], parent: str, path: str
     ) -> int:
-        size = 0
-        if member.isreg():
-            size = self._write_file(tar, member, path)
-        elif member.isdir():
+        kind = member.type
+        if member.is_regular:
+            return self._write_file(tar, member, path)
+        if kind == tarstream.DIR:
             os.mkdir(path, 0o700)
             self._on_create(path)
-        elif member.issym():
+        elif kind == tarstream.SYMLINK:
             if symlink_escapes(parts, member.linkname):
                 raise BreakoutError(
                     f"symlink {member.name!r} -> {member.linkname!r} leads outside the layer root"
@@ -167,40 +166,37 @@ class _Unpacker:
             os.symlink(member.linkname, path)
             self._on_create(path)
             self.resolver.forget()
-        elif member.islnk():
+        elif kind == tarstream.LINK:
             source = self._link_source(member)
             os.link(source, path, follow_symlinks=False)
             self._on_create(path)
             return 0  # content counted at the first name
-        elif member.isfifo():
+        elif kind == tarstream.FIFO:
             os.mkfifo(path, 0o600)
             self._on_create(path)
-        elif member.ischr() or member.isblk():
+        elif kind in (tarstream.CHR, tarstream.BLK):
             if not self._make_device(member, path):
                 return 0
         else:
-            raise ArchiveError(f"archive entry {member.name!r} has unsupported type {member.type!r}")
-        self._set_meta(path, member, is_link=member.issym())
-        return size
+            raise ArchiveError(
+                f"archive entry {member.name!r} has unsupported type {member.type!r}"
+            )
+        self._set_meta(path, member, is_link=kind == tarstream.SYMLINK)
+        return 0
 
-    def _write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> int:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def _write_file(self, tar: TarReader, member: Entry, path: str) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
         self._on_create(path)
         try:
-            source = tar.extractfile(member)
-            if source is not None:
-                remaining = member.size
-                while remaining > 0:
-                    chunk = source.read(min(_CHUNK, remaining))
-                    if not chunk:
-                        raise ArchiveError(f"archive entry {member.name!r} is truncated")
-                    _write_all(fd, chunk)
-                    remaining -= len(chunk)
+            while chunk := tar.read_content(_CHUNK):
+                _write_all(fd, chunk)
+            self._set_meta(fd, member, is_link=False)
         finally:
             os.close(fd)
         return member.size
 
-    def _link_source(self, member: tarfile.TarInfo) -> str:
+    def _link_source(self, member: Entry) -> str:
         try:
             target = clean_name(member.linkname)
         except BreakoutError as exc:
@@ -220,10 +216,10 @@ class _Unpacker:
             raise ArchiveError(f"hard link {member.name!r} -> {member.linkname!r} is a directory")
         return source
 
-    def _make_device(self, member: tarfile.TarInfo, path: str) -> bool:
-        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+    def _make_device(self, member: Entry, path: str) -> bool:
+        mode = stat.S_IFCHR if member.type == tarstream.CHR else stat.S_IFBLK
         try:
-            os.mknod(path, 0o600 | kind, os.makedev(member.devmajor, member.devminor))
+            os.mknod(path, 0o600 | mode, os.makedev(member.devmajor, member.devminor))
         except PermissionError as exc:
             if self.skip_devices:
                 return False
@@ -235,30 +231,36 @@ class _Unpacker:
         self._on_create(path)
         return True
 
-    def _set_meta(self, path: str, member: tarfile.TarInfo, *, is_link: bool) -> None:
+    def _set_meta(self, target: str | int, member: Entry, *, is_link: bool) -> None:
+        """Owner, xattrs, mode and mtime of a new entry (``target``: a path or an open fd)."""
+        by_path = not isinstance(target, int)
         try:
-            os.lchown(path, member.uid, member.gid)
+            if isinstance(target, int):
+                os.fchown(target, member.uid, member.gid)
+            else:
+                os.lchown(target, member.uid, member.gid)
         except OSError as exc:
             if not (self.ignore_chown_errors and exc.errno in (errno.EPERM, errno.EINVAL)):
                 raise
-        for key, value in member.pax_headers.items():
-            if key.startswith(_XATTR_PAX):
-                name = key[len(_XATTR_PAX) :]
-                raw = value.encode("utf-8", "surrogateescape")
-                try:
-                    os.setxattr(path, name, raw, follow_symlinks=False)
-                except OSError as exc:
-                    if exc.errno in (errno.EPERM, errno.ENOTSUP) and not name.startswith("user."):
-                        if not self.is_root:
-                            continue
+        for name, value in member.xattrs.items():
+            try:
+                if isinstance(target, int):
+                    os.setxattr(target, name, value)
+                else:
+                    os.setxattr(target, name, value, follow_symlinks=False)
+            except OSError as exc:
+                # trusted.* and security.* need privilege; user.* must never be dropped.
+                if self.is_root or name.startswith("user.") or exc.errno not in _XATTR_DENIED:
                     raise
         if not is_link:
-            os.chmod(path, member.mode & 0o7777)
-        mtime_ns = _mtime_ns(member)
-        if member.isdir():
-            self.dir_times.append((path, mtime_ns, mtime_ns))
+            os.chmod(target, member.mode & 0o7777)  # after chown, which clears setuid bits
+        if member.is_dir:
+            assert isinstance(target, str)
+            self.dir_times.append((target, member.mtime_ns, member.mtime_ns))
+        elif by_path:
+            os.utime(target, ns=(member.mtime_ns, member.mtime_ns), follow_symlinks=False)
         else:
-            os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+            os.utime(target, ns=(member.mtime_ns, member.mtime_ns))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -273,19 +275,6 @@ def _lstat(path: str) -> os.stat_result | None:
         return os.lstat(path)
     except FileNotFoundError:
         return None
-
-
-def _mtime_ns(member: tarfile.TarInfo) -> int:
-    raw = member.pax_headers.get("mtime")
-    if raw is not None:
-        seconds, _, fraction = raw.partition(".")
-        try:
-            whole = int(seconds)
-            frac = int((fraction + "000000000")[:9]) if fraction else 0
-        except ValueError:
-            return int(member.mtime * 1_000_000_000)
-        return whole * 1_000_000_000 + (-frac if raw.startswith("-") else frac)
-    return int(member.mtime) * 1_000_000_000
 
 
 # -- packing ---------------------------------------------------------------------------------

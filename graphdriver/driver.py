@@ -13,7 +13,7 @@ import abc
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar, cast
 
 from graphdriver import archive
 from graphdriver import changes as changes_mod
@@ -75,11 +75,14 @@ class Driver(abc.ABC):
     @classmethod
     def check_support(cls, home: Path) -> None:
         """Raise ``NotSupportedError`` (with the reason) if the driver cannot work here."""
+        return None  # most drivers work everywhere
 
     # -- layers -----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create(self, layer_id: str, parent: str | None, *, opts: Mapping[str, str] | None = None) -> None:
+    def create(
+        self, layer_id: str, parent: str | None, *, opts: Mapping[str, str] | None = None
+    ) -> None:
         """Make a new image layer on ``parent``."""
 
     @abc.abstractmethod
@@ -137,7 +140,7 @@ class Driver(abc.ABC):
 
     def diff(self, layer_id: str, parent: str | None) -> BinaryIO:
         """An uncompressed layer tar of the changes from ``parent`` to ``layer_id``."""
-        out: BinaryIO = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        out = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 << 20))  # noqa: SIM115
         try:
             with self._mounted_pair(layer_id, parent) as (layer_root, parent_root):
                 found = changes_mod.changes_dirs(layer_root, parent_root)

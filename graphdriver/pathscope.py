@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 from graphdriver.errors import BreakoutError
 
@@ -64,7 +65,11 @@ class Resolver:
         self._dirs = {(): (self.root, ())}
 
     def resolve_dir(
-        self, parts: list[str], *, create: bool = False, on_create: _OnCreate | None = None
+        self,
+        parts: list[str],
+        *,
+        create: bool = False,
+        on_create: Callable[[str], None] | None = None,
     ) -> tuple[str, tuple[str, ...]]:
         """Real path and in-root components of directory ``parts`` (following symlinks).
 
@@ -79,7 +84,7 @@ class Resolver:
         return result
 
     def _walk(
-        self, pending: list[str], create: bool, on_create: _OnCreate | None, name: str
+        self, pending: list[str], create: bool, on_create: Callable[[str], None] | None, name: str
     ) -> tuple[str, tuple[str, ...]]:
         resolved: list[str] = []
         hops = 0
@@ -117,7 +122,3 @@ class Resolver:
                 raise NotADirectoryError(20, "not a directory", path)
             resolved.append(part)
         return os.path.join(self.root, *resolved), tuple(resolved)
-
-
-class _OnCreate:
-    def __call__(self, path: str) -> None: ...

@@ -62,9 +62,7 @@ def available(home: Path | None = None) -> list[str]:
     return [name for name in registered() if probe(name, home) is None]
 
 
-def get_driver(
-    name: str | None, home: Path, options: Mapping[str, str] | None = None
-) -> Driver:
+def get_driver(name: str | None, home: Path, options: Mapping[str, str] | None = None) -> Driver:
     """Build driver ``name`` (or, for ``None``, the best one that works) rooted at ``home``."""
     drivers = registered()
     if name is None:
