@@ -114,6 +114,8 @@ class _Unpacker:
         return total
 
     def _on_create(self, path: str) -> None:
+        """Record ``path`` as new (called before it is made, so a rollback restores the
+        parent's times as they were)."""
         self.journal.save_times(os.path.dirname(path))
         self.journal.created(path)
         self.unpacked.add(path)
@@ -156,24 +158,24 @@ class _Unpacker:
         if member.is_regular:
             return self._write_file(tar, member, path)
         if kind == tarstream.DIR:
-            os.mkdir(path, 0o700)
             self._on_create(path)
+            os.mkdir(path, 0o700)
         elif kind == tarstream.SYMLINK:
             if symlink_escapes(parts, member.linkname):
                 raise BreakoutError(
                     f"symlink {member.name!r} -> {member.linkname!r} leads outside the layer root"
                 )
-            os.symlink(member.linkname, path)
             self._on_create(path)
+            os.symlink(member.linkname, path)
             self.resolver.forget()
         elif kind == tarstream.LINK:
             source = self._link_source(member)
-            os.link(source, path, follow_symlinks=False)
             self._on_create(path)
+            os.link(source, path, follow_symlinks=False)
             return 0  # content counted at the first name
         elif kind == tarstream.FIFO:
-            os.mkfifo(path, 0o600)
             self._on_create(path)
+            os.mkfifo(path, 0o600)
         elif kind in (tarstream.CHR, tarstream.BLK):
             if not self._make_device(member, path):
                 return 0
@@ -186,8 +188,8 @@ class _Unpacker:
 
     def _write_file(self, tar: TarReader, member: Entry, path: str) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
         self._on_create(path)
+        fd = os.open(path, flags, 0o600)
         try:
             while chunk := tar.read_content(_CHUNK):
                 _write_all(fd, chunk)
@@ -218,6 +220,7 @@ class _Unpacker:
 
     def _make_device(self, member: Entry, path: str) -> bool:
         mode = stat.S_IFCHR if member.type == tarstream.CHR else stat.S_IFBLK
+        self._on_create(path)
         try:
             os.mknod(path, 0o600 | mode, os.makedev(member.devmajor, member.devminor))
         except PermissionError as exc:
@@ -228,7 +231,6 @@ class _Unpacker:
                 "(unprivileged; set skip_devices to leave device nodes out)",
                 path=path,
             ) from exc
-        self._on_create(path)
         return True
 
     def _set_meta(self, target: str | int, member: Entry, *, is_link: bool) -> None:

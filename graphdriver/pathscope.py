@@ -104,9 +104,9 @@ class Resolver:
             except FileNotFoundError:
                 if not create:
                     raise
-                os.mkdir(path, 0o755)
                 if on_create is not None:
                     on_create(path)
+                os.mkdir(path, 0o755)
                 resolved.append(part)
                 continue
             if stat.S_ISLNK(st.st_mode):
