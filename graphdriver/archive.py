@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from graphdriver import tarstream
 from graphdriver.change import Change, ChangeKind
+from graphdriver.changes import OVERLAY_XATTR_PREFIXES
 from graphdriver.compression import open_decompressed
 from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
 from graphdriver.journal import Journal
+from graphdriver.lowerview import LowerView
 from graphdriver.pathscope import Resolver, clean_name, symlink_escapes
 from graphdriver.tarstream import Entry, TarReader
 from graphdriver.whiteouts import (
@@ -54,18 +57,24 @@ def apply_layer(
     whiteouts: WhiteoutFormat | None = None,
     skip_devices: bool = False,
     ignore_chown_errors: bool = False,
+    lowers: Sequence[Path | str] = (),
 ) -> int:
     """Unpack the layer tar ``stream`` (plain, gzip or zstd) into ``root``.
 
     Returns the bytes of regular-file content written (hard links count zero). Raises
     ``BreakoutError`` for entries that would leave ``root`` and ``ArchiveError`` for unreadable
     input; either way the directory is rolled back to its state before the call.
+
+    ``lowers`` are the parent layers' dirs (nearest first) when ``root`` is an overlay upper
+    dir: names are then resolved in the merged view, so a parent layer's symlink is followed
+    (and checked) exactly as a full copy would follow it.
     """
     unpacker = _Unpacker(
         os.fspath(root),
         whiteouts or DeleteWhiteouts(),
         skip_devices=skip_devices,
         ignore_chown_errors=ignore_chown_errors,
+        lower=LowerView(lowers) if lowers else None,
     )
     journal = unpacker.journal
     try:
@@ -85,13 +94,15 @@ class _Unpacker:
         *,
         skip_devices: bool,
         ignore_chown_errors: bool,
+        lower: LowerView | None,
     ) -> None:
         self.root = root
         self.whiteouts = whiteouts
         self.skip_devices = skip_devices
         self.ignore_chown_errors = ignore_chown_errors
         self.journal = Journal(root)
-        self.resolver = Resolver(root)
+        self.lower = lower
+        self.resolver = Resolver(root, lower)
         self.unpacked: set[str] = set()
         self.dir_times: list[tuple[str, int, int]] = []
         self.is_root = os.geteuid() == 0
@@ -207,9 +218,18 @@ class _Unpacker:
             ) from exc
         if not target:
             raise BreakoutError(f"hard link {member.name!r} points at the layer root")
-        directory, _ = self.resolver.resolve_dir(target[:-1])
+        directory, parts = self.resolver.resolve_dir(
+            target[:-1], create=self.lower is not None, on_create=self._on_create
+        )
         source = os.path.join(directory, target[-1])
         st = _lstat(source)
+        if st is None and self.lower is not None:
+            below = self.lower.lookup("/".join([*parts, target[-1]]))
+            if below is not None and not stat.S_ISDIR(below[1].st_mode):
+                # Linking to a parent layer's file: copy it up first, as overlayfs would.
+                self._on_create(source)
+                _copy_up(below[0], below[1], source)
+                st = below[1]
         if st is None:
             raise ArchiveError(
                 f"hard link {member.name!r} -> {member.linkname!r}: target does not exist"
@@ -263,6 +283,24 @@ class _Unpacker:
             os.utime(target, ns=(member.mtime_ns, member.mtime_ns), follow_symlinks=False)
         else:
             os.utime(target, ns=(member.mtime_ns, member.mtime_ns))
+
+
+def _copy_up(source: str, st: os.stat_result, target: str) -> None:
+    """Copy a lower layer's entry into the upper dir with its owner, mode, xattrs and times."""
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(source), target)
+    elif stat.S_ISREG(st.st_mode):
+        shutil.copyfile(source, target, follow_symlinks=False)
+    else:
+        os.mknod(target, st.st_mode, st.st_rdev)
+    os.lchown(target, st.st_uid, st.st_gid)
+    for name in _list_xattrs(source):
+        if not name.startswith(OVERLAY_XATTR_PREFIXES):
+            value = os.getxattr(source, name, follow_symlinks=False)
+            os.setxattr(target, name, value, follow_symlinks=False)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -335,6 +373,8 @@ def _add_path(tar: tarfile.TarFile, root: str, rel: str, links: dict[tuple[int, 
     if st.st_mtime_ns % 1_000_000_000:
         pax["mtime"] = _format_ns(st.st_mtime_ns)
     for name in sorted(_list_xattrs(path)):
+        if name.startswith(OVERLAY_XATTR_PREFIXES):
+            continue
         try:
             value = os.getxattr(path, name, follow_symlinks=False)
         except OSError:

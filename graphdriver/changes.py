@@ -39,7 +39,7 @@ def changes_dirs(new_root: Path | str, old_root: Path | str | None) -> list[Chan
             old_st = old_entries.pop(name, None)
             if old_st is None:
                 found["/" + child] = ChangeKind.ADD
-            elif old_base is not None and _differs(
+            elif old_base is not None and entry_differs(
                 os.path.join(new_base, child), new_st, os.path.join(old_base, child), old_st
             ):
                 found["/" + child] = ChangeKind.MODIFY
@@ -103,7 +103,8 @@ def _scan(directory: str) -> dict[str, os.stat_result]:
         return {}
 
 
-def _differs(new_path: str, new: os.stat_result, old_path: str, old: os.stat_result) -> bool:
+def entry_differs(new_path: str, new: os.stat_result, old_path: str, old: os.stat_result) -> bool:
+    """Whether an entry changed between two trees (see the module docstring for the rules)."""
     if (new.st_mode, new.st_uid, new.st_gid, new.st_rdev) != (
         old.st_mode,
         old.st_uid,
@@ -125,6 +126,9 @@ def _differs(new_path: str, new: os.stat_result, old_path: str, old: os.stat_res
     return False
 
 
+OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+
+
 def _xattrs(path: str) -> dict[str, bytes]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -132,6 +136,8 @@ def _xattrs(path: str) -> dict[str, bytes]:
         return {}
     out: dict[str, bytes] = {}
     for name in names:
+        if name.startswith(OVERLAY_XATTR_PREFIXES):
+            continue  # overlay bookkeeping (opaque, origin, impure), never image content
         try:
             out[name] = os.getxattr(path, name, follow_symlinks=False)
         except OSError:

@@ -71,6 +71,47 @@ class _GuardedReader(io.RawIOBase):
         super().close()
 
 
+class _ZstdReader(io.RawIOBase):
+    """Decompresses concatenated zstd frames; a stream that ends inside a frame is an error
+    (the library's own stream reader reports such a stream as a clean end)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._context = zstandard.ZstdDecompressor()
+        self._frame = self._context.decompressobj()
+        self._in_frame = False
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = self._source.read(1 << 20)
+            if not chunk:
+                if self._in_frame:
+                    raise ArchiveError("reading zstd layer stream: truncated (frame incomplete)")
+                return 0
+            self._pending = self._feed(chunk)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            if not self._frame.eof:
+                break
+            chunk = self._frame.unused_data
+            self._frame = self._context.decompressobj()
+            self._in_frame = False
+        return b"".join(out)
+
+
 def detect(head: bytes) -> Compression:
     """Compression of a stream that starts with ``head``; ``ArchiveError`` if unsupported."""
     if head.startswith(_GZIP_MAGIC):
@@ -94,8 +135,7 @@ def open_decompressed(stream: BinaryIO) -> BinaryIO:
     if kind is Compression.GZIP:
         inner = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     else:
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        inner = cast(BinaryIO, reader)
+        inner = cast(BinaryIO, io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 20))
     return cast(BinaryIO, io.BufferedReader(_GuardedReader(inner, kind), buffer_size=1 << 20))
 
 

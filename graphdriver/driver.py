@@ -161,14 +161,19 @@ class Driver(abc.ABC):
         """Unpack a layer tar (plain, gzip or zstd) into the layer; returns content bytes."""
         root = self.get(layer_id)
         try:
+            opts = self.unpack_options()
             return archive.apply_layer(
-                root, stream, whiteouts=self.whiteout_format(), **self.unpack_options()
+                root,
+                stream,
+                whiteouts=self.whiteout_format(),
+                skip_devices=opts.get("skip_devices", False),
+                ignore_chown_errors=opts.get("ignore_chown_errors", False),
             )
         finally:
             self.put(layer_id)
 
     def unpack_options(self) -> dict[str, bool]:
-        """Keyword options for :func:`archive.apply_layer` (e.g. ``skip_devices``)."""
+        """Flags for :func:`archive.apply_layer`: ``skip_devices``, ``ignore_chown_errors``."""
         return {}
 
     def _mounted_pair(self, layer_id: str, parent: str | None) -> _MountedPair:

@@ -11,8 +11,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from typing import Protocol
 
 from graphdriver.errors import BreakoutError
+
+
+class Lower(Protocol):
+    """What lies beneath the root when it is an overlay upper dir (see ``LowerView``)."""
+
+    def lookup(self, rel: str) -> tuple[str, os.stat_result] | None: ...
+
 
 MAX_SYMLINK_HOPS = 40
 
@@ -57,8 +65,9 @@ class Resolver:
     cache when the tree changes shape (a directory replaced, a symlink created).
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, lower: Lower | None = None) -> None:
         self.root = root
+        self.lower = lower
         self._dirs: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {(): (root, ())}
 
     def forget(self) -> None:
@@ -101,19 +110,26 @@ class Resolver:
             path = os.path.join(self.root, *resolved, part)
             try:
                 st = os.lstat(path)
+                link_path = path
             except FileNotFoundError:
-                if not create:
-                    raise
-                if on_create is not None:
-                    on_create(path)
-                os.mkdir(path, 0o755)
-                resolved.append(part)
-                continue
+                below = self.lower.lookup("/".join([*resolved, part])) if self.lower else None
+                if below is not None and stat.S_ISLNK(below[1].st_mode):
+                    st, link_path = below[1], below[0]  # a parent layer's symlink: follow it
+                else:
+                    if not create:
+                        raise
+                    if on_create is not None:
+                        on_create(path)
+                    os.mkdir(path, 0o755)
+                    if below is not None and stat.S_ISDIR(below[1].st_mode):
+                        _copy_dir_meta(below[0], below[1], path)
+                    resolved.append(part)
+                    continue
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
                     raise BreakoutError(f"path {name!r}: too many levels of symbolic links")
-                target = os.readlink(path)
+                target = os.readlink(link_path)
                 if target.startswith("/"):
                     resolved = []
                 pending.extend(reversed(target.split("/")))
@@ -122,3 +138,22 @@ class Resolver:
                 raise NotADirectoryError(20, "not a directory", path)
             resolved.append(part)
         return os.path.join(self.root, *resolved), tuple(resolved)
+
+
+def _copy_dir_meta(source: str, st: os.stat_result, target: str) -> None:
+    """Give a directory made in an upper dir the owner, mode and xattrs of the lower one it
+    covers, so the merged view does not change (as an overlay copy-up would)."""
+    os.lchown(target, st.st_uid, st.st_gid)
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    try:
+        names = os.listxattr(source, follow_symlinks=False)
+    except OSError:
+        names = []
+    for xattr in names:
+        if xattr.startswith(("trusted.overlay.", "user.overlay.")):
+            continue
+        try:
+            os.setxattr(target, xattr, os.getxattr(source, xattr, follow_symlinks=False))
+        except OSError:
+            continue
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)

@@ -1,1 +1,7 @@
-"""Kernel overlayfs graph driver (not built yet; it is not registered until it works)."""
+"""Kernel overlayfs graph driver."""
+
+from __future__ import annotations
+
+from drivers.overlay2.driver import Overlay2Driver
+
+__all__ = ["Overlay2Driver"]

@@ -1,0 +1,171 @@
+"""Probes of what the kernel and the backing filesystem can do for overlay2, cached per home.
+
+Each probe answers once per process and home: overlay is in /proc/filesystems; the backing
+filesystem is not overlay itself and supports d_type; a real test mount works (with the new
+mount API where the kernel has it); whiteouts come back as 0/0 character devices, so the native
+differ can read upper dirs; and whether ``userxattr`` is needed (not in the initial user
+namespace, where trusted.* xattrs are refused).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.overlay2 import mount as mnt
+from graphdriver import NotSupportedError
+
+_OVERLAY_MAGIC = 0x794C7630
+_cache: dict[str, Probe] = {}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the host supports for an overlay home."""
+
+    new_mount_api: bool
+    userxattr: bool
+    native_diff: bool
+    redirect_dir: bool
+    metacopy: bool
+
+
+def in_initial_user_namespace() -> bool:
+    """Whether this process runs in the host's user namespace (trusted xattrs allowed)."""
+    try:
+        with open("/proc/self/uid_map") as handle:
+            fields = handle.read().split()
+    except OSError:
+        return True
+    return fields[:3] == ["0", "0", "4294967295"]
+
+
+def _module_flag(name: str) -> bool:
+    try:
+        return Path(f"/sys/module/overlay/parameters/{name}").read_text().strip() in ("Y", "on")
+    except OSError:
+        return False
+
+
+class _StatFs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+
+
+def _filesystem_magic(path: Path) -> int | None:
+    """The statfs magic number of ``path``'s filesystem."""
+    buf = _StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+_SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}
+_DT_UNKNOWN = 0
+
+
+def supports_d_type(directory: Path) -> bool:
+    """Whether ``directory``'s filesystem fills in d_type (overlay needs it; old xfs lacks it)."""
+    number = _SYS_GETDENTS64.get(platform.machine())
+    if number is None:
+        return True  # cannot ask directly here; the test mount will tell
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(8192)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        size = libc.syscall(number, fd, buf, len(buf))
+    finally:
+        os.close(fd)
+    if size <= 0:
+        return True
+    data = buf.raw[:size]
+    offset = 0
+    while offset < size:
+        reclen = int.from_bytes(data[offset + 16 : offset + 18], "little")
+        d_type = data[offset + 18]
+        name = data[offset + 19 : offset + reclen].split(b"\0", 1)[0]
+        if name not in (b".", b"..") and d_type == _DT_UNKNOWN:
+            return False
+        offset += reclen
+    return True
+
+
+def probe(home: Path) -> Probe:
+    """Check overlay support for ``home`` (cached); ``NotSupportedError`` names the reason."""
+    key = os.path.realpath(home)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    result = _probe(Path(key))
+    _cache[key] = result
+    return result
+
+
+def _probe(home: Path) -> Probe:
+    try:
+        with open("/proc/filesystems") as handle:
+            if "overlay" not in handle.read().split():
+                raise NotSupportedError("overlay is not in /proc/filesystems", driver="overlay2")
+    except OSError as exc:
+        raise NotSupportedError(f"reading /proc/filesystems: {exc}", driver="overlay2") from exc
+    home.mkdir(parents=True, exist_ok=True)
+    if _filesystem_magic(home) == _OVERLAY_MAGIC:
+        raise NotSupportedError(
+            f"backing filesystem of {home} is overlay itself", driver="overlay2", path=home
+        )
+    userxattr = not in_initial_user_namespace()
+    scratch = Path(tempfile.mkdtemp(prefix=".probe-", dir=home))
+    try:
+        return _test_mount(scratch, userxattr)
+    finally:
+        merged = scratch / "merged"
+        if os.path.ismount(merged):
+            mnt.umount2(os.fspath(merged), mnt.MNT_DETACH)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _test_mount(scratch: Path, userxattr: bool) -> Probe:
+    lower1, lower2, upper, work, merged = (
+        scratch / name for name in ("lower1", "lower2", "upper", "work", "merged")
+    )
+    for directory in (lower1, lower2, upper, work, merged):
+        directory.mkdir()
+    (lower2 / "doomed").write_text("x")
+    (lower1 / "kept").write_text("y")
+    if not supports_d_type(lower1):
+        raise NotSupportedError(f"backing filesystem of {scratch} lacks d_type", driver="overlay2")
+    new_api = True
+    try:
+        mnt.mount_overlay_new_api(merged, [lower1, lower2], upper, work, userxattr=userxattr)
+    except OSError as exc:
+        new_api = False
+        options = mnt.legacy_options(
+            scratch, ["lower1", "lower2"], upper, work, userxattr=userxattr
+        )
+        try:
+            mnt.mount_overlay_legacy(merged, scratch, options)
+        except OSError as legacy_exc:
+            raise NotSupportedError(
+                f"test mount of overlay failed: {legacy_exc.strerror} (new API: {exc.strerror})",
+                driver="overlay2",
+                path=scratch,
+            ) from legacy_exc
+    try:
+        os.unlink(merged / "doomed")
+        whiteout = os.lstat(upper / "doomed")
+        native = stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
+    finally:
+        mnt.umount2(os.fspath(merged), mnt.MNT_DETACH)
+    return Probe(
+        new_mount_api=new_api,
+        userxattr=userxattr,
+        native_diff=native,
+        redirect_dir=_module_flag("redirect_dir"),
+        metacopy=_module_flag("metacopy"),
+    )
