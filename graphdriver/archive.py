@@ -14,12 +14,11 @@ import errno
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from graphdriver import tarstream
+from graphdriver import tarstream, tarwriter
 from graphdriver.change import Change, ChangeKind
 from graphdriver.changes import OVERLAY_XATTR_PREFIXES
 from graphdriver.compression import open_decompressed
@@ -28,6 +27,7 @@ from graphdriver.journal import Journal
 from graphdriver.lowerview import LowerView
 from graphdriver.pathscope import Resolver, clean_name, symlink_escapes
 from graphdriver.tarstream import Entry, TarReader
+from graphdriver.tarwriter import TarWriter
 from graphdriver.whiteouts import (
     META_PREFIX,
     OPAQUE_MARKER,
@@ -320,27 +320,33 @@ def _lstat(path: str) -> os.stat_result | None:
 # -- packing ---------------------------------------------------------------------------------
 
 
-def export_changes(root: Path | str, changes: Iterable[Change], out: BinaryIO) -> None:
-    """Write a layer tar of ``changes`` (read from ``root``) to ``out``, deterministically."""
+def export_changes(root: Path | str, changes: Iterable[Change], out: BinaryIO) -> int:
+    """Write a layer tar of ``changes`` (read from ``root``) to ``out``, deterministically.
+
+    Returns the bytes of regular-file content written (each hard-linked inode once).
+    """
     root_str = os.fspath(root)
-    entries: list[tuple[str, Change]] = []
+    entries: list[tuple[str, bool]] = []
     for change in changes:
         rel = change.path.lstrip("/")
         if change.kind is ChangeKind.DELETE:
             directory, _, name = rel.rpartition("/")
             rel = f"{directory}/{WHITEOUT_PREFIX}{name}" if directory else WHITEOUT_PREFIX + name
-        entries.append((rel, change))
-    entries.sort(key=lambda item: item[0])
+        entries.append((rel, change.kind is ChangeKind.DELETE))
+    entries.sort()
     links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for rel, change in entries:
-            if change.kind is ChangeKind.DELETE:
-                tar.addfile(_whiteout_info(rel))
-                continue
-            _add_path(tar, root_str, rel, links)
+    writer = TarWriter(out)
+    total = 0
+    for rel, is_whiteout in entries:
+        if is_whiteout:
+            writer.add(rel, tarwriter.REG, mode=0o644)
+        else:
+            total += _add_path(writer, root_str, rel, links)
+    writer.close()
+    return total
 
 
-def pack_tree(root: Path | str, out: BinaryIO) -> None:
+def pack_tree(root: Path | str, out: BinaryIO) -> int:
     """Write every entry under ``root`` as a layer tar (a flattened export)."""
     root_str = os.fspath(root)
     found: list[Change] = []
@@ -349,69 +355,63 @@ def pack_tree(root: Path | str, out: BinaryIO) -> None:
         for name in dirs + files:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             found.append(Change("/" + rel, ChangeKind.ADD))
-    export_changes(root_str, found, out)
+    return export_changes(root_str, found, out)
 
 
-def _whiteout_info(rel: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(rel)
-    info.type = tarfile.REGTYPE
-    info.mode = 0o644
-    info.mtime = 0
-    info.uname = info.gname = ""
-    return info
+_KINDS = {
+    stat.S_IFDIR: tarwriter.DIR,
+    stat.S_IFLNK: tarwriter.SYMLINK,
+    stat.S_IFIFO: tarwriter.FIFO,
+    stat.S_IFCHR: tarwriter.CHR,
+    stat.S_IFBLK: tarwriter.BLK,
+}
 
 
-def _add_path(tar: tarfile.TarFile, root: str, rel: str, links: dict[tuple[int, int], str]) -> None:
+def _add_path(writer: TarWriter, root: str, rel: str, links: dict[tuple[int, int], str]) -> int:
     path = os.path.join(root, rel)
     st = os.lstat(path)
-    info = tarfile.TarInfo(rel)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname = info.gname = ""
-    info.mtime = st.st_mtime_ns // 1_000_000_000
-    pax: dict[str, str] = {}
-    if st.st_mtime_ns % 1_000_000_000:
-        pax["mtime"] = _format_ns(st.st_mtime_ns)
-    for name in sorted(_list_xattrs(path)):
+    xattrs: dict[str, bytes] = {}
+    for name in _list_xattrs(path):
         if name.startswith(OVERLAY_XATTR_PREFIXES):
             continue
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            xattrs[name] = os.getxattr(path, name, follow_symlinks=False)
         except OSError:
             continue
-        pax[_XATTR_PAX + name] = value.decode("utf-8", "surrogateescape")
     fmt = stat.S_IFMT(st.st_mode)
-    content: BinaryIO | None = None
+    common = {
+        "mode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "mtime_ns": st.st_mtime_ns,
+        "xattrs": xattrs,
+    }
     if fmt == stat.S_IFREG:
         key = (st.st_dev, st.st_ino)
         first = links.get(key) if st.st_nlink > 1 else None
         if first is not None:
-            info.type = tarfile.LNKTYPE
-            info.linkname = first
-        else:
-            if st.st_nlink > 1:
-                links[key] = rel
-            info.type = tarfile.REGTYPE
-            info.size = st.st_size
-            content = open(path, "rb")  # noqa: SIM115
-    elif fmt == stat.S_IFDIR:
-        info.type = tarfile.DIRTYPE
-    elif fmt == stat.S_IFLNK:
-        info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
-    elif fmt == stat.S_IFIFO:
-        info.type = tarfile.FIFOTYPE
-    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        info.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    else:
-        return  # sockets are not archived
-    info.pax_headers = pax
-    try:
-        tar.addfile(info, content)
-    finally:
-        if content is not None:
-            content.close()
+            writer.add(rel, tarwriter.LINK, linkname=first, **common)  # type: ignore[arg-type]
+            return 0
+        if st.st_nlink > 1:
+            links[key] = rel
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            writer.add(rel, tarwriter.REG, size=st.st_size, content=fd, **common)  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
+        return st.st_size
+    kind = _KINDS.get(fmt)
+    if kind is None:
+        return 0  # sockets are not archived
+    writer.add(
+        rel,
+        kind,
+        linkname=os.readlink(path) if kind == tarwriter.SYMLINK else "",
+        devmajor=os.major(st.st_rdev),
+        devminor=os.minor(st.st_rdev),
+        **common,  # type: ignore[arg-type]
+    )
+    return 0
 
 
 def _list_xattrs(path: str) -> list[str]:
@@ -419,8 +419,3 @@ def _list_xattrs(path: str) -> list[str]:
         return os.listxattr(path, follow_symlinks=False)
     except OSError:
         return []
-
-
-def _format_ns(value: int) -> str:
-    seconds, nanos = divmod(value, 1_000_000_000)
-    return f"{seconds}.{nanos:09d}".rstrip("0")

@@ -105,7 +105,16 @@ class OverlayLayout:
 
     def lower_dirs(self, layer_id: str) -> list[Path]:
         """The parents' ``diff`` directories, nearest first (real paths)."""
-        return [Path(os.path.realpath(self.home / link)) for link in self.lower_links(layer_id)]
+        # One readlink per layer ("l/XXX" -> "../<id>/diff"), not a full realpath walk.
+        home = os.fspath(self.home)
+        return [
+            Path(
+                os.path.normpath(
+                    os.path.join(home, LINK_DIR, os.readlink(os.path.join(home, link)))
+                )
+            )
+            for link in self.lower_links(layer_id)
+        ]
 
     def depth(self, layer_id: str) -> int:
         """Number of layers in the chain, this one included."""

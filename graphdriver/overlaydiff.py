@@ -30,7 +30,7 @@ def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Cha
     while stack:
         rel, in_lower = stack.pop()
         directory = os.path.join(upper_base, rel)
-        lower_children = view.children(rel) if in_lower and is_opaque(directory) else None
+        below = view.children(rel) if in_lower else {}
         with os.scandir(directory) as entries:
             listing = [(e.name, e.stat(follow_symlinks=False)) for e in entries]
         present = set()
@@ -42,7 +42,7 @@ def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Cha
             else:
                 is_marker = is_whiteout(st)
             child = f"{rel}/{name}" if rel else name
-            lower = view.lookup(child) if in_lower else None
+            lower = below.get(name)
             if is_marker:
                 if lower is not None:
                     found["/" + child] = ChangeKind.DELETE
@@ -55,8 +55,8 @@ def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Cha
                 found["/" + child] = ChangeKind.MODIFY
             if stat.S_ISDIR(st.st_mode):
                 stack.append((child, lower is not None and stat.S_ISDIR(lower[1].st_mode)))
-        if lower_children is not None:
-            for name in lower_children.keys() - present:
+        if below and is_opaque(directory):
+            for name in below.keys() - present:
                 found["/" + (f"{rel}/{name}" if rel else name)] = ChangeKind.DELETE
     for path in list(found):
         parent = path.rpartition("/")[0]
@@ -68,9 +68,7 @@ def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Cha
 
 def export_overlay_diff(upper: Path | str, lowers: Sequence[Path | str], out: BinaryIO) -> int:
     """Write the layer tar of ``upper``'s changes to ``out``; returns the content bytes."""
-    found = overlay_changes(upper, lowers)
-    archive.export_changes(upper, found, out)
-    return changes_size(upper, found)
+    return archive.export_changes(upper, overlay_changes(upper, lowers), out)
 
 
 def overlay_diff_size(upper: Path | str, lowers: Sequence[Path | str]) -> int:

@@ -148,6 +148,11 @@ _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
 
 
 def _number(field_: bytes, what: str) -> int:
+    try:
+        # Fast path: the usual zero-padded octal closed by one NUL or space.
+        return int(field_[:-1], 8)
+    except ValueError:
+        pass
     if field_ and field_[0] & 0x80:  # base-256 (GNU) for values that do not fit in octal
         value = int.from_bytes(field_, "big", signed=False) & ~(0x80 << (8 * (len(field_) - 1)))
         if field_[0] & 0x40:

@@ -161,9 +161,15 @@ class Overlay2Driver(Driver):
         return merged
 
     def _mount(self, layer_id: str, lowers: list[Path], merged: Path) -> None:
-        for lower in lowers:
-            if not lower.is_dir():
-                raise OSError(2, f"lower layer {lower} is missing", os.fspath(lower))
+        try:
+            self._mount_overlay(layer_id, lowers, merged)
+        except OSError as exc:
+            for lower in lowers:  # name the culprit rather than the kernel's bare ENOENT
+                if not lower.is_dir():
+                    raise OSError(exc.errno, f"lower layer {lower} is missing", None) from exc
+            raise
+
+    def _mount_overlay(self, layer_id: str, lowers: list[Path], merged: Path) -> None:
         upper = self.layout.diff_dir(layer_id)
         work = self.layout.work_dir(layer_id)
         if self.new_api:
