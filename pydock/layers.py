@@ -1,0 +1,238 @@
+"""Image layers across the store and the graph drivers: register, remove, recover.
+
+Order of writes, so that a kill -9 at any moment leaves a store that opens and lists:
+
+* register: rows (incomplete, owned by this process) -> driver ``create`` + ``apply_diff``
+  -> rows complete, with the size, in the caller's transaction (with the image that uses it);
+* remove: rows marked incomplete -> driver ``remove`` -> rows deleted;
+* recover (start-up): incomplete rows of dead processes -> their directories removed -> rows
+  deleted; then directories no row knows of are removed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+import graphdriver
+from pydock.clock import now_rfc3339
+from pydock.content import ContentStore
+from pydock.errors import StorageError
+from pydock.image import chain_id
+from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
+
+# How often a second importer of the same layer looks whether the first one is done.
+WAIT_INTERVAL_SECONDS = 0.2
+
+DriverLookup = Callable[[str], graphdriver.Driver | None]
+
+
+@dataclass(frozen=True)
+class PendingLayer:
+    """A layer that :meth:`LayerManager.register` made present in the current driver."""
+
+    chain_id: str
+    diff_id: str
+    cache_id: str
+    size: int
+    fresh: bool  # unpacked by this call: still incomplete until finish()
+    new_row: bool  # the layers row was created by this call
+
+
+class LayerManager:
+    """Keeps the layer rows of the store and the layer directories of the drivers in step."""
+
+    def __init__(
+        self,
+        store: Store,
+        content: ContentStore,
+        driver: graphdriver.Driver,
+        home: str,
+        drivers_by_home: DriverLookup,
+    ) -> None:
+        self.store = store
+        self.content = content
+        self.driver = driver
+        self.home = home
+        self._drivers_by_home = drivers_by_home
+
+    def register(self, diff_id: str, parent: str | None) -> PendingLayer:
+        """Make the layer ``diff_id`` on ``parent`` present in the driver, unpacking if needed.
+
+        The layer tar must be in the content store under ``diff_id``. If the layer is already
+        there it is reused; if another live process is unpacking it, this waits for it.
+        """
+        chain = chain_id(parent, diff_id)
+        parent_cache = self._parent_cache(parent)
+        while True:
+            with self.store.transaction():
+                layer = self.store.layers.get(chain)
+                new_row = layer is None
+                if layer is None:
+                    self.store.layers.add(
+                        chain, diff_id, parent, owner=current_owner(), created=now_rfc3339()
+                    )
+                cache = self.store.layers.cache(chain, self.home)
+                if cache is None:
+                    cache_id = secrets.token_hex(32)
+                    self.store.layers.add_cache(
+                        chain, self.home, cache_id, owner=current_owner(), created=now_rfc3339()
+                    )
+            if cache is None:
+                break
+            if cache.complete and layer is not None and layer.complete:
+                return PendingLayer(chain, diff_id, cache.cache_id, layer.size, False, False)
+            if is_owner_alive(cache.owner):
+                time.sleep(WAIT_INTERVAL_SECONDS)
+            else:
+                self._discard(cache)
+        pending = PendingLayer(chain, diff_id, cache_id, 0, True, new_row)
+        try:
+            with driver_step(f"unpacking layer {diff_id}"):
+                self.driver.create(cache_id, parent_cache)
+                with self.content.open(diff_id) as blob:
+                    size = self.driver.apply_diff(cache_id, parent_cache, blob)
+        except BaseException:
+            self.abandon(pending)
+            raise
+        return PendingLayer(chain, diff_id, cache_id, size, True, new_row)
+
+    def finish(self, pending: PendingLayer) -> None:
+        """Mark a freshly unpacked layer complete, or check a reused one is still there.
+
+        Run it inside the transaction that records the image using the layer, so that a
+        concurrent ``rmi`` either sees the new image or has already taken the layer away.
+        """
+        if pending.fresh:
+            self.store.layers.complete(pending.chain_id, self.home, pending.size)
+            return
+        layer = self.store.layers.get(pending.chain_id)
+        cache = self.store.layers.cache(pending.chain_id, self.home)
+        if layer is None or not layer.complete or cache is None or not cache.complete:
+            raise StorageError(
+                f"using layer {pending.chain_id}: another pydock removed it meanwhile; try again",
+                layer_id=pending.chain_id,
+            )
+
+    def abandon(self, pending: PendingLayer) -> None:
+        """Undo :meth:`register` of a fresh layer after a failure; keeps rows it cannot undo."""
+        if not pending.fresh:
+            return
+        try:
+            self.driver.remove(pending.cache_id)
+        except graphdriver.LayerUnknownError:
+            pass
+        except graphdriver.GraphDriverError:
+            return  # rows stay incomplete; recovery removes them once this process is gone
+        with self.store.transaction():
+            self.store.layers.remove_cache(self.home, pending.cache_id)
+            if pending.new_row:
+                self.store.layers.remove(pending.chain_id)
+
+    def mark_unused(self, chain_ids: list[str]) -> list[str]:
+        """Mark for removal, top first, the layers of a stack that nothing uses any more.
+
+        ``chain_ids`` is base first; marking stops at the first layer still used by an image
+        or another layer. Run it in the transaction that deletes the image; then call
+        :meth:`remove_marked` with the result.
+        """
+        doomed: list[str] = []
+        with self.store.transaction():
+            for chain in reversed(chain_ids):
+                children = set(self.store.layers.children(chain)) - set(doomed)
+                if children or self.store.images.using_layer(chain):
+                    break
+                if self.store.layers.get(chain) is None:
+                    break
+                self.store.layers.mark_removing(chain, owner=current_owner())
+                doomed.append(chain)
+        return doomed
+
+    def remove_marked(self, doomed: list[str]) -> list[str]:
+        """Remove the directories and rows of layers from :meth:`mark_unused`, top first.
+
+        Returns the chain ids removed; a layer kept in a driver home that cannot be reached
+        from here stays (incomplete) for a later start-up to recover.
+        """
+        removed = []
+        for chain in doomed:
+            layer = self.store.layers.get(chain)
+            for cache in self.store.layers.caches(chain):
+                self._discard(cache)
+            if not self.store.layers.remove(chain):
+                break
+            removed.append(chain)
+            if layer is not None and not self.store.layers.uses_diff(layer.diff_id):
+                self.content.delete(layer.diff_id)
+        return removed
+
+    def recover(self) -> list[str]:
+        """Remove what crashed processes left: incomplete rows and unknown directories.
+
+        Best effort: a leftover that cannot be removed now (its driver is unavailable, or it
+        is busy) keeps its row and is tried again at the next start. Returns the driver ids
+        of the directories removed.
+        """
+        try:
+            listed = self.driver.list_layers()  # before reading rows: see the module docstring
+        except graphdriver.GraphDriverError:
+            listed = []
+        removed: list[str] = []
+        for cache in self.store.stale_caches():
+            with suppress(StorageError):
+                if self._discard(cache):
+                    removed.append(cache.cache_id)
+        stale = [layer.chain_id for layer in self.store.stale_layers()]
+        while stale:  # children before parents: repeat while a pass removes something
+            left = [chain for chain in stale if not self.store.layers.remove(chain)]
+            if len(left) == len(stale):
+                break
+            stale = left
+        known = {cache.cache_id for cache in self.store.layers.caches(driver=self.home)}
+        known |= self.store.container_layers()
+        for cache_id in listed:
+            if cache_id in known or cache_id in removed:
+                continue
+            with suppress(graphdriver.GraphDriverError):
+                self._remove_dir(self.driver, cache_id)
+                removed.append(cache_id)
+        self.content.sweep_temporary()
+        return removed
+
+    def _parent_cache(self, parent: str | None) -> str | None:
+        if parent is None:
+            return None
+        cache = self.store.layers.cache(parent, self.home)
+        if cache is None or not cache.complete:
+            raise StorageError(
+                f"registering a layer on {parent}: the parent is not in driver {self.driver.name}",
+                layer_id=parent,
+            )
+        return cache.cache_id
+
+    def _discard(self, cache: CacheRecord) -> bool:
+        """Remove one layer copy (directory, then row); ``False`` if its driver is unavailable."""
+        driver = self.driver if cache.driver == self.home else self._drivers_by_home(cache.driver)
+        if driver is None:
+            return False
+        with driver_step(f"removing layer {cache.chain_id}"):
+            self._remove_dir(driver, cache.cache_id)
+        self.store.layers.remove_cache(cache.driver, cache.cache_id)
+        return True
+
+    @staticmethod
+    def _remove_dir(driver: graphdriver.Driver, cache_id: str) -> None:
+        with suppress(graphdriver.LayerUnknownError):
+            driver.remove(cache_id)
+
+
+@contextmanager
+def driver_step(doing: str) -> Iterator[None]:
+    """Turn a graph-driver error in the body into a ``StorageError`` saying what was done."""
+    try:
+        yield
+    except graphdriver.GraphDriverError as exc:
+        raise StorageError(f"{doing}: {exc}", layer_id=exc.layer_id, path=exc.path) from exc

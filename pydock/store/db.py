@@ -1,0 +1,91 @@
+"""Opening the SQLite database: WAL, busy timeout, foreign keys, migrations, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from pydock.errors import StoreError
+from pydock.store.migrations import MIGRATIONS
+
+# A second pydock writing at the same moment waits this long for the write lock.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def open_database(path: Path | None) -> Database:
+    """Open (creating and migrating if needed) the store at ``path``; ``None`` is in memory."""
+    where = str(path) if path is not None else ":memory:"
+    try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(where, timeout=BUSY_TIMEOUT_SECONDS)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"opening store {where}: {_reason(exc)}", path=path) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        if path is not None:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn, execute_plugins=False)
+        migrate(db)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"opening store {where}: {_reason(exc)}", path=path) from exc
+    return db
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply the migrations this database lacks; returns their names."""
+    if not MIGRATIONS.pending(db):
+        return []
+    # Two processes opening a new store at once: the write lock makes the second wait and
+    # then find nothing left to do.
+    with transaction(db):
+        pending = [migration.name for migration in MIGRATIONS.pending(db)]
+        MIGRATIONS.apply(db)
+    return pending
+
+
+def applied_migrations(db: Database) -> list[str]:
+    """Names of the migrations recorded in the database, in the order they ran."""
+    return [migration.name for migration in MIGRATIONS.applied(db)]
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """Run the body as one write transaction (a savepoint when one is already open).
+
+    ``BEGIN IMMEDIATE`` takes the write lock up front: a deferred transaction that reads and
+    then writes can fail at once with "database is locked" instead of waiting for it.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise StoreError(f"starting a store transaction: {_reason(exc)}") from exc
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    try:
+        conn.commit()
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise StoreError(f"committing a store transaction: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc).lower() or type(exc).__name__

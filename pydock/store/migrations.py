@@ -1,0 +1,96 @@
+"""The store's schema, built by ordered migrations (recorded in ``_sqlite_migrations``).
+
+Never edit a migration that has shipped; add a new one at the end.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("pydock")
+
+
+@MIGRATIONS(name="0001_layers")
+def _layers(db: Database) -> None:
+    db.table("layers").create(
+        {
+            "chain_id": str,
+            "diff_id": str,
+            "parent": str,
+            "size": int,
+            "complete": int,
+            "owner": str,
+            "created": str,
+        },
+        pk="chain_id",
+        not_null={"diff_id", "size", "complete", "created"},
+        defaults={"size": 0, "complete": 0},
+        foreign_keys=[("parent", "layers", "chain_id")],
+    )
+    db.table("layers").create_index(["parent"])
+    # The graph-driver copy of a layer. ``driver`` names the driver home (overlay2 and fuse
+    # share "overlay"), so one unpacked layer serves every driver of that layout.
+    db.table("layer_cache").create(
+        {
+            "chain_id": str,
+            "driver": str,
+            "cache_id": str,
+            "complete": int,
+            "owner": str,
+            "created": str,
+        },
+        pk=("chain_id", "driver"),
+        not_null={"chain_id", "driver", "cache_id", "complete", "created"},
+        defaults={"complete": 0},
+        foreign_keys=[("chain_id", "layers", "chain_id")],
+    )
+    db.table("layer_cache").create_index(["driver", "cache_id"], unique=True)
+
+
+@MIGRATIONS(name="0002_images")
+def _images(db: Database) -> None:
+    db.table("images").create(
+        {
+            "id": str,
+            "config": str,
+            "manifest_digest": str,
+            "top_layer": str,
+            "created": str,
+            "size": int,
+        },
+        pk="id",
+        not_null={"config", "created", "size"},
+        defaults={"size": 0},
+        foreign_keys=[("top_layer", "layers", "chain_id")],
+    )
+    db.table("images").create_index(["top_layer"])
+    db.table("image_tags").create(
+        {"name": str, "image_id": str, "created": str},
+        pk="name",
+        not_null={"image_id", "created"},
+        foreign_keys=[("image_id", "images", "id")],
+    )
+    db.table("image_tags").create_index(["image_id"])
+
+
+@MIGRATIONS(name="0003_containers")
+def _containers(db: Database) -> None:
+    db.table("containers").create(
+        {
+            "id": str,
+            "name": str,
+            "image": str,
+            "rw_layer": str,
+            "storage": str,
+            "state": str,
+            "pid": int,
+            "exit_code": int,
+            "created": str,
+        },
+        pk="id",
+        not_null={"name", "image", "rw_layer", "storage", "state", "created"},
+        foreign_keys=[("image", "images", "id")],
+    )
+    db.table("containers").create_index(["name"], unique=True)
+    db.table("containers").create_index(["image"])

@@ -1,0 +1,91 @@
+"""The streaming tar check that refuses truncated and corrupt layers before unpacking."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+
+import pytest
+
+from pydock.errors import LayerInputError
+from pydock.tarcheck import TarChecker
+
+
+def make_tar(tar_format: int = tarfile.PAX_FORMAT) -> bytes:
+    rng = random.Random(7)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tar_format) as tar:
+        for index, size in enumerate([0, 1, 511, 512, 513, 5000]):
+            info = tarfile.TarInfo(f"dir/{'long' * 30 if index == 4 else 'f'}{index}")
+            info.size = size
+            tar.addfile(info, io.BytesIO(rng.randbytes(size)))
+        link = tarfile.TarInfo("link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "t" * 150
+        tar.addfile(link)
+        folder = tarfile.TarInfo("dir")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+    return out.getvalue()
+
+
+def check(data: bytes, step: int = 4096) -> int:
+    checker = TarChecker()
+    for start in range(0, len(data), step):
+        checker.feed(data[start : start + step])
+    checker.finish()
+    return checker.entries
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("step", [1, 100, 512, 1 << 20])
+def test_whole_archives_pass_in_any_chunking(tar_format: int, step: int) -> None:
+    assert check(make_tar(tar_format), step) == 8
+
+
+def test_archive_without_end_marker_passes_at_an_entry_boundary() -> None:
+    data = make_tar()
+    end = len(data.rstrip(b"\0"))
+    end += -end % 512
+    assert check(data[:end]) == 8
+
+
+def test_every_truncation_inside_the_entries_is_refused() -> None:
+    data = make_tar()
+    end = len(data.rstrip(b"\0"))
+    end += -end % 512
+    boundaries = {end}
+    for cut in range(1, end, 37):
+        if cut in boundaries:
+            continue
+        with pytest.raises(LayerInputError, match="truncated"):
+            check(data[:cut], 300)
+
+
+def test_corrupt_header_is_refused() -> None:
+    data = bytearray(make_tar())
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
+        third = tar.getmembers()[2].offset
+    data[third + 10] ^= 0x20  # a byte of the third entry's name
+    with pytest.raises(LayerInputError, match=f"corrupt tar header \\(at byte {third}\\)"):
+        check(bytes(data))
+
+
+def test_not_a_tar_and_empty_input() -> None:
+    with pytest.raises(LayerInputError, match="not a tar archive"):
+        check(b"hello world\n" * 100)
+    with pytest.raises(LayerInputError, match="empty"):
+        check(b"")
+
+
+def test_pax_size_record_overrides_the_header_size() -> None:
+    data = make_tar(tarfile.PAX_FORMAT)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 1000
+        info.pax_headers = {"size": "1000"}
+        tar.addfile(info, io.BytesIO(b"x" * 1000))
+    assert check(out.getvalue()) == 1
+    assert check(data) == 8
