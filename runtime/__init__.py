@@ -1,5 +1,66 @@
-"""Container runtime: namespaces, rootfs set-up, pivot_root, capabilities, cgroups.
+"""Container runtime: namespaces, rootfs set-up, pivot_root, capabilities, cgroups, monitor.
 
-It receives a root filesystem path and knows nothing of graph drivers. The runtime itself is
-built by its own issue; this package holds its place in the dependency contract.
+It receives a root filesystem path and a :class:`ContainerSpec` and knows nothing of graph
+drivers. ``create`` sets a container up and returns it CREATED; ``Container.start`` executes its
+command; ``run`` does both.
 """
+
+from __future__ import annotations
+
+from .capabilities import DEFAULT_CAPABILITIES
+from .capabilities import resolve as resolve_capabilities
+from .container import Container
+from .errors import (
+    CgroupError,
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    ContainerError,
+    ExecError,
+    InvalidSpecError,
+    InvalidTransitionError,
+    SetupError,
+    UnknownUserError,
+)
+from .launch import create, run
+from .monitor import read_exit_file
+from .spec import (
+    DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS,
+    BindMount,
+    CgroupLimits,
+    ContainerSpec,
+    NetworkMode,
+    Rlimit,
+    User,
+)
+from .state import Event, State
+from .user import resolve as resolve_user
+
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "DEFAULT_MASKED_PATHS",
+    "DEFAULT_READONLY_PATHS",
+    "BindMount",
+    "CgroupError",
+    "CgroupLimits",
+    "CommandNotExecutableError",
+    "CommandNotFoundError",
+    "Container",
+    "ContainerError",
+    "ContainerSpec",
+    "Event",
+    "ExecError",
+    "InvalidSpecError",
+    "InvalidTransitionError",
+    "NetworkMode",
+    "Rlimit",
+    "SetupError",
+    "State",
+    "UnknownUserError",
+    "User",
+    "create",
+    "read_exit_file",
+    "resolve_capabilities",
+    "resolve_user",
+    "run",
+]

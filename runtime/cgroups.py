@@ -1,0 +1,258 @@
+"""Per-container cgroups: ``--memory``, ``--cpus``, ``--pids-limit`` on cgroup v2 or v1.
+
+The layout is read from /proc/self/mountinfo: a cgroup2 file system on /sys/fs/cgroup is the
+unified (v2) layout; otherwise each controller must be mounted as its own v1 hierarchy (the
+legacy and hybrid layouts). A container's cgroup is ``<parent>/<id>``, removed with the
+container. The default parent differs by version: v2 forbids controllers below a cgroup that
+holds processes, and the caller is in its own cgroup, so v2 uses ``/pydock`` at the top (as
+Docker's ``/docker``); v1 has no such rule, so there the parent is ``pydock`` below the caller's
+own cgroup in each hierarchy, and limits placed on the caller keep applying to its containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CgroupError
+from .spec import CgroupLimits
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
+
+
+@dataclass(frozen=True)
+class MountedHierarchy:
+    """One mounted cgroup hierarchy: where it is, what it holds, which cgroup it shows as /."""
+
+    mountpoint: Path
+    root: str
+    version: int
+    controllers: frozenset[str]
+
+
+def mounted_hierarchies(mountinfo: str) -> list[MountedHierarchy]:
+    """Parse /proc/self/mountinfo text into the cgroup hierarchies it lists."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        mountpoint = Path(fields[4].replace("\\040", " "))
+        if tail[0] == "cgroup2":
+            names = frozenset(_read(mountpoint / "cgroup.controllers").split())
+            found.append(MountedHierarchy(mountpoint, fields[3], 2, names))
+        else:
+            options = tail[2].split(",")
+            names = frozenset(o for o in options if o not in ("rw", "ro") and "=" not in o)
+            found.append(MountedHierarchy(mountpoint, fields[3], 1, names))
+    return found
+
+
+def own_cgroups(text: str) -> dict[str, str]:
+    """Map each controller of /proc/self/cgroup text (``""`` for v2) to the caller's path."""
+    paths: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for name in parts[1].split(",") if parts[1] else [""]:
+            paths[name] = parts[2]
+    return paths
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _needed(limits: CgroupLimits) -> list[str]:
+    names = []
+    if limits.memory is not None:
+        names.append("memory")
+    if limits.cpus is not None:
+        names.append("cpu")
+    if limits.pids is not None:
+        names.append("pids")
+    return names
+
+
+def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
+    """Return (controller, file, value) writes that apply ``limits``."""
+    writes = []
+    if limits.memory is not None:
+        name = "memory.max" if version == 2 else "memory.limit_in_bytes"
+        writes.append(("memory", name, str(limits.memory)))
+    if limits.cpus is not None:
+        quota = max(1000, round(limits.cpus * CPU_PERIOD_US))
+        if version == 2:
+            writes.append(("cpu", "cpu.max", f"{quota} {CPU_PERIOD_US}"))
+        else:
+            writes.append(("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US)))
+            writes.append(("cpu", "cpu.cfs_quota_us", str(quota)))
+    if limits.pids is not None:
+        writes.append(("pids", "pids.max", str(limits.pids)))
+    return writes
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """The cgroup directories of one container, by controller (v2: the same directory)."""
+
+    container_id: str
+    version: int
+    directories: dict[str, Path]
+    # True when the parent is the default ``pydock`` directory, removed once it is empty.
+    owns_parent: bool = True
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the container's cgroup."""
+        for directory in sorted(set(self.directories.values())):
+            try:
+                (directory / "cgroup.procs").write_text(str(pid))
+            except OSError as exc:
+                raise CgroupError(
+                    f"moving process {pid} into cgroup {directory}: {exc.strerror}",
+                    container_id=self.container_id,
+                    path=directory,
+                ) from exc
+
+    def read(self, controller: str, name: str) -> str:
+        """Return the stripped contents of one control file."""
+        return (self.directories[controller] / name).read_text().strip()
+
+    def remove(self, timeout: float = 2.0) -> None:
+        """Remove the container's cgroup directories, waiting briefly for exiting processes."""
+        deadline = time.monotonic() + timeout
+        for directory in sorted(set(self.directories.values())):
+            while True:
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise CgroupError(
+                            f"removing cgroup {directory}: {exc.strerror}",
+                            container_id=self.container_id,
+                            path=directory,
+                        ) from exc
+                    time.sleep(0.01)
+            if self.owns_parent:
+                # It stays while other containers use it.
+                with contextlib.suppress(OSError):
+                    directory.parent.rmdir()
+
+
+def _hierarchy_for(
+    controller: str, hierarchies: list[MountedHierarchy], container_id: str
+) -> MountedHierarchy:
+    unified = next((h for h in hierarchies if h.mountpoint == CGROUP_ROOT and h.version == 2), None)
+    if unified is not None:
+        if controller not in unified.controllers:
+            raise CgroupError(
+                f"setting limits for container {container_id}: the {controller} controller is "
+                f"not enabled in {CGROUP_ROOT}/cgroup.controllers",
+                container_id=container_id,
+            )
+        return unified
+    legacy = next((h for h in hierarchies if h.version == 1 and controller in h.controllers), None)
+    if legacy is None:
+        raise CgroupError(
+            f"setting limits for container {container_id}: no cgroup v1 hierarchy with the "
+            f"{controller} controller is mounted, and {CGROUP_ROOT} is not cgroup2",
+            container_id=container_id,
+        )
+    return legacy
+
+
+def _directory(
+    hierarchy: MountedHierarchy, own: dict[str, str], controller: str, parent: str | None, cid: str
+) -> Path:
+    if parent is None and hierarchy.version == 2:
+        parent = "/pydock"
+    elif parent is None:
+        parent = own.get(controller, "/").rstrip("/") + "/pydock"
+    relative = os.path.relpath(parent, hierarchy.root) if parent.startswith("/") else parent
+    if relative.startswith(".."):
+        raise CgroupError(
+            f"setting limits for container {cid}: cgroup {parent} is outside the mounted "
+            f"hierarchy at {hierarchy.mountpoint}",
+            container_id=cid,
+        )
+    return hierarchy.mountpoint / relative / cid
+
+
+def _enable_v2(mountpoint: Path, directory: Path, controllers: list[str], cid: str) -> None:
+    """Enable ``controllers`` in every ancestor of ``directory`` below the mount point."""
+    request = " ".join(f"+{c}" for c in controllers)
+    chain = [p for p in reversed(directory.parents) if p == mountpoint or mountpoint in p.parents]
+    for ancestor in chain:
+        control = ancestor / "cgroup.subtree_control"
+        try:
+            ancestor.mkdir(exist_ok=True)
+            if not set(controllers) <= set(_read(control).split()):
+                control.write_text(request)
+        except OSError as exc:
+            why = exc.strerror
+            if exc.errno == errno.EBUSY:
+                why = "it holds processes itself; use a delegated cgroup as the parent"
+            raise CgroupError(
+                f"enabling {', '.join(controllers)} in {ancestor} for container {cid}: {why}",
+                container_id=cid,
+                path=ancestor,
+            ) from exc
+
+
+def _make(directory: Path) -> None:
+    """Create ``directory`` and its parents; retry if a removal of the parent races with us."""
+    for _ in range(3):
+        try:
+            directory.mkdir(parents=True, exist_ok=False)
+            return
+        except FileNotFoundError:
+            continue
+    directory.mkdir(parents=True, exist_ok=False)
+
+
+def create(container_id: str, limits: CgroupLimits, *, parent: str | None = None) -> Cgroup:
+    """Create the container's cgroup with ``limits`` applied, or raise CgroupError."""
+    hierarchies = mounted_hierarchies(_read(Path("/proc/self/mountinfo")))
+    own = own_cgroups(_read(Path("/proc/self/cgroup")))
+    controllers = _needed(limits)
+    directories: dict[str, Path] = {}
+    version = 2
+    for controller in controllers:
+        hierarchy = _hierarchy_for(controller, hierarchies, container_id)
+        version = hierarchy.version
+        directory = _directory(hierarchy, own, controller, parent, container_id)
+        if version == 2:
+            _enable_v2(hierarchy.mountpoint, directory, controllers, container_id)
+        directories[controller] = directory
+    cgroup = Cgroup(container_id, version, directories, owns_parent=parent is None)
+    try:
+        for directory in sorted(set(directories.values())):
+            _make(directory)
+        for controller, name, value in _settings(limits, version):
+            (directories[controller] / name).write_text(value)
+    except OSError as exc:
+        cgroup.remove()
+        why = exc.strerror or str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why += " (cgroup limits need root, or a cgroup v2 tree delegated to this user)"
+        raise CgroupError(
+            f"setting limits for container {container_id} in {exc.filename}: {why}",
+            container_id=container_id,
+            path=exc.filename,
+        ) from exc
+    return cgroup

@@ -1,0 +1,200 @@
+"""The container's first process (pid 1 of its pid namespace), from set-up to exec.
+
+It is forked by the monitor after the user and pid namespaces exist, waits until the caller has
+put it in its cgroup, creates the remaining namespaces, builds the root filesystem, takes the
+command's identity, reports ``ready`` and executes the command when the caller says ``start``.
+Any failure is sent to the caller as one message and the process exits; it never returns into
+the caller's Python code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import resource
+import signal
+import socket
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from . import channel, identity, linux, network, rootfs
+from .errors import SetupError
+from .spec import ContainerSpec, NetworkMode, environment
+from .user import home_for
+
+# Exit status of a process that failed before exec; the caller reads the reason from the socket.
+SETUP_FAILED = 125
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What the init process needs beyond the spec, decided by the caller before forking."""
+
+    spec: ContainerSpec
+    root: Path
+    userns: bool
+    setgroups_allowed: bool
+    pts_gid: int | None
+    stdio: tuple[int, int, int]
+
+
+class ExecFailure(Exception):
+    """The command could not be executed; carries the errno that decides 126 or 127."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+def find_command(name: str, search_path: str) -> str:
+    """Find ``name`` in ``search_path`` as exec would, keeping a non-executable match for EACCES."""
+    if "/" in name:
+        return name
+    fallback = None
+    for directory in search_path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            fallback = fallback or candidate
+    if fallback is None:
+        raise ExecFailure(errno.ENOENT, f"executing {name!r}: executable file not found in $PATH")
+    return fallback
+
+
+def _install_stdio(fds: tuple[int, int, int]) -> None:
+    """Make ``fds`` the process's 0, 1 and 2, whatever numbers they have now."""
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target)
+    for fd in copies:
+        os.close(fd)
+
+
+def _reset_signals() -> None:
+    """Give the command default dispositions: Python ignores SIGPIPE and SIGXFSZ."""
+    for number in range(1, signal.NSIG):
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _close_fds(keep: int) -> None:
+    """Close every descriptor above 2 except ``keep`` (close-on-exec, it reports exec errors)."""
+    highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(highest, keep + 2))
+
+
+def _expect(sock: socket.socket, kind: str) -> None:
+    message = channel.receive(sock)
+    if message is None or message.kind != kind:
+        raise SetupError(f"waiting for {kind!r} from the caller: the caller went away")
+
+
+def _console(sock: socket.socket) -> int:
+    """Open a terminal in the container's devpts, hand its master to the caller, return slave."""
+    master, slave = os.openpty()
+    rootfs.bind_console(os.ttyname(slave))
+    channel.send(sock, "console", fd=master)
+    os.close(master)
+    return slave
+
+
+def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
+    """Everything between fork and exec; returns the command's environment."""
+    spec = plan.spec
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWCGROUP
+    if spec.network is NetworkMode.NONE:
+        flags |= linux.CLONE_NEWNET
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("creating namespaces", lambda: linux.unshare(flags)),
+        ("setting the hostname", lambda: linux.sethostname(spec.effective_hostname)),
+    ]
+    if spec.network is NetworkMode.NONE:
+        steps.append(("bringing up lo", network.bring_up_loopback))
+    for what, step in steps:
+        try:
+            step()
+        except OSError as exc:
+            raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno) from exc
+    os.umask(0o022)
+    rootfs.prepare(spec, plan.root, in_userns=plan.userns, pts_gid=plan.pts_gid)
+    rootfs.pivot(plan.root)
+    rootfs.mask(spec.masked_paths)
+    rootfs.make_readonly(spec.readonly_paths)
+    stdio = plan.stdio
+    if spec.tty:
+        slave = _console(sock)
+        stdio = (slave, slave, slave)
+    if spec.readonly_rootfs:
+        rootfs.remount_readonly("/", "making the rootfs read-only")
+    try:
+        with open("/etc/passwd", errors="replace") as f:
+            home = home_for(f.read(), spec.user.uid)
+    except OSError:
+        home = "/"
+    env = environment(spec, home)
+    _install_stdio(stdio)
+    os.setsid()
+    if spec.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    identity.apply_rlimits(spec.rlimits)
+    identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=plan.setgroups_allowed)
+    # An euid change clears the parent-death signal; set it again.
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        os.chdir(spec.cwd)
+    except OSError as exc:
+        raise SetupError(
+            f"changing to working directory {spec.cwd}: {exc.strerror}", errno=exc.errno
+        ) from exc
+    if spec.no_new_privileges:
+        identity.forbid_new_privileges()
+    return env
+
+
+def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
+    """Set up and execute the container's command; report any failure on ``sock``."""
+    status = SETUP_FAILED
+    try:
+        _expect(sock, "continue")
+        env = _setup(plan, sock)
+        _reset_signals()
+        _close_fds(sock.fileno())
+        channel.send(sock, "ready")
+        _expect(sock, "start")
+        search_path = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
+        command = find_command(plan.spec.args[0], search_path)
+        try:
+            os.execve(command, list(plan.spec.args), dict(e.split("=", 1) for e in env))
+        except OSError as exc:
+            raise ExecFailure(
+                exc.errno or errno.EACCES, f"executing {command!r}: {exc.strerror}"
+            ) from exc
+    except ExecFailure as exc:
+        status = 127 if exc.errno == errno.ENOENT else 126
+        _report(sock, "exec-error", {"errno": exc.errno, "message": str(exc)})
+    except SetupError as exc:
+        _report(sock, "error", {"errno": exc.errno, "message": str(exc), "path": exc.path})
+    except BaseException as exc:
+        err = getattr(exc, "errno", None)
+        _report(sock, "error", {"errno": err, "message": f"setting up: {exc}"})
+    finally:
+        os._exit(status)
+
+
+def _report(sock: socket.socket, kind: str, fields: dict[str, object]) -> None:
+    # If the caller is gone, the exit status is all that is left.
+    with contextlib.suppress(OSError):
+        channel.send(sock, kind, fields)

@@ -1,0 +1,127 @@
+"""The per-container monitor: creates the user and pid namespaces, forks init, reaps it.
+
+It is the caller's child and init's parent, marked as a child subreaper. After forking init it
+closes every descriptor it inherited, so a detached container holds nothing of the command that
+started it; it forwards the usual termination signals to init, waits for it, removes the
+cgroup, records the exit status (``128+N`` for signal N) in the exit file when one is given, and
+exits with that status itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from . import channel, init, linux
+from .cgroups import Cgroup
+from .errors import ContainerError
+
+FORWARDED_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+
+def docker_status(wait_status: int) -> int:
+    """Turn a waitpid status into Docker's exit status: the code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def write_exit_file(path: Path, status: int) -> None:
+    """Record ``status`` in ``path`` atomically."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(f"{status}\n")
+    os.replace(partial, path)
+
+
+def read_exit_file(path: Path) -> int | None:
+    """Return the status recorded in ``path``, or None while the container runs."""
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _wait_for(pid: int) -> int:
+    """Reap children (we are a subreaper) until ``pid`` exits; return its Docker status."""
+    while True:
+        try:
+            reaped, wait_status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if reaped == pid:
+            return docker_status(wait_status)
+
+
+def _forward_signals(pid: int) -> None:
+    def forward(number: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
+
+    for number in FORWARDED_SIGNALS:
+        signal.signal(number, forward)
+
+
+def _let_go_of_caller() -> None:
+    """Drop every descriptor inherited from the caller; stdio becomes /dev/null."""
+    null = os.open("/dev/null", os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(null, target)
+    highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
+    os.closerange(3, highest)
+
+
+def run(
+    plan: init.LaunchPlan,
+    sock: socket.socket,
+    *,
+    cgroup: Cgroup | None,
+    exit_file: Path | None,
+    detach: bool,
+) -> NoReturn:
+    """Run the monitor in the freshly forked child; never returns."""
+    status = init.SETUP_FAILED
+    try:
+        if detach:
+            os.setsid()
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        if plan.userns:
+            linux.unshare(linux.CLONE_NEWUSER)
+        channel.send(sock, "userns")
+        message = channel.receive(sock)
+        if message is None or message.kind != "continue":
+            raise ContainerError("waiting for the id maps: the caller went away")
+        # Only the children of this process enter the new pid namespace: init becomes pid 1.
+        linux.unshare(linux.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            init.run(plan, sock)
+        channel.send(sock, "pid", {"pid": pid})
+        sock.close()
+        _let_go_of_caller()
+        _forward_signals(pid)
+        status = _wait_for(pid)
+        if cgroup is not None:
+            # On failure the caller's wait() tries again and reports it.
+            with contextlib.suppress(ContainerError):
+                cgroup.remove()
+        if exit_file is not None:
+            write_exit_file(exit_file, status)
+    except BaseException as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        with contextlib.suppress(OSError):
+            channel.send(sock, "error", {"message": f"starting the monitor: {why}"})
+    finally:
+        os._exit(status)
