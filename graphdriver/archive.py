@@ -202,8 +202,9 @@ class _Unpacker:
         self._on_create(path)
         fd = os.open(path, flags, 0o600)
         try:
-            while chunk := tar.read_content(_CHUNK):
-                _write_all(fd, chunk)
+            if not tar.copy_content(fd):
+                while chunk := tar.read_content(_CHUNK):
+                    _write_all(fd, chunk)
             self._set_meta(fd, member, is_link=False)
         finally:
             os.close(fd)

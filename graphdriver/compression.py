@@ -126,9 +126,20 @@ def detect(head: bytes) -> Compression:
 
 def open_decompressed(stream: BinaryIO) -> BinaryIO:
     """A reader of ``stream``'s uncompressed bytes (plain, gzip or zstd, by magic bytes)."""
-    head = _read_head(stream, 6)
+    raw: BinaryIO
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        head = peek(6)[:6]  # a buffered file: look without consuming, then read it directly
+        raw = stream
+    elif stream.seekable():
+        start = stream.tell()
+        head = _read_head(stream, 6)
+        stream.seek(start)
+        raw = stream
+    else:
+        head = _read_head(stream, 6)
+        raw = cast(BinaryIO, io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20))
     kind = detect(head)
-    raw = cast(BinaryIO, io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20))
     if kind is Compression.NONE:
         return raw
     inner: BinaryIO

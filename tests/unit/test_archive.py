@@ -312,3 +312,20 @@ def test_export_changes_writes_whiteouts(tmp_path: Path) -> None:
         ) == sorted(["a", "a/.wh.old", "a/new", ".wh.top"])
         names = tar.getnames()
     assert names == sorted(names)
+
+
+def test_large_entries_from_a_tar_file_are_copied_in_the_kernel(root: Path, tmp_path: Path) -> None:
+    big = random.Random(3).randbytes(3 << 20)
+    tar_path = tmp_path / "layer.tar"
+    tar_path.write_bytes(make_tar([Item("big", data=big), Item("after", data=b"tail")]))
+    with open(tar_path, "rb") as stream:
+        assert apply_layer(root, stream) == len(big) + 4
+    assert (root / "big").read_bytes() == big
+    assert (root / "after").read_bytes() == b"tail"
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(tar_path.read_bytes()[: 2 << 20])
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with open(truncated, "rb") as stream, pytest.raises(ArchiveError, match="truncated"):
+        apply_layer(fresh, stream)
+    assert list(fresh.iterdir()) == []
