@@ -1,1 +1,1 @@
-"""Graph drivers shipped with pydock; each registers through the pydock.graphdrivers entry points."""
+"""Graph drivers shipped with pydock; each registers through the pydock.graphdrivers group."""

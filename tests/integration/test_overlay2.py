@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from unit.tarmaker import Item, make_tar
 
 import graphdriver
 from graphdriver import LayerInUseError, MountError, NotSupportedError
 from graphdriver.changes import changes_dirs
-from unit.tarmaker import Item, make_tar
 
 pytestmark = [pytest.mark.overlay, pytest.mark.root]
 

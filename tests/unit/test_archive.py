@@ -49,7 +49,9 @@ def tree(root: Path) -> list[tuple[str, int, int, int, int, int, str, bytes]]:
                 )
             )
     root_st = root.lstat()
-    out.append((".", root_st.st_mode, root_st.st_uid, root_st.st_gid, root_st.st_mtime_ns, 0, "", b""))
+    out.append(
+        (".", root_st.st_mode, root_st.st_uid, root_st.st_gid, root_st.st_mtime_ns, 0, "", b"")
+    )
     return sorted(out)
 
 
@@ -168,7 +170,16 @@ def test_overlay_whiteouts(root: Path) -> None:
         [Item(".wh..")],
         [Item(".wh...")],
     ],
-    ids=["dotdot", "deep-dotdot", "symlink-out", "symlink-chain", "hardlink-out", "wh", "wh.", "wh.."],
+    ids=[
+        "dotdot",
+        "deep-dotdot",
+        "symlink-out",
+        "symlink-chain",
+        "hardlink-out",
+        "wh",
+        "wh.",
+        "wh..",
+    ],
 )
 def test_breakouts_are_refused_and_rolled_back(root: Path, items: list[Item]) -> None:
     (root / "existing").write_bytes(b"before")

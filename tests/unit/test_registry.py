@@ -47,7 +47,7 @@ def test_auto_skips_unsupported_drivers_and_reports_why(tmp_path: Path) -> None:
     try:
         assert graphdriver.probe(_Broken.name, tmp_path) == "needs a kernel feature this host lacks"
         assert _Broken.name not in graphdriver.available(tmp_path)
-        assert list(graphdriver.registered())[0] == _Broken.name
+        assert next(iter(graphdriver.registered())) == _Broken.name
         driver = graphdriver.get_driver(None, tmp_path / "home")
         assert driver.name != _Broken.name
     finally:
