@@ -65,9 +65,21 @@ class OverlayWhiteouts(WhiteoutFormat):
         journal.save_times(directory)
         if os.path.lexists(path):
             journal.move_aside(path)
-        os.mknod(path, 0o600 | 0o020000, os.makedev(0, 0))
         journal.created(path)
+        try:
+            os.mknod(path, 0o600 | 0o020000, os.makedev(0, 0))
+        except PermissionError:
+            # Unprivileged and outside a user namespace: the marker file that fuse-overlayfs
+            # and pydock's fuse driver read (kernel overlayfs does not).
+            marker = os.path.join(directory, WHITEOUT_PREFIX + name)
+            journal.created(marker)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
     def opaque(self, directory: str, keep: set[str], journal: Journal) -> None:
         journal.save_meta(directory)
-        os.setxattr(directory, self.opaque_xattr, b"y", follow_symlinks=False)
+        try:
+            os.setxattr(directory, self.opaque_xattr, b"y", follow_symlinks=False)
+        except PermissionError:
+            marker = os.path.join(directory, OPAQUE_MARKER)
+            journal.created(marker)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

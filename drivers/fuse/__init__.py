@@ -1,5 +1,6 @@
 """Userspace overlay on pyfuse3 and trio: ``fs`` is the filesystem, ``serve`` runs one mount per
-process, ``cli`` is the ``pydock-fuse-overlay`` command (not a registered graph driver yet).
+process, ``cli`` is the ``pydock-fuse-overlay`` command, ``driver`` the graph driver that starts
+those processes (registered as ``fuse`` through ``drivers.fuse.driver:FuseDriver``).
 
-Nothing is imported here, so loading the package does not load pyfuse3 or trio.
+Nothing is imported here, so loading the package (or the driver) does not load pyfuse3 or trio.
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.overlay2 import mount as mnt
-from graphdriver import NotSupportedError
+from graphdriver import NotSupportedError, mountutil
 
 _OVERLAY_MAGIC = 0x794C7630
 _cache: dict[str, Probe] = {}
@@ -34,16 +34,6 @@ class Probe:
     native_diff: bool
     redirect_dir: bool
     metacopy: bool
-
-
-def in_initial_user_namespace() -> bool:
-    """Whether this process runs in the host's user namespace (trusted xattrs allowed)."""
-    try:
-        with open("/proc/self/uid_map") as handle:
-            fields = handle.read().split()
-    except OSError:
-        return True
-    return fields[:3] == ["0", "0", "4294967295"]
 
 
 def _module_flag(name: str) -> bool:
@@ -119,7 +109,7 @@ def _probe(home: Path) -> Probe:
         raise NotSupportedError(
             f"backing filesystem of {home} is overlay itself", driver="overlay2", path=home
         )
-    userxattr = not in_initial_user_namespace()
+    userxattr = not mountutil.in_initial_user_namespace()
     scratch = Path(tempfile.mkdtemp(prefix=".probe-", dir=home))
     try:
         return _test_mount(scratch, userxattr)
@@ -169,3 +159,10 @@ def _test_mount(scratch: Path, userxattr: bool) -> Probe:
         redirect_dir=_module_flag("redirect_dir"),
         metacopy=_module_flag("metacopy"),
     )
+
+
+def filesystem_name(path: Path) -> str:
+    """A readable name of ``path``'s filesystem, for ``pydock info``."""
+    magic = _filesystem_magic(path) or 0
+    names = {0xEF53: "extfs", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs"}
+    return names.get(magic, hex(magic))

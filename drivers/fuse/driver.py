@@ -1,0 +1,102 @@
+"""The fuse graph driver: the shared overlay layout, mounted by pydock's own FUSE filesystem.
+
+It holds no FUSE code: ``get`` starts one ``pydock-fuse-overlay`` process per mount, which
+returns only once the mount answers (or with a one-line error and nothing mounted); ``put``
+unmounts at the last reference (``fusermount3 -u``, then a lazy detach) and the process exits.
+Mounts outlive the CLI that made them; a mount whose process died is found on the next ``get``
+("transport endpoint is not connected"), detached and reported as ``MountError``. Layers are
+the same directories overlay2 uses, so a layer unpacked once serves both drivers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import ClassVar, cast
+
+from drivers.fuse.check import check_fuse
+from drivers.fuse.errors import SetupError
+from graphdriver import NotSupportedError, mountutil, parse_bool
+from graphdriver.overlaydriver import OverlayLayoutDriver
+
+MOUNT_TIMEOUT = 60.0
+MAX_LOWERS = 500  # as many as overlay2 stacks; FUSE itself sets no limit
+
+
+def _escape(path: Path) -> str:
+    """A path as one item of a ``lowerdir=A:B`` option (``\\``, ``:`` and ``,`` escaped)."""
+    text = os.fspath(path)
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
+class FuseDriver(OverlayLayoutDriver):
+    """Graph driver on pydock's userspace overlay filesystem (works without privilege)."""
+
+    name: ClassVar[str] = "fuse"
+    priority: ClassVar[int] = 20
+    option_parsers: ClassVar[Mapping[str, Callable[[str], object]]] = {
+        "fsync": parse_bool,
+    }
+    max_depth = MAX_LOWERS
+
+    @classmethod
+    def check_support(cls, home: Path) -> None:
+        try:
+            check_fuse()
+        except SetupError as exc:
+            raise NotSupportedError(str(exc), driver=cls.name) from exc
+
+    def status(self) -> list[tuple[str, str]]:
+        return [
+            ("Mount Program", f"{sys.executable} -m drivers.fuse.cli (pydock-fuse-overlay)"),
+            ("Copy-up fsync", str(self.options.get("fsync", True)).lower()),
+            ("Layers", str(len(self.list_layers()))),
+        ]
+
+    def opaque_namespace(self) -> str:
+        return "trusted" if mountutil.in_initial_user_namespace() and os.geteuid() == 0 else "user"
+
+    def mount(
+        self, layer_id: str, lowers: list[Path], upper: Path, work: Path, merged: Path
+    ) -> None:
+        options = [
+            "lowerdir=" + ":".join(_escape(p) for p in lowers),
+            f"upperdir={_escape(upper)}",
+            f"workdir={_escape(work)}",
+        ]
+        if not cast(bool, self.options.get("fsync", True)):
+            options.append("fsync=0")
+        command = [sys.executable, "-m", "drivers.fuse.cli", "-o", ",".join(options), str(merged)]
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=MOUNT_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            if self.is_mounted_at(merged):
+                mountutil.detach(merged)
+            raise OSError(
+                f"the filesystem process did not report ready in {MOUNT_TIMEOUT:.0f} s"
+            ) from exc
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            reason = lines[-1] if lines else f"exit status {done.returncode}"
+            raise OSError(reason.removeprefix("pydock-fuse-overlay: "))
+
+    def unmount(self, merged: Path) -> None:
+        helper = shutil.which("fusermount3")
+        if helper is not None:
+            done = subprocess.run(
+                [helper, "-u", os.fspath(merged)], capture_output=True, text=True, timeout=30
+            )
+            if done.returncode == 0:
+                return
+            raise OSError(done.stderr.strip() or f"fusermount3 -u exit {done.returncode}")
+        mountutil.detach(merged)
