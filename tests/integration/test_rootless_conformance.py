@@ -1,5 +1,6 @@
 """The conformance suite as an unprivileged user: vfs as a plain user, overlay2 in a user
-namespace (mounted with userxattr). Every case that runs as root must run here too."""
+namespace (mounted with userxattr), fuse as a plain user with /dev/fuse opened up for the run.
+Every case that runs as root must run here too, bar the ones that need privilege (devices)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,22 @@ _why = missing_prerequisite()
 
 
 @pytest.mark.skipif(_why is not None, reason=_why or "")
-@pytest.mark.parametrize(("driver", "userns"), [("vfs", False), ("overlay2", True)])
+@pytest.mark.parametrize(
+    ("driver", "userns"), [("vfs", False), ("overlay2", True), ("fuse", False)]
+)
 def test_conformance_unprivileged(driver: str, userns: bool) -> None:
     # Not under pytest's own tmp dirs: those are private to root and pruned by other runs.
     base = Path(tempfile.mkdtemp(prefix=f"pydock-rootless-{driver}-", dir="/tmp"))
     base.chmod(0o755)
+    dev_fuse = Path("/dev/fuse")
+    fuse_mode = dev_fuse.stat().st_mode if dev_fuse.exists() else None
     try:
+        if driver == "fuse" and fuse_mode is not None:
+            dev_fuse.chmod(0o666)  # opened up for the test user only while the suite runs
         _run_suite(base, driver, userns)
     finally:
+        if fuse_mode is not None:
+            dev_fuse.chmod(fuse_mode & 0o7777)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(f"/tmp/pydock-rootless-{driver}-{base.name}", ignore_errors=True)
 
