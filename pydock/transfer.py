@@ -1,0 +1,324 @@
+"""The engine's image verbs beyond import: load, save, tag, history, pull, push, login, prune, df.
+
+:class:`ImageTransfer` is mixed into :class:`pydock.engine.Engine`, whose store, content
+store and layer manager it uses. Each verb prefixes its errors with what it was doing, so the
+CLI prints ``pydock: pulling localhost:5000/x:1: downloading blob sha256:...: ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+import graphdriver
+from pydock import blobs
+from pydock.bundle import open_bundle
+from pydock.clock import now_rfc3339
+from pydock.content import CHUNK_SIZE, ContentStore
+from pydock.errors import (
+    ImageFormatError,
+    InvalidReferenceError,
+    PydockError,
+    StorageError,
+    UsageError,
+)
+from pydock.image import ImageConfig, chain_ids
+from pydock.ingest import ingesting
+from pydock.layers import LayerManager
+from pydock.load import ingest_image, read_archive
+from pydock.manifest import Platform
+from pydock.reference import Reference, parse_reference
+from pydock.resolve import resolve_image
+from pydock.save import ArchiveFormat, SaveItem, write_archive
+from pydock.store import ImageRecord, Store
+
+if TYPE_CHECKING:  # the registry client (and httpx) load only for the commands that use them
+    from pydock.registry import RegistryClient
+    from pydock.registry.pull import PullResult
+    from pydock.registry.push import PushResult
+
+SCRATCH = "tmp"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of ``history``: newest first."""
+
+    image: str
+    created: str
+    created_by: str
+    size: int
+    comment: str
+
+
+@contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Prefix the message of a pydock error raised in the body with ``what``."""
+    try:
+        yield
+    except PydockError as exc:
+        exc.message = f"{what}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
+    except graphdriver.GraphDriverError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+    except (tarfile.TarError, EOFError) as exc:  # an archive cut short or corrupt
+        raise ImageFormatError(f"{what}: reading the archive: {exc}") from exc
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise PydockError(f"{what}: {where}{reason}") from exc
+
+
+class ImageTransfer:
+    """Image verbs over the engine's store, content store and layers (a mixin)."""
+
+    root: Path
+    store: Store
+    content: ContentStore
+    layers: LayerManager
+
+    # -- archives -----------------------------------------------------------------------------
+
+    def load_images(
+        self, source: str | None, *, platform: str | None = None, stdin: BinaryIO | None = None
+    ) -> list[str]:
+        """``load``: every image of a docker-archive or OCI layout; Docker's report lines."""
+        name = source or "-"
+        with doing(f"loading {name}"):
+            wanted = Platform.parse(platform) if platform else Platform.default()
+            with self._input(source, stdin) as path, open_bundle(path, self._scratch()) as bundle:
+                images = read_archive(bundle, platform=wanted)
+                report = []
+                with blobs.leased(self.store, self.content) as lease:
+                    for image in images:
+                        with ingesting(self.store, self.content, self.layers, lease) as ingest:
+                            image_id = ingest_image(ingest, bundle, image)
+                        familiar = [parse_reference(tag).familiar for tag in image.tags]
+                        report += [f"Loaded image: {tag}" for tag in familiar]
+                        report += [] if familiar else [f"Loaded image ID: {image_id}"]
+        return report
+
+    def save_images(
+        self, names: list[str], output: str | None, *, kind: str = "docker-archive"
+    ) -> None:
+        """``save``: images into one archive at ``output`` (stdout if ``None``)."""
+        with doing(f"saving {' '.join(names)}"):
+            try:
+                archive = ArchiveFormat(kind)
+            except ValueError as exc:
+                raise UsageError(f"unknown format {kind!r}") from exc
+            items = []
+            for name in names:
+                image, tag = resolve_image(self.store, name, doing="finding image")
+                items.append(SaveItem(image, (tag,) if tag else ()))
+            if output is None:
+                write_archive(self.store, self.content, items, sys.stdout.buffer, archive)
+                return
+            target = Path(output)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    write_archive(self.store, self.content, items, out, archive)
+                os.replace(temp, target)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+
+    @contextmanager
+    def _input(self, source: str | None, stdin: BinaryIO | None) -> Iterator[Path]:
+        if source not in (None, "-"):
+            yield Path(source)
+            return
+        scratch = self._scratch()
+        with tempfile.NamedTemporaryFile(dir=scratch, prefix="load-") as temp:
+            shutil.copyfileobj(stdin or sys.stdin.buffer, temp, CHUNK_SIZE)
+            temp.flush()
+            yield Path(temp.name)
+
+    def _scratch(self) -> Path:
+        path = self.root / SCRATCH
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    # -- names and history --------------------------------------------------------------------
+
+    def tag_image(self, source: str, target: str) -> None:
+        """``tag``: make ``target`` name the image ``source`` names."""
+        with doing(f"tagging {source} as {target}"):
+            image, _ = resolve_image(self.store, source, doing="finding image")
+            ref = parse_reference(target)
+            if ref.digest:
+                raise InvalidReferenceError("refusing to create a tag with a digest reference")
+            self.store.images.tag(str(ref), image.id, created=now_rfc3339())
+
+    def image_history(self, name: str) -> list[HistoryRow]:
+        """``history``: the image's history entries, newest first, with layer sizes."""
+        image, _ = resolve_image(self.store, name, doing="reading history of")
+        config = ImageConfig.parse(image.config)
+        sizes = []
+        for chain in chain_ids(list(config.diff_ids)):
+            layer = self.store.layers.get(chain)
+            sizes.append(layer.size if layer is not None else 0)
+        rows = []
+        for entry in config.history:
+            size = 0
+            if not entry.get("empty_layer") and sizes:
+                size = sizes.pop(0)
+            rows.append(
+                HistoryRow(
+                    "<missing>",
+                    str(entry.get("created", "")),
+                    str(entry.get("created_by", "")),
+                    size,
+                    str(entry.get("comment", "")),
+                )
+            )
+        rows.reverse()
+        if rows:
+            top = rows[0]
+            rows[0] = HistoryRow(image.id, top.created, top.created_by, top.size, top.comment)
+        return rows
+
+    def repo_digests(self, image_id: str) -> list[str]:
+        """``NAME@DIGEST`` of the image, as ``inspect`` lists them."""
+        return [
+            f"{parse_reference(name).familiar_name}@{digest}"
+            for name, digest in self.store.distribution.repo_digests(image_id)
+        ]
+
+    # -- registries ---------------------------------------------------------------------------
+
+    def pull_image(
+        self,
+        name: str,
+        *,
+        platform: str | None = None,
+        tls_verify: bool = True,
+        quiet: bool = False,
+        out: TextIO | None = None,
+    ) -> tuple[Reference, PullResult]:
+        """``pull``: the image ``name`` from its registry, for ``platform``."""
+        from pydock.registry.progress import Progress
+        from pydock.registry.pull import pull
+
+        progress = Progress(out or sys.stdout, quiet=quiet)
+        with doing(f"pulling {name}"):
+            ref = parse_reference(name)
+            wanted = Platform.parse(platform) if platform else Platform.default()
+            with (
+                self._client(ref, tls_verify) as client,
+                blobs.leased(self.store, self.content) as lease,
+                ingesting(self.store, self.content, self.layers, lease) as ingest,
+            ):
+                result = pull(ingest, self.store, client, ref, wanted, progress)
+        return ref, result
+
+    def push_image(
+        self,
+        name: str,
+        target: str | None = None,
+        *,
+        tls_verify: bool = True,
+        quiet: bool = False,
+        out: TextIO | None = None,
+    ) -> tuple[Reference, PushResult]:
+        """``push``: the image ``name`` to ``target`` (default: ``name`` itself)."""
+        from pydock.registry.progress import Progress
+        from pydock.registry.push import Pusher
+
+        progress = Progress(out or sys.stdout, quiet=quiet)
+        with doing(f"pushing {target or name}"):
+            image, _ = resolve_image(self.store, name, doing="finding image")
+            ref = parse_reference(target or name)
+            if ref.digest:
+                raise InvalidReferenceError("cannot push to a digest reference")
+            with self._client(ref, tls_verify) as client:
+                result = Pusher(self.store, self.content, client, ref, progress).push(image)
+        return ref, result
+
+    def login(self, server: str, username: str, password: str, *, tls_verify: bool = True) -> Path:
+        """``login``: check the credentials against ``server`` and store them."""
+        from pydock.registry import RegistryClient
+        from pydock.registry.credentials import Credentials, store_credentials
+
+        with doing(f"logging in to {server}"):
+            credentials = Credentials(username, password)
+            domain = _domain(server)
+            with RegistryClient(domain, tls_verify=tls_verify, credentials=credentials) as client:
+                client.ping()
+            return store_credentials(domain, credentials)
+
+    def logout(self, server: str) -> bool:
+        """``logout``: forget the stored credentials of ``server``."""
+        from pydock.registry.credentials import remove_credentials
+
+        with doing(f"logging out of {server}"):
+            return remove_credentials(_domain(server))
+
+    @contextmanager
+    def _client(self, ref: Reference, tls_verify: bool) -> Iterator[RegistryClient]:
+        from pydock.registry import RegistryClient, load_credentials
+
+        credentials = load_credentials(ref.domain)
+        with RegistryClient(ref.domain, tls_verify=tls_verify, credentials=credentials) as client:
+            yield client
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def prune_blobs(self) -> blobs.PruneReport:
+        """``system prune``: delete the blobs no image or layer refers to."""
+        with doing("pruning"):
+            return blobs.collect(self.store, self.content)
+
+    def image_blobs(self, image: ImageRecord) -> set[str]:
+        """Manifests and layer blobs of ``image``: what ``rmi`` may free with it."""
+        found = {digest for _, digest in self.store.distribution.repo_digests(image.id)}
+        if image.manifest_digest:
+            found.add(image.manifest_digest)
+        for diff_id in ImageConfig.parse(image.config).diff_ids:
+            found.update(row.digest for row in self.store.distribution.blobs_of(diff_id))
+        return found
+
+    def free_blobs(self, candidates: set[str]) -> None:
+        """Delete those of ``candidates`` that nothing refers to any more."""
+        if candidates:
+            blobs.collect(self.store, self.content, candidates)
+
+    def disk_usage(self) -> dict[str, dict[str, int]]:
+        """``system df``: images, layers and blobs: total, active, size, reclaimable."""
+        images = self.store.images.list_images()
+        active = {image.id for image in images if self.store.containers_using(image.id)}
+        layers = self.store.layers.list_layers(complete=True)
+        count, total, loose, loose_bytes = blobs.usage(self.store, self.content)
+        layer_bytes = sum(layer.size for layer in layers)
+        unused = sum(image.size for image in images if image.id not in active)
+        return {
+            "Images": {
+                "Total": len(images),
+                "Active": len(active),
+                "Size": layer_bytes,
+                "Reclaimable": min(unused, layer_bytes),
+            },
+            "Layers": {"Total": len(layers), "Active": len(layers), "Size": layer_bytes},
+            "Blobs": {
+                "Total": count,
+                "Active": count - loose,
+                "Size": total,
+                "Reclaimable": loose_bytes,
+            },
+        }
+
+
+def _domain(server: str) -> str:
+    text = server.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    text = text.removesuffix("/v1").removesuffix("/v2").rstrip("/")
+    return "docker.io" if text in ("index.docker.io", "registry-1.docker.io") else text

@@ -1,0 +1,84 @@
+"""Running the pydock CLI in tests: in this process (fast) or as a subprocess (exact exit).
+
+Both return ``(status, stdout, stderr)``. Every failure must be exit 125 with exactly one line,
+``pydock: ...``, on stderr; :func:`assert_fails` checks that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from pydock.cli import main
+
+
+def cli(root: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``pydock --root ROOT --storage vfs ARGS`` in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(["--root", str(root), "--storage", "vfs", *args])
+        except SystemExit as exc:  # argparse usage errors
+            status = int(exc.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+def cli_process(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the same command as a subprocess."""
+    command = [sys.executable, "-m", "pydock", "--root", str(root), "--storage", "vfs", *args]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    done = subprocess.run(
+        command, capture_output=True, timeout=300, env=environment | (env or {}), check=False
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def ok(root: Path, *args: str) -> str:
+    """Run in process; assert success; return stdout."""
+    status, out, err = cli(root, *args)
+    assert status == 0, err
+    assert err == ""
+    return out
+
+
+def assert_fails(result: tuple[int, str, str], *needles: str) -> str:
+    """Assert exit 125 with one ``pydock:`` line holding ``needles``; return that line."""
+    status, out, err = result
+    assert status == 125, (out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pydock: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Everything a failed command must leave as it was: rows, blobs, layer directories."""
+    found: dict[str, object] = {}
+    database = root / "pydock.db"
+    if database.exists():
+        with sqlite3.connect(database) as conn:
+            for table in ("layers", "layer_cache", "images", "image_tags", "repo_digests"):
+                found[table] = sorted(map(tuple, conn.execute(f"SELECT * FROM {table}")))
+    blobs = root / "blobs" / "sha256"
+    found["blobs"] = sorted(os.listdir(blobs)) if blobs.is_dir() else []
+    layers = root / "vfs" / "dir"
+    found["dirs"] = sorted(os.listdir(layers)) if layers.is_dir() else []
+    scratch = root / "tmp"
+    found["scratch"] = sorted(os.listdir(scratch)) if scratch.is_dir() else []
+    return found
+
+
+def layer_path(root: Path, image: str) -> Path:
+    """The vfs directory of ``image``'s top layer."""
+    import json
+
+    described = json.loads(ok(root, "inspect", image))[0]
+    return Path(described["GraphDriver"]["Data"]["Path"])
