@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 import graphdriver
+from pydock import cli_containers
+from pydock.cli_images import add_image_commands
 from pydock.clock import parse_rfc3339, utc_now
 from pydock.engine import Engine, EngineConfig
 from pydock.errors import PydockError, UsageError
@@ -137,7 +139,7 @@ def cmd_inspect(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     status = 0
     for name in args.images:
         try:
-            found.append(engine.inspect_image(name))
+            found.append(cli_containers.inspect_any(engine, name))
         except PydockError as exc:
             _fail(str(exc))
             status = EXIT_FAILURE
@@ -196,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("inspect", cmd_inspect, "inspecting images")
     sub.add_argument("images", metavar="IMAGE", nargs="+", help="name, tag or id")
+
+    cli_containers.register(add)
+
+    add_image_commands(add)
     return parser
 
 
@@ -210,7 +216,7 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
     return EngineConfig(
         root=args.root or default_root(),
         run_root=args.run_root or default_run_root(),
-        storage=args.storage or None,
+        storage=getattr(args, "container_storage", None) or args.storage or None,
         storage_options=options,
     )
 
@@ -220,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     doing: str = args.doing
     try:
-        with Engine(engine_config(args)) as engine:
+        config = engine_config(args)
+        cli_containers.prepare(args, config)
+        with Engine(config) as engine:
             status: int = args.func(engine, args, sys.stdout)
         sys.stdout.flush()
         return status

@@ -17,6 +17,8 @@ from typing import BinaryIO
 import graphdriver
 from pydock import builtin, info
 from pydock.clock import now_rfc3339
+from pydock.containers.manager import ContainerManager
+from pydock.containers.storage import release_mounts
 from pydock.content import ContentStore
 from pydock.errors import (
     ContentError,
@@ -33,6 +35,7 @@ from pydock.paths import driver_home_name
 from pydock.reference import Reference, parse_reference
 from pydock.resolve import resolve_image
 from pydock.store import ImageRecord, Store
+from pydock.transfer import ImageTransfer
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,13 @@ class ImageRow:
     size: int
 
 
-class Engine:
+class Engine(ImageTransfer):
     """Images and layers over the store, the content store and a graph driver."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.root = Path(config.root)
+        self._containers: ContainerManager | None = None
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -76,18 +80,31 @@ class Engine:
                 self.store, self.content, self.driver, self.home, self._driver_for_home
             )
             self.layers.recover()
+            self.containers.recover()
         except BaseException:
             self.store.close()
             raise
 
     def close(self) -> None:
-        """Release the driver's mounts and close the store."""
+        """Release the mounts this process holds and close the store.
+
+        Mounts that running containers use stay (see :mod:`pydock.containers.storage`).
+        """
         try:
+            if self._containers is not None:
+                self._containers.close()
             for driver in (self.driver, *self._other_drivers.values()):
                 if driver is not None:
-                    driver.cleanup()
+                    release_mounts(driver)
         finally:
             self.store.close()
+
+    @property
+    def containers(self) -> ContainerManager:
+        """The containers of this root."""
+        if self._containers is None:
+            self._containers = ContainerManager(self)
+        return self._containers
 
     def __enter__(self) -> Engine:
         return self
@@ -237,6 +254,7 @@ class Engine:
                 image_id=image.id,
             )
         diff_ids = list(ImageConfig.parse(image.config).diff_ids)
+        freed = self.image_blobs(image)
         with self.store.transaction():
             for each in image.tags:
                 self.store.images.untag(each)
@@ -247,6 +265,7 @@ class Engine:
         report.append(f"Deleted: {image.id}")
         removed = self.layers.remove_marked(doomed)
         report.extend(f"Deleted: {chain}" for chain in removed)
+        self.free_blobs(freed)
         return report
 
     def inspect_image(self, name: str) -> dict[str, object]:
@@ -264,7 +283,7 @@ class Engine:
         return {
             "Id": image.id,
             "RepoTags": [parse_reference(tag).familiar for tag in image.tags],
-            "RepoDigests": [],
+            "RepoDigests": self.repo_digests(image.id),
             "Parent": "",
             "Comment": comment,
             "Created": config.created or image.created,

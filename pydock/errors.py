@@ -62,3 +62,7 @@ class StorageError(PydockError):
 
 class UsageError(PydockError):
     """A command-line value pydock cannot use (e.g. a ``--storage-opt`` without ``=``)."""
+
+
+class ImageFormatError(PydockError):
+    """An archive, manifest, index or config that is not a valid image (or names bad blobs)."""

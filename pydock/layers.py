@@ -14,8 +14,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import graphdriver
 from pydock.clock import now_rfc3339
@@ -28,6 +29,7 @@ from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
 WAIT_INTERVAL_SECONDS = 0.2
 
 DriverLookup = Callable[[str], graphdriver.Driver | None]
+LayerOpener = Callable[[], AbstractContextManager[BinaryIO]]
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,14 @@ class LayerManager:
         self.home = home
         self._drivers_by_home = drivers_by_home
 
-    def register(self, diff_id: str, parent: str | None) -> PendingLayer:
+    def register(
+        self, diff_id: str, parent: str | None, *, opener: LayerOpener | None = None
+    ) -> PendingLayer:
         """Make the layer ``diff_id`` on ``parent`` present in the driver, unpacking if needed.
 
-        The layer tar must be in the content store under ``diff_id``. If the layer is already
-        there it is reused; if another live process is unpacking it, this waits for it.
+        The layer tar is read from ``opener()`` if given, else from the content store under
+        ``diff_id``. If the layer is already there it is reused; if another live process is
+        unpacking it, this waits for it.
         """
         chain = chain_id(parent, diff_id)
         parent_cache = self._parent_cache(parent)
@@ -93,7 +98,7 @@ class LayerManager:
         try:
             with driver_step(f"unpacking layer {diff_id}"):
                 self.driver.create(cache_id, parent_cache)
-                with self.content.open(diff_id) as blob:
+                with opener() if opener else self.content.open(diff_id) as blob:
                     size = self.driver.apply_diff(cache_id, parent_cache, blob)
         except BaseException:
             self.abandon(pending)
@@ -206,7 +211,9 @@ class LayerManager:
         if parent is None:
             return None
         cache = self.store.layers.cache(parent, self.home)
-        if cache is None or not cache.complete:
+        # A parent this process unpacked moments ago is still incomplete: the layers of one
+        # image are completed together, with the image, when it is committed.
+        if cache is None or not (cache.complete or cache.owner == current_owner()):
             raise StorageError(
                 f"registering a layer on {parent}: the parent is not in driver {self.driver.name}",
                 layer_id=parent,

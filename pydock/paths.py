@@ -13,8 +13,14 @@ DRIVER_HOMES = {"overlay2": "overlay", "fuse": "overlay"}
 
 
 def is_rootless() -> bool:
-    """Whether pydock runs without uid 0."""
-    return os.geteuid() != 0
+    """Whether pydock runs without uid 0, or as root of a user namespace (rootless mode)."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        uid_map = Path("/proc/self/uid_map").read_text().split()
+    except OSError:
+        return False
+    return uid_map[:3] != ["0", "0", "4294967295"]
 
 
 def default_root(env: Mapping[str, str] | None = None) -> Path:

@@ -26,6 +26,11 @@ def resolve_image(store: Store, name: str, *, doing: str) -> tuple[ImageRecord, 
             image = store.images.get(image_id)
             if image is not None:
                 return image, str(ref)
+    if ref is not None and ref.digest is not None:
+        image_id = store.distribution.resolve_repo_digest(ref.name, ref.digest)
+        image = store.images.get(image_id) if image_id else None
+        if image is not None:
+            return image, None
     hex_part = name.removeprefix("sha256:")
     if _HEX_PREFIX.fullmatch(hex_part):
         matches = store.images.by_prefix(hex_part)

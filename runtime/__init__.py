@@ -2,7 +2,7 @@
 
 It receives a root filesystem path and a :class:`ContainerSpec` and knows nothing of graph
 drivers. ``create`` sets a container up and returns it CREATED; ``Container.start`` executes its
-command; ``run`` does both.
+command; ``run`` does both; ``execute`` starts another process in a running container.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from .errors import (
     ExecError,
     InvalidSpecError,
     InvalidTransitionError,
+    NamespaceUnavailableError,
     SetupError,
     UnknownUserError,
 )
+from .execute import ExecProcess, ExecSpec, execute
 from .launch import create, run
 from .monitor import read_exit_file
 from .spec import (
@@ -50,8 +52,11 @@ __all__ = [
     "ContainerSpec",
     "Event",
     "ExecError",
+    "ExecProcess",
+    "ExecSpec",
     "InvalidSpecError",
     "InvalidTransitionError",
+    "NamespaceUnavailableError",
     "NetworkMode",
     "Rlimit",
     "SetupError",
@@ -59,6 +64,7 @@ __all__ = [
     "UnknownUserError",
     "User",
     "create",
+    "execute",
     "read_exit_file",
     "resolve_capabilities",
     "resolve_user",

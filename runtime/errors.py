@@ -71,3 +71,7 @@ class CommandNotExecutableError(ExecError):
     """The command exists but cannot be executed: permission denied, a directory, bad format."""
 
     exit_code = 126
+
+
+class NamespaceUnavailableError(SetupError):
+    """The kernel refuses a new user namespace here (disabled, or the limit is reached)."""

@@ -15,6 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+# The initial user namespace maps all 2**32 - 1 ids to themselves.
+INITIAL_SIZE = 4294967295
+
 
 @dataclass(frozen=True)
 class IdRange:
@@ -49,6 +52,36 @@ class IdMapping:
     def maps_gid(self, gid: int) -> bool:
         """True when container gid ``gid`` is mapped."""
         return any(r.inside <= gid < r.inside + r.size for r in self.gids)
+
+
+def parse_map(text: str) -> tuple[IdRange, ...]:
+    """Parse /proc/PID/uid_map (or gid_map) text into its ranges."""
+    ranges = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and all(field.isdigit() for field in fields):
+            ranges.append(IdRange(int(fields[0]), int(fields[1]), int(fields[2])))
+    return tuple(ranges)
+
+
+def current() -> IdMapping:
+    """The maps of the user namespace this process is in (the initial one maps every id)."""
+    uids = parse_map(Path("/proc/self/uid_map").read_text())
+    gids = parse_map(Path("/proc/self/gid_map").read_text())
+    return IdMapping(uids, gids, use_helpers=False)
+
+
+def setgroups_allowed_here() -> bool:
+    """Whether this process's user namespace lets it call setgroups (not ``deny``)."""
+    try:
+        return Path("/proc/self/setgroups").read_text().strip() != "deny"
+    except OSError:
+        return True
+
+
+def is_initial(mapping: IdMapping) -> bool:
+    """True for the maps of the initial user namespace, where every id maps to itself."""
+    return mapping.uids == (IdRange(0, 0, INITIAL_SIZE),)
 
 
 def parse_subid(text: str, user: str, uid: int) -> IdRange | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from . import channel, identity, linux, network, rootfs
+from . import channel, identity, linux, network, reaper, rootfs
 from .errors import SetupError
 from .spec import ContainerSpec, NetworkMode, environment
 from .user import home_for
@@ -38,6 +38,8 @@ class LaunchPlan:
     spec: ContainerSpec
     root: Path
     userns: bool
+    # The caller is itself in a user namespace: no mknod, and no sysfs of the host network.
+    nested: bool
     setgroups_allowed: bool
     pts_gid: int | None
     stdio: tuple[int, int, int]
@@ -129,7 +131,7 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
         except OSError as exc:
             raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno) from exc
     os.umask(0o022)
-    rootfs.prepare(spec, plan.root, in_userns=plan.userns, pts_gid=plan.pts_gid)
+    rootfs.prepare(spec, plan.root, in_userns=plan.userns or plan.nested, pts_gid=plan.pts_gid)
     rootfs.pivot(plan.root)
     rootfs.mask(spec.masked_paths)
     rootfs.make_readonly(spec.readonly_paths)
@@ -174,10 +176,26 @@ def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
         _close_fds(sock.fileno())
         channel.send(sock, "ready")
         _expect(sock, "start")
+        if plan.spec.init:
+            reaper.run(lambda: execute(plan.spec.args, env, sock), sock, tty=plan.spec.tty)
+        execute(plan.spec.args, env, sock)
+    except SetupError as exc:
+        _report(sock, "error", {"errno": exc.errno, "message": str(exc), "path": exc.path})
+    except BaseException as exc:
+        err = getattr(exc, "errno", None)
+        _report(sock, "error", {"errno": err, "message": f"setting up: {exc}"})
+    finally:
+        os._exit(status)
+
+
+def execute(args: tuple[str, ...], env: list[str], sock: socket.socket) -> NoReturn:
+    """Execute ``args`` with ``env``; report a failure on ``sock`` and exit 126 or 127."""
+    status = 126
+    try:
         search_path = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
-        command = find_command(plan.spec.args[0], search_path)
+        command = find_command(args[0], search_path)
         try:
-            os.execve(command, list(plan.spec.args), dict(e.split("=", 1) for e in env))
+            os.execve(command, list(args), dict(e.split("=", 1) for e in env))
         except OSError as exc:
             raise ExecFailure(
                 exc.errno or errno.EACCES, f"executing {command!r}: {exc.strerror}"
@@ -185,11 +203,6 @@ def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
     except ExecFailure as exc:
         status = 127 if exc.errno == errno.ENOENT else 126
         _report(sock, "exec-error", {"errno": exc.errno, "message": str(exc)})
-    except SetupError as exc:
-        _report(sock, "error", {"errno": exc.errno, "message": str(exc), "path": exc.path})
-    except BaseException as exc:
-        err = getattr(exc, "errno", None)
-        _report(sock, "error", {"errno": err, "message": f"setting up: {exc}"})
     finally:
         os._exit(status)
 

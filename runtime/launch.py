@@ -116,18 +116,21 @@ def create(
     detach: bool = False,
     cgroup_parent: str | None = None,
     id_mapping: idmap.IdMapping | None = None,
+    exit_command: tuple[str, ...] = (),
     timeout: float = 30.0,
 ) -> Container:
     """Set up ``spec`` in new namespaces and return it CREATED, ready for ``start``.
 
     ``stdin``/``stdout``/``stderr`` are descriptors for the command (default: the caller's).
     With ``detach`` the monitor starts its own session so it outlives the caller's terminal;
-    ``exit_file`` is where it records the exit status either way. ``id_mapping`` overrides the
+    ``exit_file`` is where it records the exit status either way, and ``exit_command`` (argv)
+    is started once the status is recorded. ``id_mapping`` overrides the
     user-namespace maps that :func:`runtime.idmap.plan` would choose.
     """
     use_userns = spec.userns if spec.userns is not None else os.geteuid() != 0
     mapping = (id_mapping or idmap.plan()) if use_userns else None
     root = _check(spec, mapping)
+    here = idmap.current()
     cgroup = None
     if spec.cgroup is not None and not spec.cgroup.is_empty():
         cgroup = cgroups.create(spec.container_id, spec.cgroup, parent=cgroup_parent)
@@ -135,8 +138,11 @@ def create(
         spec=spec,
         root=root,
         userns=use_userns,
-        setgroups_allowed=mapping is None or mapping.allows_setgroups,
-        pts_gid=TTY_GROUP if mapping is None or mapping.maps_gid(TTY_GROUP) else None,
+        setgroups_allowed=(
+            mapping.allows_setgroups if mapping is not None else idmap.setgroups_allowed_here()
+        ),
+        nested=not idmap.is_initial(here),
+        pts_gid=TTY_GROUP if (mapping or here).maps_gid(TTY_GROUP) else None,
         stdio=(
             0 if stdin is None else stdin,
             1 if stdout is None else stdout,
@@ -157,7 +163,14 @@ def create(
         ) from exc
     if monitor_pid == 0:
         ours.close()
-        monitor.run(plan, theirs, cgroup=cgroup, exit_file=exit_file, detach=detach)
+        monitor.run(
+            plan,
+            theirs,
+            cgroup=cgroup,
+            exit_file=exit_file,
+            detach=detach,
+            exit_command=exit_command,
+        )
     theirs.close()
     ours.settimeout(timeout)
     pid: int | None = None
@@ -196,6 +209,7 @@ def run(
     detach: bool = False,
     cgroup_parent: str | None = None,
     id_mapping: idmap.IdMapping | None = None,
+    exit_command: tuple[str, ...] = (),
     timeout: float = 30.0,
 ) -> Container:
     """Create and start ``spec`` (see :func:`create`); the command is running on return."""
@@ -208,6 +222,7 @@ def run(
         detach=detach,
         cgroup_parent=cgroup_parent,
         id_mapping=id_mapping,
+        exit_command=exit_command,
         timeout=timeout,
     )
     container.start(timeout=timeout)

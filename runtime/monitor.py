@@ -3,8 +3,9 @@
 It is the caller's child and init's parent, marked as a child subreaper. After forking init it
 closes every descriptor it inherited, so a detached container holds nothing of the command that
 started it; it forwards the usual termination signals to init, waits for it, removes the
-cgroup, records the exit status (``128+N`` for signal N) in the exit file when one is given, and
-exits with that status itself.
+cgroup, records the exit status (``128+N`` for signal N) in the exit file when one is given,
+and exits with that status itself; an exit command, when one is given (the caller's clean-up,
+as conmon's), then starts from a helper forked before the pid namespace existed.
 """
 
 from __future__ import annotations
@@ -74,13 +75,38 @@ def _forward_signals(pid: int) -> None:
         signal.signal(number, forward)
 
 
-def _let_go_of_caller() -> None:
-    """Drop every descriptor inherited from the caller; stdio becomes /dev/null."""
+def _let_go_of_caller(keep: int = -1) -> None:
+    """Drop every descriptor inherited from the caller but ``keep``; stdio becomes /dev/null."""
     null = os.open("/dev/null", os.O_RDWR)
     for target in (0, 1, 2):
         os.dup2(null, target)
     highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
-    os.closerange(3, highest)
+    if keep > 2:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, highest)
+    else:
+        os.closerange(3, highest)
+
+
+def _prepare_exit_command(argv: tuple[str, ...]) -> int:
+    """Fork a helper that starts ``argv`` once the monitor is gone; return the monitor's end.
+
+    The helper is forked before the pid namespace exists (a process there cannot fork once
+    init has died) and waits for end-of-file on a pipe whose other end only the monitor
+    holds, so the exit command also runs if the monitor itself is killed.
+    """
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        try:
+            os.close(write_end)
+            _let_go_of_caller(keep=read_end)
+            os.read(read_end, 1)
+            os.setsid()
+            os.execvp(argv[0], list(argv))
+        finally:
+            os._exit(127)
+    os.close(read_end)
+    return write_end
 
 
 def run(
@@ -90,6 +116,7 @@ def run(
     cgroup: Cgroup | None,
     exit_file: Path | None,
     detach: bool,
+    exit_command: tuple[str, ...] = (),
 ) -> NoReturn:
     """Run the monitor in the freshly forked child; never returns."""
     status = init.SETUP_FAILED
@@ -103,6 +130,7 @@ def run(
         message = channel.receive(sock)
         if message is None or message.kind != "continue":
             raise ContainerError("waiting for the id maps: the caller went away")
+        hook = _prepare_exit_command(exit_command) if exit_command else -1
         # Only the children of this process enter the new pid namespace: init becomes pid 1.
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
@@ -110,7 +138,7 @@ def run(
             init.run(plan, sock)
         channel.send(sock, "pid", {"pid": pid})
         sock.close()
-        _let_go_of_caller()
+        _let_go_of_caller(keep=hook)
         _forward_signals(pid)
         status = _wait_for(pid)
         if cgroup is not None:

@@ -154,6 +154,8 @@ class ContainerSpec:
     masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
     cgroup: CgroupLimits | None = None
+    # ``--init``: pid 1 is a small reaper that runs the command as its child.
+    init: bool = False
     # None: a user namespace exactly when the caller is not root.
     userns: bool | None = None
 

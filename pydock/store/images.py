@@ -57,7 +57,12 @@ class ImageStore:
         """Delete an image and its tags."""
         with transaction(self.db):
             self.db.execute("DELETE FROM image_tags WHERE image_id = ?", [image_id])
+            self.db.execute("DELETE FROM repo_digests WHERE image_id = ?", [image_id])
             self.db.execute("DELETE FROM images WHERE id = ?", [image_id])
+
+    def set_manifest(self, image_id: str, digest: str) -> None:
+        """Record ``digest`` as the manifest the image was last loaded or pulled with."""
+        self.db.execute("UPDATE images SET manifest_digest = ? WHERE id = ?", [digest, image_id])
 
     def tags(self, image_id: str) -> list[str]:
         """Full references (``docker.io/library/busybox:latest``) tagging ``image_id``."""

@@ -94,3 +94,50 @@ def _containers(db: Database) -> None:
     )
     db.table("containers").create_index(["name"], unique=True)
     db.table("containers").create_index(["image"])
+
+
+@MIGRATIONS(name="0004_distribution")
+def _distribution(db: Database) -> None:
+    # The blobs a layer has been seen as (compressed or not), so save/push give them back
+    # and a pull skips what it already has; moby calls this "v2 metadata".
+    db.table("layer_blobs").create(
+        {
+            "digest": str,
+            "diff_id": str,
+            "media_type": str,
+            "size": int,
+            "uncompressed_size": int,
+        },
+        pk="digest",
+        not_null={"diff_id", "media_type", "size"},
+    )
+    db.table("layer_blobs").create_index(["diff_id"])
+    # Repositories of a registry known to hold a blob: candidates for a cross-repo mount.
+    db.table("blob_sources").create(
+        {"digest": str, "registry": str, "repository": str},
+        pk=("digest", "registry", "repository"),
+    )
+    # ``name@digest`` under which an image was pulled or pushed (Docker's RepoDigests).
+    db.table("repo_digests").create(
+        {"name": str, "digest": str, "image_id": str, "created": str},
+        pk=("name", "digest"),
+        not_null={"image_id", "created"},
+        foreign_keys=[("image_id", "images", "id")],
+    )
+    db.table("repo_digests").create_index(["image_id"])
+    # Blobs an operation in progress is writing or about to use: garbage collection skips
+    # them while their owner process lives.
+    db.table("blob_leases").create({"digest": str, "owner": str}, pk=("digest", "owner"))
+
+
+@MIGRATIONS(name="0005_container_runtime")
+def _container_runtime(db: Database) -> None:
+    # ``config``: the container's settings as JSON; ``owner``: the process creating or removing
+    # it (NULL once settled), so start-up recovery can finish what a crash left; ``monitor``:
+    # "<pid>:<start time>" of the monitor process of its current run.
+    containers = db.table("containers")
+    containers.add_column("config", str, not_null_default="{}")
+    containers.add_column("owner", str)
+    containers.add_column("monitor", str)
+    containers.add_column("started", str)
+    containers.add_column("finished", str)

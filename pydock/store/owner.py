@@ -25,7 +25,11 @@ def _start_time(pid: int) -> str | None:
 
 def current_owner() -> str:
     """The owner string of this process (not cached: a forked child is another owner)."""
-    pid = os.getpid()
+    return owner_of(os.getpid())
+
+
+def owner_of(pid: int) -> str:
+    """The owner string of process ``pid`` (e.g. a container's monitor)."""
     return f"{pid}:{_start_time(pid) or '0'}"
 
 

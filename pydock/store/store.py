@@ -9,7 +9,9 @@ from types import TracebackType
 
 from sqlite_utils import Database
 
+from pydock.store.containers import ContainerStore
 from pydock.store.db import applied_migrations, open_database, transaction
+from pydock.store.distribution import DistributionStore
 from pydock.store.images import ImageStore
 from pydock.store.layers import LayerStore
 from pydock.store.owner import is_owner_alive
@@ -26,6 +28,8 @@ class Store:
         self.path = path
         self.layers = LayerStore(db)
         self.images = ImageStore(db)
+        self.containers = ContainerStore(db)
+        self.distribution = DistributionStore(db)
 
     @classmethod
     def open(cls, root: Path) -> Store:

@@ -1,0 +1,238 @@
+"""The ``pydock`` commands that start processes: ``run``, ``create``, ``start`` and ``exec``.
+
+``run``, ``start -a`` and ``exec`` pass the container's status on; a command that cannot be
+executed gives 126, one that does not exist 127; pydock's own failures give 125. Rootless, the
+process first moves into pydock's user namespace (``exec``: the container's), see
+:func:`prepare`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from pydock import rootless
+from pydock.containers import attach, lifecycle
+from pydock.containers.config import RunOptions
+from pydock.containers.errors import ContainerConfigError, ContainerStartError
+from pydock.containers.execs import ExecOptions, start_exec
+from pydock.containers.state import ContainerState
+from pydock.engine import Engine, EngineConfig
+from pydock.errors import PydockError
+from pydock.store import DATABASE_NAME, ContainerRecord, Store, is_owner_alive
+
+EXIT_FAILURE = 125
+
+
+def fail(message: str) -> None:
+    """Print one ``pydock: <message>`` line on standard error."""
+    sys.stderr.write("pydock: " + " ".join(message.split("\n")) + "\n")
+    sys.stderr.flush()
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    """The ``run``/``create`` options from the parsed command line."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command.pop(0)
+    return RunOptions(
+        image=args.image,
+        command=tuple(command),
+        name=args.name,
+        env=tuple(args.env),
+        workdir=args.workdir,
+        user=args.user,
+        hostname=args.hostname,
+        network=args.network,
+        read_only=args.read_only,
+        volumes=tuple(args.volume),
+        memory=args.memory,
+        cpus=args.cpus,
+        pids_limit=args.pids_limit,
+        init=args.init,
+        entrypoint=args.entrypoint,
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        security_opt=tuple(args.security_opt),
+        tty=args.tty,
+        interactive=args.interactive,
+        auto_remove=args.rm,
+    )
+
+
+def _run_attached(
+    engine: Engine, record: ContainerRecord, attachment: attach.Attachment, *, detach: bool
+) -> int | None:
+    """Start ``record`` with ``attachment``; its status, or ``None`` when detached."""
+    manager = engine.containers
+    hook = lifecycle.exit_command(manager, record) if detach else ()
+    try:
+        started = lifecycle.start(
+            manager, record, attachment.stdio(), exit_command=hook, detach=detach
+        )
+        attachment.started(started.container)
+        if detach:
+            return None
+        try:
+            status = attachment.pump(started.container)
+        except BaseException:
+            # Leaving early: the still running container keeps its mount.
+            started.storage.keep_mounted(record.rw_layer)
+            raise
+    finally:
+        attachment.close()
+    lifecycle.on_exit(manager, started.record, status)
+    return status
+
+
+def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Create a container from an image and run its command."""
+    manager = engine.containers
+    record = manager.create(_options(args))
+    files = manager.files(record.id)
+    attachment = attach.choose(
+        files, detach=args.detach, tty=args.tty, interactive=args.interactive, keep_logs=not args.rm
+    )
+    try:
+        status = _run_attached(engine, record, attachment, detach=args.detach)
+    except BaseException as exc:
+        # The command never ran: leave nothing behind (as if --rm).
+        current = manager.store.containers.get(record.id)
+        if current is not None and current.state != ContainerState.RUNNING:
+            with contextlib.suppress(PydockError):  # the first failure is the one to report
+                manager.remove(current, force=True)
+        if isinstance(exc, ContainerStartError):
+            fail(str(exc))
+            return exc.exit_code
+        raise
+    if status is None:
+        out.write(record.id + "\n")
+        return 0
+    return status
+
+
+def cmd_create(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Create a container (without starting it) and print its id."""
+    record = engine.containers.create(_options(args))
+    out.write(record.id + "\n")
+    return 0
+
+
+def cmd_start(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Start created or stopped containers (-a: attach and pass on the exit status)."""
+    manager = engine.containers
+    if args.attach and len(args.containers) > 1:
+        raise ContainerConfigError("starting containers: -a works with one container only")
+    status = 0
+    for name in args.containers:
+        try:
+            record = lifecycle.refresh(manager, manager.lookup(name, doing="starting"))
+            if record is None or record.state == ContainerState.RUNNING:
+                out.write(f"{name}\n")
+                continue
+            config = manager.config_of(record)
+            attachment = attach.choose(
+                manager.files(record.id),
+                detach=not args.attach,
+                tty=config.tty,
+                interactive=args.interactive,
+                keep_logs=True,
+            )
+            result = _run_attached(engine, record, attachment, detach=not args.attach)
+        except ContainerStartError as exc:
+            fail(str(exc))
+            status = exc.exit_code
+            continue
+        except PydockError as exc:
+            fail(str(exc))
+            status = EXIT_FAILURE
+            continue
+        if result is None:
+            out.write(f"{name}\n")
+        else:
+            status = result
+    return status
+
+
+def cmd_exec(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Run a command in a running container."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command.pop(0)
+    if not command:
+        raise ContainerConfigError(f"executing in {args.container}: no command given")
+    options = ExecOptions(
+        command=tuple(command),
+        env=tuple(args.env),
+        workdir=args.workdir,
+        user=args.user,
+        tty=args.tty,
+        interactive=args.interactive,
+        detach=args.detach,
+    )
+    try:
+        return start_exec(engine.containers, args.container, options)
+    except ContainerStartError as exc:
+        fail(str(exc))
+        return exc.exit_code
+
+
+def prepare(args: argparse.Namespace, config: EngineConfig) -> None:
+    """Before the engine opens: rootless, move into pydock's user namespace (see rootless).
+
+    Commands that work inside a running container's file system (``exec``, ``diff``,
+    ``commit``, ``export``; ``joins_container`` in their defaults) join the namespaces of its
+    monitor instead, where its root file system is mounted.
+    """
+    if not rootless.needs_namespace():
+        return
+    if getattr(args, "joins_container", False):
+        monitor = _running_monitor(Path(config.root), args.container)
+        if monitor is not None:
+            rootless.join(monitor)
+            return
+    rootless.enter()
+
+
+def _running_monitor(root: Path, name: str) -> int | None:
+    """The pid of the monitor of running container ``name`` (name or id prefix), if any."""
+    if not (root / DATABASE_NAME).exists():
+        return None
+    with Store.open(root) as store:
+        record = store.containers.by_name(name)
+        matches = [record] if record is not None else store.containers.by_prefix(name)
+    if len(matches) != 1 or matches[0].state != ContainerState.RUNNING:
+        return None
+    monitor = matches[0].monitor or ""
+    if not is_owner_alive(monitor):
+        return None
+    return int(monitor.partition(":")[0])
+
+
+def add_container_options(sub: argparse.ArgumentParser) -> None:
+    add = sub.add_argument
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("-i", "--interactive", action="store_true", help="keep standard input attached")
+    add("-t", "--tty", action="store_true", help="give the container a terminal")
+    add("--name", help="name of the container")
+    add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set a variable")
+    add("-w", "--workdir", help="working directory inside the container")
+    add("-u", "--user", help="user[:group] (name or id) inside the container")
+    add("--hostname", help="host name inside the container")
+    add("--network", choices=["none", "host"], default="none", help="network (default: none)")
+    add("--read-only", action="store_true", help="mount the root file system read-only")
+    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    add("-m", "--memory", help="memory limit (512m, 1g, ...)")
+    add("--cpus", help="number of CPUs (fractions allowed)")
+    add("--pids-limit", type=int, help="largest number of processes")
+    add("--init", action="store_true", help="run a reaper as pid 1 that forwards signals")
+    add("--entrypoint", help="override the image's entrypoint")
+    add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability")
+    add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability")
+    add("--security-opt", action="append", default=[], metavar="OPT", help="no-new-privileges")
+    add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
+    add("image", metavar="IMAGE")
+    add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

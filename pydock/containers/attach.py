@@ -1,0 +1,306 @@
+"""Where a container's standard streams go, and the copying pydock does while it runs.
+
+    detached   stdout and stderr append straight to the container's log files; with a
+               terminal, a small copier process drains it into stdout.log
+    direct     ``run --rm`` without a terminal: the caller's own descriptors, nothing copied
+    tee        foreground without ``--rm``: pipes, copied to the caller's stdout/stderr and to
+               the log files
+    console    foreground with ``-t``: the container's terminal, copied to the caller's
+               stdout (and the log); the caller's stdin goes in with ``-i``, in raw mode when
+               it is a terminal itself
+
+While a foreground container runs, the usual termination signals sent to pydock are passed on
+to it (Docker's sig-proxy), and a resized terminal resizes the container's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import resource
+import selectors
+import signal
+import termios
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Protocol
+
+import runtime
+from pydock.containers.files import ContainerFiles
+
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+CHUNK = 1 << 16
+
+
+class Process(Protocol):
+    """What a started container (or exec'd process) offers to whoever copies its streams."""
+
+    console_fd: int | None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; the Docker status."""
+        ...
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send a signal."""
+        ...
+
+
+class Attachment:
+    """The container's descriptors, and what to do with them while it runs."""
+
+    def __init__(self) -> None:
+        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._owned: list[int] = [self._null]
+
+    def stdio(self) -> tuple[int, int, int]:
+        """Descriptors 0, 1 and 2 of the container's command."""
+        return self._null, self._null, self._null
+
+    def started(self, container: Process) -> None:
+        """The container runs: drop the descriptors only it should hold."""
+
+    def pump(self, container: Process) -> int:
+        """Copy until the container's streams end; wait for it and return its status."""
+        with forwarding(container):
+            return container.wait()
+
+    def close(self) -> None:
+        """Close every descriptor this attachment still holds."""
+        while self._owned:
+            with contextlib.suppress(OSError):
+                os.close(self._owned.pop())
+
+    def _own(self, fd: int) -> int:
+        self._owned.append(fd)
+        return fd
+
+    def _drop(self, fd: int) -> None:
+        if fd in self._owned:
+            self._owned.remove(fd)
+            os.close(fd)
+
+
+class Detached(Attachment):
+    """Output into the log files; the caller goes away."""
+
+    def __init__(self, files: ContainerFiles) -> None:
+        super().__init__()
+        self.files = files
+        files.create()
+        self._out = self._own(files.open_log(files.stdout_log))
+        self._err = self._own(files.open_log(files.stderr_log))
+
+    def stdio(self) -> tuple[int, int, int]:
+        return self._null, self._out, self._err
+
+    def started(self, container: Process) -> None:
+        if container.console_fd is not None:
+            spawn_copier(container.console_fd, self._out)
+            os.close(container.console_fd)
+            container.console_fd = None
+        self.close()
+
+
+class Direct(Attachment):
+    """The caller's own standard streams (stdin only with ``-i``)."""
+
+    def __init__(self, interactive: bool) -> None:
+        super().__init__()
+        self.interactive = interactive
+
+    def stdio(self) -> tuple[int, int, int]:
+        return 0 if self.interactive else self._null, 1, 2
+
+
+class Tee(Attachment):
+    """Pipes copied to the caller's stdout/stderr and to the log files."""
+
+    def __init__(self, files: ContainerFiles, interactive: bool) -> None:
+        super().__init__()
+        self.interactive = interactive
+        files.create()
+        self._logs = (
+            self._own(files.open_log(files.stdout_log)),
+            self._own(files.open_log(files.stderr_log)),
+        )
+        out_read, self._out_write = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
+        err_read, self._err_write = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
+        self._reads = (out_read, err_read)
+
+    def stdio(self) -> tuple[int, int, int]:
+        return 0 if self.interactive else self._null, self._out_write, self._err_write
+
+    def started(self, container: Process) -> None:
+        self._drop(self._out_write)
+        self._drop(self._err_write)
+
+    def pump(self, container: Process) -> int:
+        targets = {self._reads[0]: (1, self._logs[0]), self._reads[1]: (2, self._logs[1])}
+        with forwarding(container), selectors.DefaultSelector() as selector:
+            for fd in targets:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    data = os.read(key.fd, CHUNK)
+                    if not data:
+                        selector.unregister(key.fd)
+                        continue
+                    for target in targets[key.fd]:
+                        write_all(target, data)
+            return container.wait()
+
+
+class Console(Attachment):
+    """The container's terminal, copied to the caller (and its input, with ``-i``)."""
+
+    def __init__(self, files: ContainerFiles | None, interactive: bool) -> None:
+        super().__init__()
+        self.interactive = interactive
+        self._log: int | None = None
+        if files is not None:
+            files.create()
+            self._log = self._own(files.open_log(files.stdout_log))
+
+    def pump(self, container: Process) -> int:
+        master = container.console_fd
+        if master is None:
+            return super().pump(container)
+        _copy_window_size(master)
+        raw = self.interactive and os.isatty(0)
+        with forwarding(container, master), _raw_mode(raw), selectors.DefaultSelector() as sel:
+            sel.register(master, selectors.EVENT_READ)
+            if self.interactive:
+                sel.register(0, selectors.EVENT_READ)
+            done = False
+            while not done:
+                for key, _ in sel.select():
+                    if key.fd == 0:
+                        data = os.read(0, CHUNK)
+                        if not data:
+                            sel.unregister(0)
+                        else:
+                            write_all(master, data)
+                        continue
+                    data = _read_console(master)
+                    if not data:
+                        done = True
+                        break
+                    write_all(1, data)
+                    if self._log is not None:
+                        write_all(self._log, data)
+            return container.wait()
+
+
+def _read_console(master: int) -> bytes:
+    """Read the terminal; end-of-file is EIO once every holder of the other side is gone."""
+    try:
+        return os.read(master, CHUNK)
+    except OSError as exc:
+        if exc.errno == errno.EIO:
+            return b""
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data``; a reader that went away (EPIPE) is ignored."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BrokenPipeError:
+            return
+
+
+@contextmanager
+def forwarding(container: Process, console: int | None = None) -> Iterator[None]:
+    """Pass termination signals (and, with a terminal, window changes) to the container."""
+
+    def forward(number: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(runtime.ContainerError, OSError):
+            container.kill(number)
+
+    def resize(_number: int, _frame: FrameType | None) -> None:
+        if console is not None:
+            _copy_window_size(console)
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED}
+    previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextmanager
+def _raw_mode(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _copy_window_size(master: int) -> None:
+    """Give the container's terminal the size of the caller's, if the caller has one."""
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            with contextlib.suppress(OSError):
+                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+            return
+
+
+def spawn_copier(source: int, target: int) -> int:
+    """Fork a process that copies ``source`` (a terminal) into ``target`` until it ends."""
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    status = 0
+    try:
+        os.setsid()
+        keep = sorted({source, target})
+        highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        start = 3
+        for fd in keep:
+            os.closerange(start, fd)
+            start = fd + 1
+        os.closerange(start, highest)
+        while data := _read_console(source):
+            write_all(target, data)
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def choose(
+    files: ContainerFiles, *, detach: bool, tty: bool, interactive: bool, keep_logs: bool
+) -> Attachment:
+    """The attachment a ``run``/``start`` asks for."""
+    if detach:
+        return Detached(files)
+    if tty:
+        return Console(files if keep_logs else None, interactive)
+    if keep_logs:
+        return Tee(files, interactive)
+    return Direct(interactive)

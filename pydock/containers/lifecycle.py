@@ -1,0 +1,296 @@
+"""Containers with a process: start, notice the exit, stop, kill, wait.
+
+A started container's monitor outlives the pydock process that started it and writes the exit
+status into ``<root>/containers/<id>/exit``. Whoever sees the status first (the foreground
+``run``, the exit command the monitor starts for a detached container, or any later command
+that reads the container) releases the root filesystem mount and records the exit; the
+store's compare-and-set update makes sure only one of them records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import runtime
+from pydock.clock import now_rfc3339
+from pydock.containers.config import ContainerConfig
+from pydock.containers.errors import ContainerConflictError, ContainerStartError
+from pydock.containers.state import Action, ContainerState, transition
+from pydock.containers.storage import ContainerStorage
+from pydock.errors import PydockError
+from pydock.store import ContainerRecord, is_owner_alive, owner_of
+
+if TYPE_CHECKING:
+    from pydock.containers.manager import ContainerManager
+
+# Status recorded when the monitor vanished without writing one (it was killed, and init with it).
+LOST_STATUS = 128 + signal.SIGKILL
+POLL_SECONDS = 0.1
+
+
+@dataclass
+class Started:
+    """A container this process started: its record, runtime handle and storage."""
+
+    record: ContainerRecord
+    container: runtime.Container
+    storage: ContainerStorage
+
+
+def runtime_spec(
+    record: ContainerRecord, config: ContainerConfig, rootfs: Path
+) -> runtime.ContainerSpec:
+    """The runtime's spec of a container whose root filesystem is mounted at ``rootfs``."""
+    doing = f"starting container {record.name}"
+    try:
+        user = runtime.resolve_user(rootfs, config.user, container_id=record.id)
+        caps = runtime.resolve_capabilities(config.cap_add, config.cap_drop)
+        limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
+        mounts = tuple(
+            runtime.BindMount(Path(v.source), v.destination, v.readonly) for v in config.volumes
+        )
+        return runtime.ContainerSpec(
+            container_id=record.id,
+            rootfs=rootfs,
+            args=config.args,
+            env=config.env,
+            cwd=config.workdir,
+            user=user,
+            hostname=config.hostname,
+            readonly_rootfs=config.read_only,
+            mounts=mounts,
+            network=runtime.NetworkMode(config.network),
+            capabilities=caps,
+            no_new_privileges=config.no_new_privileges,
+            tty=config.tty,
+            cgroup=None if limits.is_empty() else limits,
+            init=config.init,
+        )
+    except runtime.ContainerError as exc:
+        raise ContainerStartError(f"{doing}: {exc}") from exc
+
+
+def start(
+    manager: ContainerManager,
+    record: ContainerRecord,
+    stdio: tuple[int, int, int],
+    *,
+    exit_command: tuple[str, ...] = (),
+    detach: bool = True,
+) -> Started:
+    """Mount the root filesystem and start the container's command.
+
+    The command runs when this returns; a command that cannot be executed raises
+    ``ContainerStartError`` with exit code 126 or 127 after the exit was recorded. Without
+    ``detach`` this process keeps its reference to the mount, to drop it in :func:`on_exit`
+    (or hand it over with ``Started.storage.keep_mounted`` if it must leave early).
+    """
+    transition(record.state, Action.START, name=record.name)
+    config = manager.config_of(record)
+    storage = manager.storage(record.storage)
+    files = manager.files(record.id)
+    files.create()
+    files.exit_file.unlink(missing_ok=True)
+    rootfs = storage.mount(record.rw_layer)
+    try:
+        spec = runtime_spec(record, config, rootfs)
+        container = runtime.create(
+            spec,
+            stdin=stdio[0],
+            stdout=stdio[1],
+            stderr=stdio[2],
+            exit_file=files.exit_file,
+            detach=True,
+            exit_command=exit_command,
+        )
+    except runtime.ContainerError as exc:
+        storage.unmount(record.rw_layer)
+        raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
+    except BaseException:
+        storage.unmount(record.rw_layer)
+        raise
+    if detach:
+        # From here the mount is the container's: it stays when this process ends.
+        storage.keep_mounted(record.rw_layer)
+    running = manager.store.containers.update(
+        record.id,
+        expect=(ContainerState.CREATED, ContainerState.EXITED),
+        state=ContainerState.RUNNING,
+        pid=container.pid,
+        monitor=owner_of(container.monitor_pid),
+        started=now_rfc3339(),
+        finished=None,
+        exit_code=None,
+    )
+    if not running:
+        container.delete(force=True)
+        storage.release(record.rw_layer)
+        raise ContainerConflictError(f"starting container {record.name}: another pydock did")
+    record = manager.store.containers.get(record.id) or record
+    try:
+        container.start()
+    except runtime.ExecError as exc:
+        on_exit(manager, record, exc.exit_code, auto_remove=False)
+        raise ContainerStartError(
+            f"starting container {record.name}: {_reason(exc)}", exit_code=exc.exit_code
+        ) from exc
+    except runtime.ContainerError as exc:
+        status = container.poll()
+        if status is None:
+            container.kill()
+            status = container.wait()
+        on_exit(manager, record, status, auto_remove=False)
+        raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
+    return Started(record, container, storage)
+
+
+def _reason(exc: runtime.ContainerError) -> str:
+    """The runtime's message without its own ``starting container <id>:`` prefix."""
+    prefix = f"starting container {exc.container_id}: "
+    return exc.message.removeprefix(prefix) if exc.container_id else exc.message
+
+
+def on_exit(
+    manager: ContainerManager, record: ContainerRecord, status: int, *, auto_remove: bool = True
+) -> ContainerRecord | None:
+    """Record that the container exited with ``status``; release its mount; honour ``--rm``.
+
+    Returns the updated record, or ``None`` when the container was removed.
+    """
+    storage = manager.storage(record.storage)
+    with contextlib.suppress(PydockError):
+        storage.release(record.rw_layer)
+    claimed = manager.store.containers.update(
+        record.id,
+        expect=(ContainerState.RUNNING,),
+        state=ContainerState.EXITED,
+        exit_code=status,
+        finished=now_rfc3339(),
+    )
+    current = manager.store.containers.get(record.id)
+    if claimed and current is not None and auto_remove and manager.config_of(current).auto_remove:
+        manager.remove(current)
+        return None
+    return current
+
+
+def exit_status(manager: ContainerManager, record: ContainerRecord) -> int | None:
+    """The status of the container's current run once it has ended, else ``None``."""
+    exit_file = manager.files(record.id).exit_file
+    status = runtime.read_exit_file(exit_file)
+    if status is not None or is_owner_alive(record.monitor):
+        return status
+    # The monitor is gone: it wrote the file just now, or it was killed before it could.
+    status = runtime.read_exit_file(exit_file)
+    return LOST_STATUS if status is None else status
+
+
+def refresh(
+    manager: ContainerManager, record: ContainerRecord, *, auto_remove: bool = True
+) -> ContainerRecord | None:
+    """``record`` brought up to date: a run that has ended is recorded as exited."""
+    if record.state != ContainerState.RUNNING:
+        return record
+    status = exit_status(manager, record)
+    if status is None:
+        return record
+    return on_exit(manager, record, status, auto_remove=auto_remove)
+
+
+def signal_container(manager: ContainerManager, record: ContainerRecord, number: int) -> None:
+    """Send signal ``number`` to the container's first process."""
+    current = refresh(manager, record, auto_remove=False) or record
+    transition(current.state, Action.KILL, name=current.name)
+    if current.pid is None or exit_status(manager, current) is not None:
+        raise ContainerConflictError(f"killing container {current.name}: it is not running")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(current.pid, number)
+
+
+def wait_exit(
+    manager: ContainerManager, record: ContainerRecord, timeout: float | None = None
+) -> int | None:
+    """Block until the container's current run ends; its status, or ``None`` on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    monitor = _open_monitor(record.monitor)
+    try:
+        while (status := exit_status(manager, record)) is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            if monitor is None:
+                time.sleep(POLL_SECONDS if left is None else min(POLL_SECONDS, left))
+            else:
+                select.select([monitor], [], [], left)
+        return status
+    finally:
+        if monitor is not None:
+            os.close(monitor)
+
+
+def _open_monitor(owner: str | None) -> int | None:
+    """A pidfd of the monitor named by ``owner`` while it is that process, else ``None``."""
+    pid_text = (owner or "").partition(":")[0]
+    if not pid_text.isdigit():
+        return None
+    try:
+        fd = os.pidfd_open(int(pid_text))
+    except OSError:
+        return None
+    if not is_owner_alive(owner):  # checked after opening: the pid cannot be reused now
+        os.close(fd)
+        return None
+    return fd
+
+
+def stop(manager: ContainerManager, record: ContainerRecord, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once it has exited."""
+    current = refresh(manager, record)
+    if current is None or current.state != ContainerState.RUNNING:
+        return
+    with contextlib.suppress(ContainerConflictError):
+        signal_container(manager, current, signal.SIGTERM)
+    if wait_exit(manager, current, timeout) is None:
+        kill_and_wait(manager, current)
+    refresh(manager, current)
+
+
+def kill_and_wait(manager: ContainerManager, record: ContainerRecord) -> None:
+    """SIGKILL the container and wait for its monitor to record the exit."""
+    with contextlib.suppress(ContainerConflictError):
+        signal_container(manager, record, signal.SIGKILL)
+    wait_exit(manager, record)
+
+
+def wait(manager: ContainerManager, record: ContainerRecord) -> int:
+    """``wait``: block until the container stops; its exit status."""
+    current: ContainerRecord | None = record
+    while current is not None and current.state == ContainerState.CREATED:
+        time.sleep(POLL_SECONDS)  # as Docker: a created container is waited for until it ran
+        current = manager.store.containers.get(record.id)
+    if current is None:
+        raise ContainerConflictError(f"waiting for container {record.name}: it was removed")
+    if current.state == ContainerState.RUNNING:
+        status = wait_exit(manager, current)
+        refresh(manager, current)
+        return LOST_STATUS if status is None else status
+    return current.exit_code if current.exit_code is not None else 0
+
+
+def exit_command(manager: ContainerManager, record: ContainerRecord) -> tuple[str, ...]:
+    """The command a detached container's monitor runs when it exits: ``pydock cleanup``."""
+    config = manager.engine.config
+    argv = [sys.executable, "-m", "pydock", "--root", str(manager.root)]
+    argv += ["--run-root", str(config.run_root), "--storage", record.storage]
+    if config.storage == record.storage:
+        for key, value in sorted(config.storage_options.items()):
+            argv += ["--storage-opt", f"{key}={value}"]
+    return (*argv, "cleanup", record.id)

@@ -1,0 +1,262 @@
+"""Containers over the store, the graph drivers and the runtime: create, find, remove, recover.
+
+Order of writes, so that a kill -9 at any moment leaves nothing that start-up cannot finish:
+
+* create: image layers present in the driver -> row (``creating``, owner) -> writable layer ->
+  container directory -> row ``created``;
+* remove: row ``removing`` (owner) -> mount released, writable layer and directory removed ->
+  row deleted;
+* recover: rows ``creating``/``removing`` of dead owners are removed the same way.
+
+Starting, stopping and waiting live in :mod:`pydock.containers.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import graphdriver
+import runtime
+from pydock.clock import now_rfc3339
+from pydock.containers import lifecycle, names
+from pydock.containers.config import (
+    ContainerConfig,
+    ImageDefaults,
+    RunOptions,
+    build_config,
+    check_name,
+)
+from pydock.containers.errors import (
+    ContainerConfigError,
+    ContainerConflictError,
+    ContainerUnknownError,
+)
+from pydock.containers.files import ContainerFiles
+from pydock.containers.state import Action, ContainerState, transition
+from pydock.containers.storage import ContainerStorage, release_mounts
+from pydock.errors import ImageUnknownError, PydockError, StorageError
+from pydock.image import ImageConfig
+from pydock.paths import driver_home_name
+from pydock.reference import parse_reference
+from pydock.resolve import resolve_image
+from pydock.store import ContainerRecord, ImageRecord, current_owner, is_owner_alive
+
+if TYPE_CHECKING:
+    from pydock.engine import Engine
+
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+BUILTIN_BUSYBOX = "builtin:busybox"
+
+
+class ContainerManager:
+    """The containers of one pydock root."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.root = engine.root
+        self._storages: dict[str, ContainerStorage] = {}
+
+    # -- storage ----------------------------------------------------------------------------
+
+    def storage(self, driver_name: str) -> ContainerStorage:
+        """The container storage of driver ``driver_name`` (built on first use)."""
+        if driver_name not in self._storages:
+            engine = self.engine
+            if driver_name == engine.driver.name:
+                driver, home = engine.driver, engine.home
+            else:
+                home = driver_home_name(driver_name)
+                options = engine.config.storage_options
+                wanted = options if engine.config.storage == driver_name else {}
+                try:
+                    driver = graphdriver.get_driver(driver_name, self.root / home, dict(wanted))
+                except graphdriver.GraphDriverError as exc:
+                    raise StorageError(f"using storage driver {driver_name}: {exc}") from exc
+            self._storages[driver_name] = ContainerStorage(
+                self.store, engine.content, driver, home, engine._driver_for_home
+            )
+        return self._storages[driver_name]
+
+    def close(self) -> None:
+        """Drop the mount references this process still holds (running containers keep theirs)."""
+        for name, storage in self._storages.items():
+            if name != self.engine.driver.name:
+                release_mounts(storage.driver)
+
+    # -- finding ----------------------------------------------------------------------------
+
+    def files(self, container_id: str) -> ContainerFiles:
+        """The container's directory under the root."""
+        return ContainerFiles.of(self.root, container_id)
+
+    def lookup(self, name: str, *, doing: str) -> ContainerRecord:
+        """The container named ``name``, or with that id or unique id prefix."""
+        record = self.store.containers.by_name(name.removeprefix("/"))
+        if record is None and _HEX.fullmatch(name):
+            matches = self.store.containers.by_prefix(name)
+            if len(matches) > 1:
+                raise ContainerUnknownError(
+                    f"{doing} {name}: ambiguous id prefix ({len(matches)} containers)"
+                )
+            record = matches[0] if matches else None
+        if record is None or record.state in (ContainerState.CREATING, ContainerState.REMOVING):
+            raise ContainerUnknownError(f"{doing} {name}: no such container")
+        return record
+
+    def exists(self, name: str) -> bool:
+        """Whether a container has this name or id (prefix)."""
+        try:
+            self.lookup(name, doing="looking up")
+        except ContainerUnknownError:
+            return False
+        return True
+
+    @staticmethod
+    def config_of(record: ContainerRecord) -> ContainerConfig:
+        """The stored settings of a container."""
+        return ContainerConfig.from_json(record.config)
+
+    # -- images -----------------------------------------------------------------------------
+
+    def image(self, name: str, *, doing: str) -> ImageRecord:
+        """The image ``name``; ``busybox`` and ``builtin:busybox`` are built here when missing."""
+        try:
+            return resolve_image(self.store, name, doing=doing)[0]
+        except ImageUnknownError:
+            if not _is_builtin_busybox(name):
+                raise
+        image_id = self.engine.import_image(BUILTIN_BUSYBOX, "busybox")
+        found = self.store.images.get(image_id)
+        if found is None:
+            raise ImageUnknownError(f"{doing} {name}: the built-in image went away meanwhile")
+        return found
+
+    # -- create and remove ------------------------------------------------------------------
+
+    def create(self, options: RunOptions) -> ContainerRecord:
+        """Record a new container and make its storage; it is ``created``, not running."""
+        doing = "creating a container"
+        if options.name is not None:
+            taken = self.store.containers.by_name(check_name(options.name))
+            if taken is not None:
+                raise ContainerConflictError(
+                    f"{doing}: the name {options.name!r} is already in use by container "
+                    f"{taken.id[:12]}"
+                )
+        image = self.image(options.image, doing="using image")
+        config = build_config(
+            options, ImageDefaults.from_config(ImageConfig.parse(image.config).config)
+        )
+        _check_capabilities(config)
+        storage = self.storage(self.engine.driver.name)
+        top = storage.prepare_image(image)
+        record = self._insert(options.name, image, storage, config)
+        files = self.files(record.id)
+        try:
+            storage.create_rw(record.rw_layer, top)
+            files.create()
+            self.store.containers.update(
+                record.id,
+                expect=(ContainerState.CREATING,),
+                state=ContainerState.CREATED,
+                owner=None,
+            )
+        except BaseException:
+            with contextlib.suppress(PydockError):
+                self._discard(record)
+            raise
+        return replace(record, state=ContainerState.CREATED, owner=None)
+
+    def _insert(
+        self,
+        name: str | None,
+        image: ImageRecord,
+        storage: ContainerStorage,
+        config: ContainerConfig,
+    ) -> ContainerRecord:
+        while True:
+            container_id = secrets.token_hex(32)
+            if container_id[:12].isdigit():
+                continue  # as Docker: a short id must not read as a number
+            chosen = name or names.generate(lambda n: self.store.containers.by_name(n) is not None)
+            record = ContainerRecord(
+                id=container_id,
+                name=chosen,
+                image=image.id,
+                rw_layer=secrets.token_hex(32),
+                storage=storage.driver.name,
+                state=ContainerState.CREATING,
+                created=now_rfc3339(),
+                config=config.to_json(),
+                owner=current_owner(),
+            )
+            if self.store.containers.add(record):
+                return record
+            if name is not None:
+                raise ContainerConflictError(
+                    f"creating a container: the name {name!r} is already in use"
+                )
+
+    def remove(self, record: ContainerRecord, *, force: bool = False) -> None:
+        """Delete a container: its writable layer, its files and its row."""
+        current = lifecycle.refresh(self, record)
+        if current is None:
+            return
+        transition(current.state, Action.FORCE_REMOVE if force else Action.REMOVE, name=record.name)
+        if current.state == ContainerState.RUNNING:
+            lifecycle.kill_and_wait(self, current)
+            current = lifecycle.refresh(self, current, auto_remove=False)
+            if current is None:
+                return
+        record = current
+        expect = (ContainerState.CREATED, ContainerState.EXITED)
+        if not self.store.containers.update(
+            record.id, expect=expect, state=ContainerState.REMOVING, owner=current_owner()
+        ):
+            current = self.store.containers.get(record.id)
+            if current is None or current.state == ContainerState.REMOVING:
+                return  # someone else is removing it
+            raise ContainerConflictError(
+                f"removing container {record.name}: it is {current.state} now"
+            )
+        self._discard(record)
+
+    def _discard(self, record: ContainerRecord) -> None:
+        """Remove the storage, files and row of a container this process owns."""
+        self.storage(record.storage).remove_rw(record.rw_layer)
+        self.files(record.id).remove()
+        self.store.containers.remove(record.id)
+
+    def recover(self) -> int:
+        """Finish creations and removals that crashed processes left; returns how many."""
+        done = 0
+        busy = (ContainerState.CREATING, ContainerState.REMOVING)
+        for record in self.store.containers.list_containers():
+            if record.state not in busy or is_owner_alive(record.owner):
+                continue
+            with contextlib.suppress(PydockError):
+                self._discard(record)
+                done += 1
+        return done
+
+
+def _is_builtin_busybox(name: str) -> bool:
+    if name == BUILTIN_BUSYBOX:
+        return True
+    try:
+        ref = parse_reference(name)
+    except Exception:
+        return False
+    return ref.familiar_name == "busybox" and ref.tag in (None, "latest") and not ref.digest
+
+
+def _check_capabilities(config: ContainerConfig) -> None:
+    try:
+        runtime.resolve_capabilities(config.cap_add, config.cap_drop)
+    except runtime.InvalidSpecError as exc:
+        raise ContainerConfigError(f"creating a container: {exc}") from exc

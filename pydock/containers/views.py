@@ -1,0 +1,144 @@
+"""How containers are shown: ``ps`` lines and ``inspect`` documents, in Docker's words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+
+from pydock.clock import parse_rfc3339
+from pydock.containers.config import ContainerConfig
+from pydock.containers.state import ContainerState
+from pydock.format import human_age, human_duration
+from pydock.store import ContainerRecord
+
+COMMAND_WIDTH = 20
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def command_text(config: ContainerConfig, *, truncate: bool = True) -> str:
+    """The COMMAND column: the command line, quoted, cut to 20 characters."""
+    text = " ".join(config.args)
+    if truncate and len(text) > COMMAND_WIDTH:
+        text = text[: COMMAND_WIDTH - 1] + "\u2026"
+    return f'"{text}"'
+
+
+def status_text(record: ContainerRecord, now: dt.datetime) -> str:
+    """The STATUS column: ``Created``, ``Up 3 seconds``, ``Exited (0) 2 minutes ago``."""
+    if record.state == ContainerState.RUNNING and record.started:
+        return "Up " + human_duration(now - parse_rfc3339(record.started))
+    if record.state == ContainerState.EXITED:
+        when = human_age(parse_rfc3339(record.finished), now) if record.finished else ""
+        return f"Exited ({record.exit_code if record.exit_code is not None else 0}) {when}".strip()
+    if record.state == ContainerState.REMOVING:
+        return "Removal In Progress"
+    return "Created"
+
+
+def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
+    """One ``ps`` line: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES."""
+    config = ContainerConfig.from_json(record.config)
+    return [
+        record.id[:12],
+        config.image_name,
+        command_text(config),
+        human_age(parse_rfc3339(record.created), now),
+        status_text(record, now),
+        record.name,
+    ]
+
+
+def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
+    """One ``ps --format json`` object, with Docker's keys."""
+    config = ContainerConfig.from_json(record.config)
+    created = parse_rfc3339(record.created)
+    return {
+        "Command": command_text(config),
+        "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+        "ID": record.id[:12],
+        "Image": config.image_name,
+        "Labels": "",
+        "LocalVolumes": "0",
+        "Mounts": ",".join(volume.source for volume in config.volumes),
+        "Names": record.name,
+        "Networks": config.network,
+        "Ports": "",
+        "RunningFor": human_age(created, now),
+        "Size": "0B",
+        "State": record.state,
+        "Status": status_text(record, now),
+    }
+
+
+def inspect_document(
+    record: ContainerRecord, graph_driver: dict[str, object], *, log_path: str
+) -> dict[str, object]:
+    """``inspect`` of a container, shaped as Docker's ``container inspect``."""
+    config = ContainerConfig.from_json(record.config)
+    running = record.state == ContainerState.RUNNING
+    args = config.args
+    return {
+        "Id": record.id,
+        "Created": record.created,
+        "Path": args[0] if args else "",
+        "Args": list(args[1:]),
+        "State": {
+            "Status": record.state,
+            "Running": running,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": record.pid if running and record.pid else 0,
+            "ExitCode": record.exit_code if record.exit_code is not None else 0,
+            "Error": "",
+            "StartedAt": record.started or _ZERO_TIME,
+            "FinishedAt": record.finished or _ZERO_TIME,
+        },
+        "Image": record.image,
+        "LogPath": log_path,
+        "Name": "/" + record.name,
+        "RestartCount": 0,
+        "Driver": record.storage,
+        "Mounts": [
+            {
+                "Type": "bind",
+                "Source": volume.source,
+                "Destination": volume.destination,
+                "Mode": "ro" if volume.readonly else "",
+                "RW": not volume.readonly,
+                "Propagation": "rprivate",
+            }
+            for volume in config.volumes
+        ],
+        "HostConfig": {
+            "AutoRemove": config.auto_remove,
+            "NetworkMode": config.network,
+            "ReadonlyRootfs": config.read_only,
+            "Memory": config.memory or 0,
+            "NanoCpus": int((config.cpus or 0) * 1e9),
+            "PidsLimit": config.pids_limit,
+            "Init": config.init,
+            "CapAdd": list(config.cap_add) or None,
+            "CapDrop": list(config.cap_drop) or None,
+            "SecurityOpt": ["no-new-privileges"] if config.no_new_privileges else None,
+            "Binds": [
+                f"{v.source}:{v.destination}" + (":ro" if v.readonly else "")
+                for v in config.volumes
+            ]
+            or None,
+        },
+        "GraphDriver": graph_driver,
+        "Config": {
+            "Hostname": config.hostname or record.id[:12],
+            "User": config.user,
+            "Tty": config.tty,
+            "OpenStdin": config.interactive,
+            "Env": list(config.env),
+            "Cmd": list(config.cmd) or None,
+            "Image": config.image_name,
+            "WorkingDir": config.workdir,
+            "Entrypoint": list(config.entrypoint) or None,
+            "StopSignal": signal.Signals.SIGTERM.name,
+        },
+    }

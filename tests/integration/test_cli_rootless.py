@@ -1,0 +1,225 @@
+"""The whole container path as an unprivileged user that this test creates.
+
+The user runs Debian's /usr/bin/python3 (the pyenv Python lives under /root, mode 0700) on a
+world-readable copy of the packages, with sqlite-utils installed for it by ``pip install
+--target`` into that copy. pydock uses the user's own root, ``~/.local/share/pydock``, and runs
+in a user namespace of its own (root there, with the user's /etc/subuid range), where overlay2
+mounts with ``userxattr``. Everything the fixture creates (user, home, copy) is removed after.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import graphdriver
+
+from .containers_support import CONTAINER_ID, IMAGE_ID, Done, fails
+from .unprivileged import SYSTEM_PYTHON, missing_prerequisite
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("graphdriver", "drivers", "runtime", "pydock")
+DEV_FUSE = "/dev/fuse"
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.userns,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+]
+
+_why = missing_prerequisite()
+
+
+def _ignore(directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in ("__pycache__", ".mypy_cache", ".pytest_cache")]
+
+
+def _sandbox(dest: Path) -> Path:
+    """Copy the packages with their entry points, and pip-install sqlite-utils beside them."""
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, dest / package, ignore=_ignore)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    points = project["project"]["entry-points"]["pydock.graphdrivers"]
+    dist = dest / "pydock-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pydock\nVersion: 0\n")
+    lines = ["[pydock.graphdrivers]", *(f"{k} = {v}" for k, v in points.items())]
+    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    wanted = f"sqlite-utils=={metadata.version('sqlite-utils')}"
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-warn-conflicts",
+            "--target",
+            str(dest / "deps"),
+            wanted,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"cannot pip install {wanted} for the system python: {installed.stderr[-300:]}")
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+@dataclass(frozen=True)
+class User:
+    """The unprivileged user and the world-readable copy of pydock it runs."""
+
+    name: str
+    uid: int
+    home: Path
+    sandbox: Path
+
+    def pydock(self, *args: str, stdin: bytes | None = None, timeout: float = 90) -> Done:
+        """Run ``pydock ARGS`` as the user, with its default root."""
+        env = [
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            f"HOME={self.home}",
+            f"PYTHONPATH={self.sandbox}:{self.sandbox / 'deps'}",
+            "PYTHONDONTWRITEBYTECODE=1",
+            "LANG=C.UTF-8",
+        ]
+        command = ["runuser", "-u", self.name, "--", "env", "-i", *env, str(SYSTEM_PYTHON)]
+        done = subprocess.run(
+            [*command, "-m", "pydock", *args],
+            input=stdin or b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+        )
+        return Done(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+    def ok(self, *args: str, stdin: bytes | None = None) -> str:
+        """Run; assert success and a silent stderr; return stdout."""
+        done = self.pydock(*args, stdin=stdin)
+        assert done.status == 0, (args, done)
+        assert done.err == "", (args, done.err)
+        return done.out
+
+    def processes(self) -> list[str]:
+        """Processes of the user still running (zombies are gone already: pid 1 reaps them)."""
+        listed = subprocess.run(
+            ["ps", "-u", str(self.uid), "-o", "pid=,stat=,args="], capture_output=True, text=True
+        )
+        lines = [line.split(None, 2) for line in listed.stdout.splitlines() if line.strip()]
+        return [" ".join(fields) for fields in lines if not fields[1].startswith("Z")]
+
+
+@pytest.fixture(scope="module")
+def user() -> Iterator[User]:
+    if _why is not None:
+        pytest.skip(_why)
+    name = f"pdcl{os.getpid() % 100000}"
+    base = Path(tempfile.mkdtemp(prefix="pydock-rootless-cli-", dir="/tmp"))
+    base.chmod(0o755)
+    subprocess.run(["useradd", "--create-home", name], check=True, capture_output=True)
+    try:
+        entry = pwd.getpwnam(name)
+        yield User(name, entry.pw_uid, Path(entry.pw_dir), _sandbox(base / "src"))
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+        for table in ("/etc/subuid", "/etc/subgid"):
+            lines = Path(table).read_text().splitlines(keepends=True)
+            Path(table).write_text("".join(x for x in lines if not x.startswith(f"{name}:")))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _rootless_drivers() -> list[object]:
+    params: list[object] = []
+    for name in ("overlay2", "fuse", "vfs"):
+        if name not in graphdriver.registered():
+            continue
+        marks = {"overlay2": [pytest.mark.overlay], "fuse": [pytest.mark.fuse]}.get(name, [])
+        if name == "fuse" and not os.path.exists(DEV_FUSE):
+            marks.append(pytest.mark.skip(reason=f"no {DEV_FUSE}"))
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@contextmanager
+def fuse_open_to_users(driver: str) -> Iterator[None]:
+    """For the fuse case: /dev/fuse readable and writable by every user, as Debian ships it.
+
+    Some hosts create it 0600; the test widens it for its own run and restores the mode.
+    """
+    if driver != "fuse":
+        yield
+        return
+    mode = stat.S_IMODE(os.stat(DEV_FUSE).st_mode)
+    if mode & 0o006 == 0o006:
+        yield
+        return
+    os.chmod(DEV_FUSE, mode | 0o666)
+    try:
+        yield
+    finally:
+        os.chmod(DEV_FUSE, mode)
+
+
+@pytest.mark.parametrize("driver", _rootless_drivers())
+def test_rootless_containers(user: User, driver: str) -> None:
+    with fuse_open_to_users(driver):
+        _check_rootless(user, driver)
+
+
+def _check_rootless(user: User, driver: str) -> None:
+    storage = ["--storage", driver]
+    # The built-in image is made on demand, in the user's own root.
+    assert user.ok(*storage, "run", "--rm", "busybox", "echo", "hi") == "hi\n"
+    root = user.home / ".local" / "share" / "pydock"
+    assert (root / "pydock.db").is_file() and root.stat().st_uid == user.uid
+
+    out = user.ok(
+        *storage, "run", "--rm", "-u", "daemon", "--hostname", "rl", "busybox",
+        "sh", "-c", "id -u; hostname; touch /tmp/x && echo writable; cat /proc/self/uid_map",
+    )  # fmt: skip
+    lines = out.splitlines()
+    assert lines[:3] == ["1", "rl", "writable"]
+    assert lines[3].split() == ["0", str(user.uid), "1"]  # container root is the user
+
+    name = f"bg-{driver}"
+    container_id = user.ok(*storage, "run", "-d", "--name", name, "busybox", "sh", "-c",
+                           "echo started; echo x > /made; sleep 30").strip()  # fmt: skip
+    assert CONTAINER_ID.fullmatch(container_id)
+    assert user.ok("exec", name, "sh", "-c", "test -e /made || sleep 1; cat /made") == "x\n"
+    assert user.ok("logs", name) == "started\n"
+    assert "A /made" in user.ok("diff", name).splitlines()
+    image_id = user.ok("commit", name, f"snap:{driver}").strip()
+    assert IMAGE_ID.fullmatch(image_id)
+    user.ok("stop", "-t", "1", name)
+    assert user.ok("wait", name) == "137\n"
+    assert user.ok(*storage, "run", "--rm", f"snap:{driver}", "cat", "/made") == "x\n"
+    assert user.ok("rm", name) == f"{name}\n"
+
+    # A memory limit needs a cgroup this user may not write: one line, nothing left.
+    done = user.pydock(*storage, "run", "--rm", "--memory", "64m", "busybox", "true")
+    fails(done, "cgroup")
+    fails(user.pydock(*storage, "run", "--rm", "busybox", "no-such-command"), status=127)
+    assert user.ok("ps", "-a", "-q") == ""
+    assert user.processes() == []
+    user.ok("rmi", f"snap:{driver}")
