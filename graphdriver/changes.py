@@ -47,6 +47,11 @@ def changes_dirs(new_root: Path | str, old_root: Path | str | None) -> list[Chan
                 stack.append((child, old_st is not None and stat.S_ISDIR(old_st.st_mode)))
         for name in old_entries:
             found["/" + (f"{rel}/{name}" if rel else name)] = ChangeKind.DELETE
+    return finish_changes(found)
+
+
+def finish_changes(found: dict[str, ChangeKind]) -> list[Change]:
+    """Mark every directory above a change as modified (as ``docker diff`` lists them), sorted."""
     for path in list(found):
         parent = path.rpartition("/")[0]
         while parent and parent not in found:

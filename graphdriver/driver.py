@@ -140,16 +140,13 @@ class Driver(abc.ABC):
 
     def diff(self, layer_id: str, parent: str | None) -> BinaryIO:
         """An uncompressed layer tar of the changes from ``parent`` to ``layer_id``."""
-        out = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 << 20))  # noqa: SIM115
-        try:
+
+        def write(out: BinaryIO) -> None:
             with self._mounted_pair(layer_id, parent) as (layer_root, parent_root):
                 found = changes_mod.changes_dirs(layer_root, parent_root)
                 archive.export_changes(layer_root, found, out)
-        except BaseException:
-            out.close()
-            raise
-        out.seek(0)
-        return out
+
+        return spooled(write)
 
     def diff_size(self, layer_id: str, parent: str | None) -> int:
         """Bytes of regular-file content in the changes (a hard link counts once)."""
@@ -178,6 +175,18 @@ class Driver(abc.ABC):
 
     def _mounted_pair(self, layer_id: str, parent: str | None) -> _MountedPair:
         return _MountedPair(self, layer_id, parent)
+
+
+def spooled(write: Callable[[BinaryIO], object]) -> BinaryIO:
+    """A rewound temporary stream (in memory up to 8 MiB) filled by ``write``."""
+    out = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 << 20))  # noqa: SIM115
+    try:
+        write(out)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
 
 
 class _MountedPair:

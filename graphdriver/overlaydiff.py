@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from graphdriver import archive
 from graphdriver.change import Change, ChangeKind
-from graphdriver.changes import changes_size, entry_differs
+from graphdriver.changes import changes_size, entry_differs, finish_changes
 from graphdriver.lowerview import LowerView, is_opaque, is_whiteout
 from graphdriver.whiteouts import META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX
 
@@ -58,12 +58,7 @@ def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Cha
         if below and is_opaque(directory):
             for name in below.keys() - present:
                 found["/" + (f"{rel}/{name}" if rel else name)] = ChangeKind.DELETE
-    for path in list(found):
-        parent = path.rpartition("/")[0]
-        while parent and parent not in found:
-            found[parent] = ChangeKind.MODIFY
-            parent = parent.rpartition("/")[0]
-    return [Change(path, kind) for path, kind in sorted(found.items())]
+    return finish_changes(found)
 
 
 def export_overlay_diff(upper: Path | str, lowers: Sequence[Path | str], out: BinaryIO) -> int:

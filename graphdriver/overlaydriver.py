@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import abc
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from graphdriver import archive, mountutil, overlaydiff
 from graphdriver.change import Change
-from graphdriver.driver import Driver
+from graphdriver.driver import Driver, spooled
 from graphdriver.errors import GraphDriverError, LayerInUseError, MountError
 from graphdriver.overlay import OverlayLayout
 
@@ -221,16 +220,8 @@ class OverlayLayoutDriver(Driver):
     def diff(self, layer_id: str, parent: str | None) -> BinaryIO:
         if not self._is_plain_parent(layer_id, parent):
             return super().diff(layer_id, parent)
-        out = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=8 << 20))  # noqa: SIM115
-        try:
-            overlaydiff.export_overlay_diff(
-                self.layout.diff_dir(layer_id), self.layout.lower_dirs(layer_id), out
-            )
-        except BaseException:
-            out.close()
-            raise
-        out.seek(0)
-        return out
+        upper, lowers = self.layout.diff_dir(layer_id), self.layout.lower_dirs(layer_id)
+        return spooled(lambda out: overlaydiff.export_overlay_diff(upper, lowers, out))
 
     def diff_size(self, layer_id: str, parent: str | None) -> int:
         if not self._is_plain_parent(layer_id, parent):

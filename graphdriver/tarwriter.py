@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+from graphdriver.tarstream import BLK, CHR, DIR, FIFO, LINK, REG, SYMLINK
+
 BLOCK = 512
 RECORD = 20 * BLOCK
 _ZERO = bytes(BLOCK)
@@ -18,13 +20,7 @@ _MAX_OCTAL_7 = 0o7777777
 _MAX_OCTAL_11 = 0o77777777777
 _CHUNK = 1 << 20
 
-REG = b"0"
-LINK = b"1"
-SYMLINK = b"2"
-CHR = b"3"
-BLK = b"4"
-DIR = b"5"
-FIFO = b"6"
+__all__ = ["BLK", "CHR", "DIR", "FIFO", "LINK", "REG", "SYMLINK", "TarWriter"]
 
 
 def _pax_record(key: str, value: bytes) -> bytes:
