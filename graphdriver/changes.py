@@ -83,23 +83,6 @@ def changes_size(root: Path | str, changes: Iterable[Change]) -> int:
     return total
 
 
-def tree_size(root: Path | str) -> int:
-    """Bytes of regular-file content under ``root``; hard links count once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for directory, _dirs, files in os.walk(os.fspath(root)):
-        for name in files:
-            st = os.lstat(os.path.join(directory, name))
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
-
-
 def _scan(directory: str) -> dict[str, os.stat_result]:
     try:
         with os.scandir(directory) as entries:

@@ -39,3 +39,27 @@ def in_initial_user_namespace() -> bool:
     except OSError:
         return True
     return fields[:3] == ["0", "0", "4294967295"]
+
+
+def mount_points() -> set[str]:
+    """Every mount point of this mount namespace (``/proc/self/mountinfo``, unescaped)."""
+    points = set()
+    with open("/proc/self/mountinfo", "rb") as info:
+        for line in info:
+            field = line.split(b" ")[4]
+            points.add(os.fsdecode(_unescape(field)))
+    return points
+
+
+def _unescape(field: bytes) -> bytes:
+    out = bytearray()
+    index = 0
+    while index < len(field):
+        octal = field[index + 1 : index + 4]
+        if field[index] == 0x5C and len(octal) == 3 and octal.isdigit():
+            out.append(int(octal, 8))
+            index += 4
+        else:
+            out.append(field[index])
+            index += 1
+    return bytes(out)

@@ -20,16 +20,6 @@ from graphdriver.errors import GraphDriverError, LayerInUseError, MountError
 from graphdriver.overlay import OverlayLayout
 
 
-def mount_points() -> set[str]:
-    """Every mount point of this mount namespace, from ``/proc/self/mountinfo``."""
-    points = set()
-    with open("/proc/self/mountinfo", "rb") as info:
-        for line in info:
-            field = line.split(b" ")[4]
-            points.add(os.fsdecode(field.replace(b"\\040", b" ").replace(b"\\134", b"\\")))
-    return points
-
-
 class OverlayLayoutDriver(Driver):
     """Base of drivers that mount the shared overlay layout."""
 
@@ -56,7 +46,7 @@ class OverlayLayoutDriver(Driver):
 
     def is_mounted_at(self, merged: Path) -> bool:
         """Whether something is mounted on ``merged`` (dead FUSE mounts included)."""
-        return os.fspath(merged) in mount_points()
+        return os.fspath(merged) in mountutil.mount_points()
 
     def opaque_namespace(self) -> str:
         """``trusted`` or ``user``: where opaque-directory xattrs go."""

@@ -8,6 +8,7 @@ import shutil
 import stat
 
 from drivers.fuse.errors import SetupError
+from graphdriver import mountutil
 
 DEV_FUSE = "/dev/fuse"
 
@@ -70,30 +71,6 @@ def _overlap(a: str, b: str) -> bool:
     return real_a == real_b or real_a.startswith(real_b + "/") or real_b.startswith(real_a + "/")
 
 
-def mount_points() -> set[str]:
-    """Every mount point of this mount namespace (``/proc/self/mountinfo``, unescaped)."""
-    points = set()
-    with open("/proc/self/mountinfo", "rb") as info:
-        for line in info:
-            field = line.split(b" ")[4]
-            points.add(os.fsdecode(_unescape(field)))
-    return points
-
-
-def _unescape(field: bytes) -> bytes:
-    out = bytearray()
-    index = 0
-    while index < len(field):
-        octal = field[index + 1 : index + 4]
-        if field[index] == 0x5C and len(octal) == 3 and octal.isdigit():
-            out.append(int(octal, 8))
-            index += 4
-        else:
-            out.append(field[index])
-            index += 1
-    return bytes(out)
-
-
 def check_mountpoint(mountpoint: str) -> None:
     """The mountpoint is a directory with nothing mounted on it (not even a dead FUSE mount)."""
     try:
@@ -107,5 +84,5 @@ def check_mountpoint(mountpoint: str) -> None:
                 path=mountpoint,
             ) from cause
         raise
-    if os.path.realpath(mountpoint) in mount_points():
+    if os.path.realpath(mountpoint) in mountutil.mount_points():
         raise SetupError(f"mountpoint {mountpoint} is busy: already a mount point", path=mountpoint)
