@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ def open_database(path: Path | None) -> Database:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         if path is not None:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         db = Database(conn, execute_plugins=False)
         migrate(db)
@@ -36,6 +37,23 @@ def open_database(path: Path | None) -> Database:
         conn.close()
         raise StoreError(f"opening store {where}: {_reason(exc)}", path=path) from exc
     return db
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting as long as any write would for a process that holds the lock.
+
+    SQLite answers a journal-mode change on a new file that another process is creating with
+    "database is locked" at once, without calling the busy handler, so the wait is done here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def migrate(db: Database) -> list[str]:
