@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import graphdriver
+from pydock.bench.podman import PodmanError, PodmanStore, hide_hybrid_cgroup2
 from pydock.builtin import write_busybox_rootfs
 from runtime import linux
 
-IMAGE = "localhost/pydock-bench-busybox:latest"
 PODMAN_DRIVERS = {"overlay2": "overlay", "vfs": "vfs", "fuse": "overlay"}
 # Functions whose cumulative time tells the steps of one `run --rm` apart.
 STEPS = (
@@ -90,48 +90,24 @@ def make_rootfs_tar(work: Path) -> Path:
     return target
 
 
-def setup_podman(work: Path, driver: str, tar: Path) -> tuple[list[str] | None, str]:
-    """The podman command prefix for ``driver`` with the image imported, or why not."""
+STORES: list[PodmanStore] = []
+
+
+def setup_podman(work: Path, driver: str) -> tuple[list[str] | None, str]:
+    """The podman command for ``driver`` with the image imported, or why not."""
     if shutil.which("podman") is None:
         return None, "podman not installed"
-    store = work / f"podman-{driver}"
-    prefix = [
-        "podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-        "--storage-driver", PODMAN_DRIVERS[driver],
-    ]  # fmt: skip
+    mount_program = None
     if driver == "fuse":
-        helper = shutil.which("fuse-overlayfs")
-        if helper is None:
+        mount_program = shutil.which("fuse-overlayfs")
+        if mount_program is None:
             return None, "fuse-overlayfs not installed (podman's FUSE overlay)"
-        prefix += ["--storage-opt", f"overlay.mount_program={helper}"]
-    imported = run_quiet([*prefix, "import", str(tar), IMAGE])
-    if imported.returncode != 0:
-        return None, f"podman import failed: {imported.stderr.decode().strip()[-300:]}"
-    # podman's default rlimits (nofile 1048576, nproc 32768) need CAP_SYS_RESOURCE where the
-    # hard limits are lower; lower ones always work.
-    limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-    argv = [*prefix, "run", "--rm", "--network", "none", *limits, IMAGE, "/bin/true"]
-    tried = run_quiet(argv)
-    if tried.returncode != 0:
-        return None, f"podman run failed: {tried.stderr.decode().strip()[-300:]}"
-    return argv, ""
-
-
-def hide_hybrid_cgroup2() -> str:
-    """On a hybrid cgroup host, hide the cgroup2 tree from this benchmark and its children.
-
-    crun (and so podman) refuses to run when the cgroup2 hierarchy of a hybrid host has
-    controllers. The benchmark moves into a private mount namespace and detaches that tree
-    there; pydock, podman and crun then all see the same cgroup v1 host. Returns a note.
-    """
-    unified = Path("/sys/fs/cgroup/unified")
-    controllers = unified / "cgroup.controllers"
-    if not controllers.exists() or not controllers.read_text().split():
-        return ""
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    linux.umount2(unified, linux.MNT_DETACH)
-    return f"{unified} (hybrid cgroup2 with controllers) hidden in the benchmark's mount namespace"
+    store = PodmanStore(work / f"podman-{driver}", PODMAN_DRIVERS[driver], mount_program)
+    STORES.append(store)
+    try:
+        return store.prepare(), ""
+    except PodmanError as exc:
+        return None, str(exc)
 
 
 def setup_crun(work: Path, tar: Path) -> tuple[list[str] | None, str]:
@@ -292,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             commands[f"pydock {driver}"] = pydock_argv(root, driver, "run", "--rm", "busybox",
                                                        "/bin/true")  # fmt: skip
-            podman, why = setup_podman(work, driver, tar)
+            podman, why = setup_podman(work, driver)
             if podman is None:
                 skipped[f"podman {driver}"] = why
             else:
@@ -308,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print_report(result)
     finally:
+        for store in STORES:
+            store.close()
         detach_mounts_under(work)
         shutil.rmtree(work, ignore_errors=True)
     return 0

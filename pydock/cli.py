@@ -17,6 +17,7 @@ from typing import NoReturn, TextIO
 
 import graphdriver
 from pydock import cli_containers
+from pydock.cli_bench import add_bench_command
 from pydock.cli_images import add_image_commands
 from pydock.clock import parse_rfc3339, utc_now
 from pydock.engine import Engine, EngineConfig
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("images", metavar="IMAGE", nargs="+", help="name, tag or id")
 
     cli_containers.register(add)
+    add_bench_command(commands)
 
     add_image_commands(add)
     return parser
@@ -224,8 +226,12 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``pydock`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     doing: str = args.doing
     try:
+        if hasattr(args, "bench"):  # needs no store of the user's
+            bench_status: int = args.bench(args)
+            return bench_status
         config = engine_config(args)
         cli_containers.prepare(args, config)
         with Engine(config) as engine:

@@ -1,0 +1,215 @@
+"""``pydock bench`` end to end: the real command, real mounts, real reference tools.
+
+The quick run checks that every workload gave a number on every backend it applies to and that
+all four outputs are written; no test looks at how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graphdriver.mountutil import detach, mount_points
+from pydock.bench.backends import REFERENCES, DriverBackend
+from pydock.bench.data import SIZES
+from pydock.bench.workloads import workloads
+
+from .pydockrun import assert_fails
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, drop_caches, podman)"),
+]
+
+DRIVERS = ["overlay2", "fuse", "vfs"]
+
+
+def bench(*args: str, timeout: float = 600) -> tuple[int, str, str]:
+    command = [sys.executable, "-m", "pydock", "bench", *args]
+    done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def leftovers(work: Path) -> tuple[list[str], list[int]]:
+    """Mounts below ``work`` and processes naming it, as a user would look for them."""
+    prefix = str(work) + "/"
+    mounts = sorted(point for point in mount_points() if point.startswith(prefix))
+    marker = os.fsencode(str(work))
+    processes = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    processes.append(int(entry.name))
+            except OSError:
+                continue
+    return mounts, processes
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Iterator[Path]:
+    """A work directory whose mounts and processes are removed even when a test fails."""
+    path = tmp_path / "work"
+    path.mkdir()
+    yield path
+    mounts, processes = leftovers(path)
+    for pid in processes:
+        os.kill(pid, signal.SIGKILL)
+    for point in reversed(mounts):
+        detach(Path(point))
+
+
+@pytest.mark.slow
+@pytest.mark.fuse
+@pytest.mark.overlay
+def test_quick_run_measures_every_workload_on_every_backend(tmp_path: Path, work: Path) -> None:
+    out = tmp_path / "out"
+    status, stdout, stderr = bench("--quick", "--out", str(out), "--dir", str(work), timeout=900)
+    assert status == 0, stderr[-3000:]
+
+    data = json.loads((out / "results.json").read_text())
+    assert data["format"] == "pydock-bench/1"
+    assert data["interrupted"] is False
+    assert data["settings"]["size"] == "small" and data["settings"]["repeat"] == 1
+    assert data["settings"]["cache"] == "dropped"
+    assert data["settings"]["baseline"] == "overlay2"
+    assert data["machine"]["kernel"] == os.uname().release
+    assert {"pydock", "fuse-overlayfs", "podman", "tar"} <= set(data["versions"])
+    backends = {b["name"]: b for b in data["backends"]}
+    assert list(backends) == [*DRIVERS, *REFERENCES]
+    assert all(b["skipped"] is None for b in backends.values()), backends
+
+    operations = {name: DriverBackend.operations for name in DRIVERS}
+    operations |= {name: backend.operations for name, backend in REFERENCES.items()}
+    expected = workloads(SIZES["small"])
+    assert [w["name"] for w in data["workloads"]] == [w.name for w in expected]
+    measured = 0
+    for workload, spec in zip(data["workloads"], expected, strict=True):
+        assert workload["unit"] == spec.unit
+        cells = {cell["backend"]: cell for cell in workload["results"]}
+        for name, offered in operations.items():
+            cell = cells[name]
+            if spec.operation in offered:
+                assert cell["skipped"] is None, (workload["name"], name, cell["skipped"])
+                assert len(cell["samples"]) == 1 and cell["samples"][0] > 0
+                assert cell["ratio"] is not None
+                measured += 1
+            else:
+                assert cell["skipped"] == "does not apply" and cell["samples"] == []
+        assert cells["overlay2"]["ratio"] == 1.0
+    assert measured >= 40
+
+    rows = [line.split()[1] for line in stdout.splitlines() if line.startswith("│")]
+    assert rows == [w["name"] for w in data["workloads"]]  # the table has a row per workload
+    report = (out / "report.md").read_text()
+    assert "pydock bench --quick" in report
+    for workload in data["workloads"]:
+        assert f"| {workload['name']} |" in report
+        png = out / "plots" / f"{workload['name']}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{workload['name']}.png" in report
+    assert (out / "plots" / "summary.png").stat().st_size > 2000
+    assert leftovers(work) == ([], [])
+    assert sorted(p.name for p in work.iterdir()) == ["data-small"]  # the data is kept
+
+
+def test_unknown_names_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert_fails(bench("--workload", "unpack,compile", "--out", str(out)),
+                 "unknown workload 'compile'", "known: mount")  # fmt: skip
+    assert_fails(bench("--storage", "zfs", "--out", str(out)), "unknown storage 'zfs'")
+    assert_fails(bench("--reference", "docker", "--out", str(out)), "unknown reference 'docker'")
+    assert_fails(bench("--baseline", "tar", "--reference", "none", "--out", str(out)),
+                 "--baseline 'tar' is not measured")  # fmt: skip
+    assert_fails(bench("--repeat", "0", "--out", str(out)), "--repeat must be at least 1")
+    assert not out.exists()
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(readonly)],
+                   check=True)  # fmt: skip
+    try:
+        line = assert_fails(bench("--out", str(readonly / "results"), "--quick"),
+                            "cannot write results to", "read-only file system")  # fmt: skip
+        assert str(readonly / "results") in line
+    finally:
+        detach(readonly)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert_fails(bench("--out", str(afile / "sub"), "--quick"), "not a directory")
+
+
+@pytest.mark.overlay
+def test_a_driver_that_cannot_run_here_is_skipped_and_the_rest_runs(
+    tmp_path: Path, work: Path
+) -> None:
+    # overlay2 refuses a home on overlayfs, so a work dir on an overlay mount rules it out.
+    layers = {name: tmp_path / name for name in ("lower", "upper", "ovl-work")}
+    for path in layers.values():
+        path.mkdir()
+    options = f"lowerdir={layers['lower']},upperdir={layers['upper']},workdir={layers['ovl-work']}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(work)], check=True)
+    try:
+        out = tmp_path / "out"
+        status, stdout, stderr = bench(
+            "--quick", "--storage", "overlay2,vfs", "--reference", "none",
+            "--workload", "snapshot,remove", "--dir", str(work), "--out", str(out),
+        )  # fmt: skip
+        assert status == 0, stderr
+        data = json.loads((out / "results.json").read_text())
+        skipped = {b["name"]: b["skipped"] for b in data["backends"]}
+        assert skipped["vfs"] is None
+        assert "overlay" in skipped["overlay2"]
+        for workload in data["workloads"]:
+            cells = {cell["backend"]: cell for cell in workload["results"]}
+            assert cells["overlay2"]["samples"] == [] and cells["overlay2"]["skipped"]
+            assert len(cells["vfs"]["samples"]) == 1
+            assert cells["vfs"]["ratio"] is None  # the baseline gave no number
+        assert "overlay2 / all workloads:" in stdout
+    finally:
+        detach(work)
+
+
+@pytest.mark.slow
+@pytest.mark.fuse
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_writes_partial_results_and_cleans_up(
+    tmp_path: Path, work: Path, signum: int
+) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "pydock", "bench", "--size", "small", "--repeat", "40",
+        "--storage", "fuse,vfs", "--reference", "fuse-overlayfs", "--workload", "walk,create",
+        "--dir", str(work), "--out", str(out),
+    ]  # fmt: skip
+    # Its own session, so a SIGINT to the group is what Ctrl-C on a terminal sends.
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True)
+    assert process.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 300
+    for raw in process.stderr:
+        seen.append(raw.decode())
+        if "walk on fuse-overlayfs (round 3/40)" in seen[-1] or time.monotonic() > deadline:
+            break
+    time.sleep(0.2)  # inside a sample, with a mount up
+    os.killpg(process.pid, signum)
+    rest = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 130, "".join(seen) + rest
+    assert "pydock: bench: interrupted; partial results written" in rest
+    data = json.loads((out / "results.json").read_text())
+    assert data["interrupted"] is True
+    walk = {cell["backend"]: cell for cell in data["workloads"][0]["results"]}
+    assert len(walk["fuse"]["samples"]) >= 2
+    assert (out / "report.md").read_text().count("interrupted") >= 1
+    assert leftovers(work) == ([], [])
+    assert not (work / "runs").exists()
