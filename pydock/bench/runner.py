@@ -174,9 +174,10 @@ def machine(work: Path) -> dict[str, Any]:
                 memory = int(line.split()[1]) * 1024
     fstype = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        fstype = subprocess.run(
-            ["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        fstype = subprocess.run(  # findmnt tells ext4 from ext2; statfs(2) cannot
+            ["findmnt", "-n", "-o", "FSTYPE", "--target", str(work)],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
     return {
         "hostname": socket.gethostname(),
         "kernel": platform.release(),
@@ -197,7 +198,8 @@ def _tool_version(argv: list[str]) -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         lines = (done.stdout or done.stderr).strip().splitlines()
-        return lines[0] if lines else None
+        named = [line for line in lines if argv[0] in line]  # fuse-overlayfs prints libfuse's too
+        return (named or lines)[0] if lines else None
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,3 +214,31 @@ def test_interrupting_writes_partial_results_and_cleans_up(
     assert (out / "report.md").read_text().count("interrupted") >= 1
     assert leftovers(work) == ([], [])
     assert not (work / "runs").exists()
+
+
+def test_a_reference_tool_that_is_not_installed_is_skipped_with_the_reason(
+    tmp_path: Path, work: Path
+) -> None:
+    tools = tmp_path / "bin"  # a PATH with the usual tools but no fuse-overlayfs
+    tools.mkdir()
+    for name in ("tar", "cp", "rm", "findmnt", "mount", "umount", "fusermount3", "podman"):
+        found = shutil.which(name)
+        if found is not None:
+            (tools / name).symlink_to(found)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "pydock", "bench", "--quick", "--storage", "vfs",
+        "--reference", "tar,fuse-overlayfs", "--workload", "unpack,walk",
+        "--dir", str(work), "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env=os.environ | {"PATH": str(tools)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads((out / "results.json").read_text())
+    skipped = {b["name"]: b["skipped"] for b in data["backends"]}
+    assert skipped == {"vfs": None, "tar": None, "fuse-overlayfs": "fuse-overlayfs not installed"}
+    unpack, walk = ({c["backend"]: c for c in w["results"]} for w in data["workloads"])
+    assert len(unpack["tar"]["samples"]) == 1 and unpack["tar"]["ratio"] is not None
+    assert walk["fuse-overlayfs"]["skipped"] == "fuse-overlayfs not installed"
+    assert len(walk["vfs"]["samples"]) == 1
+    assert "fuse-overlayfs / all workloads: fuse-overlayfs not installed" in done.stdout
