@@ -134,10 +134,11 @@ def close_all(plan: Plan) -> None:
 
 
 def sweep(work: Path) -> None:
-    """Kill the processes whose command line names ``work``; detach the mounts below it."""
+    """Kill the processes (not our ancestors) naming ``work``; detach the mounts below it."""
     marker = os.fsencode(str(work))
+    spare = _ancestors()  # the shell or script that started this run names the dir too
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in spare:
             continue
         with contextlib.suppress(OSError):
             if marker in (entry / "cmdline").read_bytes():
@@ -146,6 +147,19 @@ def sweep(work: Path) -> None:
     for target in sorted((p for p in mount_points() if p.startswith(prefix)), reverse=True):
         with contextlib.suppress(OSError):
             detach(Path(target))
+
+
+def _ancestors() -> set[int]:
+    """This process and every process above it, up to pid 1."""
+    found, pid = set(), os.getpid()
+    while pid > 0 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -242,3 +243,23 @@ def test_a_reference_tool_that_is_not_installed_is_skipped_with_the_reason(
     assert walk["fuse-overlayfs"]["skipped"] == "fuse-overlayfs not installed"
     assert len(walk["vfs"]["samples"]) == 1
     assert "fuse-overlayfs / all workloads: fuse-overlayfs not installed" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="script(1) not installed")
+def test_a_terminal_gets_a_live_progress_bar(tmp_path: Path, work: Path) -> None:
+    out = tmp_path / "out"
+    command = shlex.join([
+        sys.executable, "-m", "pydock", "bench", "--quick", "--storage", "vfs",
+        "--reference", "none", "--workload", "unpack,remove", "--dir", str(work),
+        "--out", str(out),
+    ])  # fmt: skip
+    typescript = tmp_path / "typescript"
+    done = subprocess.run(["script", "-qfec", command, str(typescript)], capture_output=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    screen = typescript.read_bytes().decode(errors="replace")  # keep the \r of redraws
+    assert "unpack on vfs (round 1/1)" in screen
+    assert "2/2" in screen  # the bar's done/total column, redrawn in place
+    assert "\r" in screen and "\x1b[" in screen
+    assert "bench: [" not in screen  # the line-per-step form is only for pipes and files
+    assert json.loads((out / "results.json").read_text())["interrupted"] is False

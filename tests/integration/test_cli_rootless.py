@@ -9,6 +9,7 @@ mounts with ``userxattr``. Everything the fixture creates (user, home, copy) is 
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -223,3 +224,34 @@ def _check_rootless(user: User, driver: str) -> None:
     assert user.ok("ps", "-a", "-q") == ""
     assert user.processes() == []
     user.ok("rmi", f"snap:{driver}")
+
+
+@pytest.mark.fuse
+def test_rootless_bench_is_warm_only_and_skips_what_needs_root(user: User) -> None:
+    """As a plain user: no cache drops, root-only references skipped, the rest measured."""
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import matplotlib, rich"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("Debian's python3-matplotlib and python3-rich are not installed")
+    out = user.home / "bench-out"
+    with fuse_open_to_users("fuse"):
+        done = user.pydock(
+            "bench", "--quick", "--storage", "vfs,fuse",
+            "--reference", "tar,kernel-overlay,podman",
+            "--workload", "unpack,read-cold,start", "--out", str(out), timeout=600,
+        )  # fmt: skip
+    assert done.status == 0, done.err[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    assert data["machine"]["root"] is False
+    assert data["settings"]["cache"] == "warm only"
+    assert "cache warm only" in done.out
+    skipped = {b["name"]: b["skipped"] for b in data["backends"]}
+    assert skipped["vfs"] is None and skipped["fuse"] is None and skipped["tar"] is None
+    assert skipped["kernel-overlay"] == "needs root (mount -t overlay)"
+    assert skipped["podman"].startswith("needs root")
+    cells = {(w["name"], c["backend"]): c for w in data["workloads"] for c in w["results"]}
+    for workload in ("unpack", "read-cold", "start"):
+        for driver in ("vfs", "fuse"):
+            assert len(cells[workload, driver]["samples"]) == 1, cells[workload, driver]
+    assert len(cells["unpack", "tar"]["samples"]) == 1
+    assert (out / "plots" / "summary.png").stat().st_uid == user.uid
+    assert user.processes() == []
