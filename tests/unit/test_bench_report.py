@@ -9,7 +9,16 @@ from typing import Any
 
 from rich.console import Console
 
-from pydock.bench.report import markdown, markdown_table, plot, print_table, write_all
+from pydock.bench.report import (
+    cell_text,
+    format_ratio,
+    markdown,
+    markdown_table,
+    plot,
+    print_table,
+    skip_reasons,
+    write_all,
+)
 from pydock.bench.results import FORMAT, read_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -224,3 +233,18 @@ def test_write_all_round_trips_and_survives_partial_runs(tmp_path: Path) -> None
     assert "](plots/" not in report
     assert list(paths["plots"].iterdir()) == []
     assert "(interrupted: partial results)" in _table_text(partial)
+
+
+def test_a_workload_that_does_not_apply_shows_a_dash_and_no_reason() -> None:
+    data = _results()
+    data["workloads"][0]["results"][1] = _skipped("vfs", "does not apply")
+    assert cell_text(data["workloads"][0]["results"][1], "s") == "-"
+    assert not any(line.startswith("vfs / unpack") for line in skip_reasons(data))
+    assert "| unpack | 12.3 ms (1.00x) ±8.1% | - |" in markdown_table(data)
+
+
+def test_small_ratios_keep_two_significant_digits() -> None:
+    assert format_ratio(1.0) == "1.00x"
+    assert format_ratio(639.26) == "639.26x"
+    assert format_ratio(0.0022) == "0.0022x"
+    assert format_ratio(0.074) == "0.074x"
