@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import graphdriver
+from graphdriver.mountutil import mounts_under
 from pydock.bench.podman import PodmanError, PodmanStore, hide_hybrid_cgroup2
 from pydock.builtin import write_busybox_rootfs
 from runtime import linux
@@ -293,13 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def detach_mounts_under(work: Path) -> None:
     """Detach what podman left mounted below ``work`` (its store), so the tree can go."""
-    prefix = str(work) + "/"
-    targets = [
-        line.split()[4]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if line.split()[4].startswith(prefix)
-    ]
-    for target in sorted(targets, reverse=True):
+    for target in mounts_under(work):
         with contextlib.suppress(OSError):
             linux.umount2(target, linux.MNT_DETACH)
 

@@ -41,14 +41,52 @@ def in_initial_user_namespace() -> bool:
     return fields[:3] == ["0", "0", "4294967295"]
 
 
-def mount_points() -> set[str]:
-    """Every mount point of this mount namespace (``/proc/self/mountinfo``, unescaped)."""
-    points = set()
+def mount_table() -> list[tuple[str, str]]:
+    """``(mount point, filesystem type)`` of every mount of this namespace, in mountinfo order.
+
+    Mount points are unescaped (mountinfo writes space, tab, newline and backslash as ``\\ooo``).
+    """
+    table = []
     with open("/proc/self/mountinfo", "rb") as info:
         for line in info:
-            field = line.split(b" ")[4]
-            points.add(os.fsdecode(_unescape(field)))
-    return points
+            fields = line.rstrip(b"\n").split(b" ")
+            try:
+                fs_type = fields[fields.index(b"-", 6) + 1]
+            except (ValueError, IndexError):
+                continue
+            table.append((os.fsdecode(_unescape(fields[4])), os.fsdecode(fs_type)))
+    return table
+
+
+def mount_points() -> set[str]:
+    """Every mount point of this mount namespace."""
+    return {point for point, _ in mount_table()}
+
+
+def mounts_under(directory: Path | str) -> list[str]:
+    """Mount points at or below ``directory`` (resolved), deepest first, to detach in order."""
+    base = os.path.realpath(directory)
+    found = {p for p in mount_points() if p == base or p.startswith(base.rstrip("/") + "/")}
+    return sorted(found, key=lambda point: (point.count("/"), point), reverse=True)
+
+
+def filesystem_type(path: Path | str) -> str:
+    """Type of the filesystem holding ``path`` (``ext4``, ``xfs``...), or ``unknown``.
+
+    The mount whose mount point is the longest prefix of the resolved path wins; among equal
+    mount points the last one listed, which is the one on top.
+    """
+    target = os.path.realpath(path)
+    best, best_length = "unknown", -1
+    try:
+        table = mount_table()
+    except OSError:
+        return best
+    for point, fs_type in table:
+        inside = point == "/" or target == point or target.startswith(point + "/")
+        if inside and len(point) >= best_length:
+            best, best_length = fs_type, len(point)
+    return best
 
 
 def _unescape(field: bytes) -> bytes:

@@ -159,10 +159,3 @@ def _test_mount(scratch: Path, userxattr: bool) -> Probe:
         redirect_dir=_module_flag("redirect_dir"),
         metacopy=_module_flag("metacopy"),
     )
-
-
-def filesystem_name(path: Path) -> str:
-    """A readable name of ``path``'s filesystem, for ``pydock info``."""
-    magic = _filesystem_magic(path) or 0
-    names = {0xEF53: "extfs", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs"}
-    return names.get(magic, hex(magic))

@@ -17,6 +17,7 @@ from typing import ClassVar, cast
 from drivers.overlay2 import check
 from drivers.overlay2 import mount as mnt
 from graphdriver import MountError, NotSupportedError
+from graphdriver.mountutil import filesystem_type
 from graphdriver.overlay import MAX_DEPTH
 from graphdriver.overlaydriver import OverlayLayoutDriver
 
@@ -65,7 +66,7 @@ class Overlay2Driver(OverlayLayoutDriver):
 
     def status(self) -> list[tuple[str, str]]:
         return [
-            ("Backing Filesystem", check.filesystem_name(self.home)),
+            ("Backing Filesystem", filesystem_type(self.home)),
             ("Mount API", "new (fsopen, lowerdir+)" if self.new_api else "legacy mount(2)"),
             ("Max Depth", str(self.max_depth)),
             ("Native Overlay Diff", str(self.native_diff).lower()),

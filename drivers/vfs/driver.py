@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from drivers.vfs.check import backing_filesystem
 from drivers.vfs.copy import MODES, copy_tree, probe_method
 from drivers.vfs.fs import remove_tree, rename_noreplace
 from graphdriver import (
@@ -36,6 +35,7 @@ from graphdriver import (
     LayerUnknownError,
     parse_bool,
 )
+from graphdriver.mountutil import filesystem_type
 
 _TEMP_PREFIXES = (".create-", ".remove-")
 
@@ -237,7 +237,7 @@ class VfsDriver(Driver):
                     path=self.layers_dir,
                 ) from exc
         return [
-            ("Backing Filesystem", backing_filesystem(self.home)),
+            ("Backing Filesystem", filesystem_type(self.home)),
             ("Copy", self._probed),
             ("Layers", str(len(self.list_layers()))),
         ]

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from graphdriver.mountutil import detach, mount_points
+from graphdriver.mountutil import detach, mounts_under
 from pydock.builtin import write_busybox_rootfs
 from pydock.errors import PydockError
 from runtime import linux
@@ -89,8 +89,7 @@ class PodmanStore:
                 subprocess.run(
                     [*self.prefix, "rm", "--all", "--force"], capture_output=True, timeout=TIMEOUT
                 )
-        prefixes = (str(self.work) + "/", str(self.run_root) + "/")
-        for target in sorted((p for p in mount_points() if p.startswith(prefixes)), reverse=True):
+        for target in [*mounts_under(self.work), *mounts_under(self.run_root)]:
             with contextlib.suppress(OSError):
                 detach(Path(target))
         shutil.rmtree(self.run_root, ignore_errors=True)

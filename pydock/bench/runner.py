@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 import graphdriver
-from graphdriver.mountutil import detach, mount_points
+from graphdriver.mountutil import detach, mounts_under
 from pydock.bench.backends import Backend, NotApplicable, tool_error
 from pydock.bench.results import Run, WorkloadResult
 from pydock.bench.workloads import Workload
@@ -143,8 +143,7 @@ def sweep(work: Path) -> None:
         with contextlib.suppress(OSError):
             if marker in (entry / "cmdline").read_bytes():
                 os.kill(int(entry.name), signal.SIGKILL)
-    prefix = str(work) + "/"
-    for target in sorted((p for p in mount_points() if p.startswith(prefix)), reverse=True):
+    for target in mounts_under(work):
         with contextlib.suppress(OSError):
             detach(Path(target))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import graphdriver
+from graphdriver.mountutil import mounts_under
 
 _MNT_DETACH = 2
 
@@ -68,32 +69,6 @@ def mounted(driver: graphdriver.Driver, layer_id: str) -> Iterator[Path]:
         yield Path(root)
     finally:
         driver.put(layer_id)
-
-
-def _unescape_mountinfo(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo.
-    out, i = [], 0
-    while i < len(field):
-        code = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts_under(directory: Path) -> list[str]:
-    """Mount points at or below ``directory``, deepest first."""
-    base = os.path.realpath(directory)
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-        for line in fh:
-            mountpoint = _unescape_mountinfo(line.split()[4])
-            if mountpoint == base or mountpoint.startswith(base + "/"):
-                found.append(mountpoint)
-    return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
 def force_unmount(mountpoint: str) -> None:

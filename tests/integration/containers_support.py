@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import graphdriver
+from graphdriver import mountutil
 
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
@@ -126,14 +127,8 @@ def fails(done: Done, *needles: str, status: int = 125) -> str:
 
 
 def mounts_under(root: Path) -> list[str]:
-    """Mount points below ``root`` in this mount namespace."""
-    prefix = str(root) + "/"
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        target = line.split()[4].replace("\\040", " ")
-        if target.startswith(prefix) or target == str(root):
-            found.append(target)
-    return sorted(found)
+    """Mount points at or below ``root`` in this mount namespace."""
+    return sorted(mountutil.mounts_under(root))
 
 
 def container_cgroups() -> list[str]:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from graphdriver.mountutil import mount_points
+
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "drivers.fuse.cli"]
 TIMEOUT = 30.0
@@ -47,9 +49,7 @@ def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess
 
 
 def is_mounted(mountpoint: Path) -> bool:
-    target = os.path.realpath(mountpoint).encode()
-    with open("/proc/self/mountinfo", "rb") as info:
-        return any(line.split(b" ")[4] == target for line in info)
+    return os.path.realpath(mountpoint) in mount_points()
 
 
 def server_pids(mountpoint: Path) -> list[int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from graphdriver.mountutil import detach, mount_points
+from graphdriver.mountutil import detach, mounts_under
 from pydock.bench.backends import REFERENCES, DriverBackend
 from pydock.bench.data import SIZES
 from pydock.bench.workloads import workloads
@@ -42,8 +42,7 @@ def bench(*args: str, timeout: float = 600) -> tuple[int, str, str]:
 
 def leftovers(work: Path) -> tuple[list[str], list[int]]:
     """Mounts below ``work`` and processes naming it, as a user would look for them."""
-    prefix = str(work) + "/"
-    mounts = sorted(point for point in mount_points() if point.startswith(prefix))
+    mounts = mounts_under(work)
     marker = os.fsencode(str(work))
     processes = []
     for entry in Path("/proc").iterdir():
@@ -65,7 +64,7 @@ def work(tmp_path: Path) -> Iterator[Path]:
     mounts, processes = leftovers(path)
     for pid in processes:
         os.kill(pid, signal.SIGKILL)
-    for point in reversed(mounts):
+    for point in mounts:
         detach(Path(point))
 
 

@@ -3,6 +3,7 @@ the legacy mount API and its depth limit, the 500-lower-layer limit, native vs n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -15,14 +16,14 @@ from unit.tarmaker import Item, make_tar
 import graphdriver
 from graphdriver import LayerInUseError, MountError, NotSupportedError
 from graphdriver.changes import changes_dirs
+from graphdriver.mountutil import detach, mount_table, mounts_under
 
 pytestmark = [pytest.mark.overlay, pytest.mark.root]
 
 
 def mounts_at(path: Path) -> int:
     target = os.fspath(path)
-    with open("/proc/self/mountinfo") as handle:
-        return sum(1 for line in handle if line.split()[4] == target)
+    return sum(1 for point, _ in mount_table() if point == target)
 
 
 @pytest.fixture
@@ -30,10 +31,9 @@ def home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "overlay"
     yield home
     # Whatever a test left mounted goes, so tmp_path can be removed.
-    with open("/proc/self/mountinfo") as handle:
-        targets = [line.split()[4] for line in handle if line.split()[4].startswith(str(home))]
-    for target in sorted(targets, reverse=True):
-        os.system(f"umount -l '{target}' 2>/dev/null")
+    for target in mounts_under(home):
+        with contextlib.suppress(OSError):
+            detach(Path(target))
 
 
 def open_overlay(home: Path, **options: str) -> graphdriver.Driver:
