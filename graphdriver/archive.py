@@ -20,7 +20,6 @@ from typing import BinaryIO
 
 from graphdriver import tarstream, tarwriter
 from graphdriver.change import Change, ChangeKind
-from graphdriver.changes import OVERLAY_XATTR_PREFIXES
 from graphdriver.compression import open_decompressed
 from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
 from graphdriver.journal import Journal
@@ -36,6 +35,7 @@ from graphdriver.whiteouts import (
     OverlayWhiteouts,
     WhiteoutFormat,
 )
+from graphdriver.xattrs import copy_xattrs, read_xattrs
 
 __all__ = [
     "DeleteWhiteouts",
@@ -295,10 +295,7 @@ def _copy_up(source: str, st: os.stat_result, target: str) -> None:
     else:
         os.mknod(target, st.st_mode, st.st_rdev)
     os.lchown(target, st.st_uid, st.st_gid)
-    for name in _list_xattrs(source):
-        if not name.startswith(OVERLAY_XATTR_PREFIXES):
-            value = os.getxattr(source, name, follow_symlinks=False)
-            os.setxattr(target, name, value, follow_symlinks=False)
+    copy_xattrs(source, target)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(target, stat.S_IMODE(st.st_mode))
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
@@ -371,14 +368,7 @@ _KINDS = {
 def _add_path(writer: TarWriter, root: str, rel: str, links: dict[tuple[int, int], str]) -> int:
     path = os.path.join(root, rel)
     st = os.lstat(path)
-    xattrs: dict[str, bytes] = {}
-    for name in _list_xattrs(path):
-        if name.startswith(OVERLAY_XATTR_PREFIXES):
-            continue
-        try:
-            xattrs[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
+    xattrs = read_xattrs(path, skip_overlay=True)
     fmt = stat.S_IFMT(st.st_mode)
     common = {
         "mode": stat.S_IMODE(st.st_mode),
@@ -413,10 +403,3 @@ def _add_path(writer: TarWriter, root: str, rel: str, links: dict[tuple[int, int
         **common,  # type: ignore[arg-type]
     )
     return 0
-
-
-def _list_xattrs(path: str) -> list[str]:
-    try:
-        return os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return []

@@ -18,6 +18,7 @@ from pathlib import Path
 import xxhash
 
 from graphdriver.change import Change, ChangeKind
+from graphdriver.xattrs import read_xattrs
 
 _CHUNK = 1 << 20
 
@@ -105,32 +106,13 @@ def entry_differs(new_path: str, new: os.stat_result, old_path: str, old: os.sta
         return True
     if stat.S_ISLNK(new.st_mode) and os.readlink(new_path) != os.readlink(old_path):
         return True
-    if _xattrs(new_path) != _xattrs(old_path):
+    if read_xattrs(new_path, skip_overlay=True) != read_xattrs(old_path, skip_overlay=True):
         return True
     if stat.S_ISREG(new.st_mode) and new.st_mtime_ns % 1_000_000_000 == 0 and new.st_size:
         if (new.st_dev, new.st_ino) == (old.st_dev, old.st_ino):
             return False
         return content_hash(new_path) != content_hash(old_path)
     return False
-
-
-OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
-
-
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out: dict[str, bytes] = {}
-    for name in names:
-        if name.startswith(OVERLAY_XATTR_PREFIXES):
-            continue  # overlay bookkeeping (opaque, origin, impure), never image content
-        try:
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-    return out
 
 
 def content_hash(path: str | Path) -> str:

@@ -13,6 +13,8 @@ import stat
 import uuid
 from dataclasses import dataclass
 
+from graphdriver.xattrs import read_xattrs
+
 
 @dataclass(frozen=True)
 class _Meta:
@@ -22,20 +24,6 @@ class _Meta:
     atime_ns: int
     mtime_ns: int
     xattrs: dict[str, bytes] | None
-
-
-def _read_xattrs(path: str) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return out
-    for name in names:
-        try:
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-    return out
 
 
 class Journal:
@@ -79,7 +67,7 @@ class Journal:
     def save_meta(self, path: str, *, with_xattrs: bool = True) -> None:
         """Save the metadata of existing ``path`` before it is changed."""
         st = os.lstat(path)
-        xattrs = _read_xattrs(path) if with_xattrs else None
+        xattrs = read_xattrs(path) if with_xattrs else None
         meta = _Meta(st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns, st.st_mtime_ns, xattrs)
         self._ops.append(("meta", path, meta))
 
@@ -141,7 +129,7 @@ def _restore_meta(path: str, meta: _Meta) -> None:
         os.lchown(path, meta.uid, meta.gid)
     os.chmod(path, stat.S_IMODE(meta.mode))
     if meta.xattrs is not None:
-        current = _read_xattrs(path)
+        current = read_xattrs(path)
         for name in current.keys() - meta.xattrs.keys():
             os.removexattr(path, name, follow_symlinks=False)
         for name, value in meta.xattrs.items():

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from graphdriver.errors import BreakoutError
+from graphdriver.xattrs import copy_xattrs
 
 
 class Lower(Protocol):
@@ -145,15 +146,5 @@ def _copy_dir_meta(source: str, st: os.stat_result, target: str) -> None:
     covers, so the merged view does not change (as an overlay copy-up would)."""
     os.lchown(target, st.st_uid, st.st_gid)
     os.chmod(target, stat.S_IMODE(st.st_mode))
-    try:
-        names = os.listxattr(source, follow_symlinks=False)
-    except OSError:
-        names = []
-    for xattr in names:
-        if xattr.startswith(("trusted.overlay.", "user.overlay.")):
-            continue
-        try:
-            os.setxattr(target, xattr, os.getxattr(source, xattr, follow_symlinks=False))
-        except OSError:
-            continue
+    copy_xattrs(source, target, best_effort=True)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
