@@ -99,3 +99,11 @@ def test_read_json_refuses_another_file(tmp_path: Path) -> None:
     other.write_text('{"format": "something/2"}')
     with pytest.raises(ValueError, match="not a pydock bench results file"):
         read_json(other)
+
+
+def test_the_parser_offers_the_sizes_and_references_the_benchmark_has() -> None:
+    from pydock.bench.backends import REFERENCES
+    from pydock.cli_bench import REFERENCE_NAMES, SIZE_NAMES
+
+    assert SIZE_NAMES == tuple(SIZES)
+    assert REFERENCE_NAMES == tuple(REFERENCES)

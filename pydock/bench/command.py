@@ -1,0 +1,188 @@
+"""Running ``pydock bench``: check the arguments, prepare, measure, report, clean up.
+
+It runs without the user's pydock store: each driver gets a fresh home under the work
+directory, and everything made there is removed at the end, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import graphdriver
+from pydock.bench.backends import REFERENCES, Backend, Clock, DriverBackend
+from pydock.bench.data import SIZES, prepare
+from pydock.bench.podman import hide_hybrid_cgroup2
+from pydock.bench.results import Run
+from pydock.bench.runner import (
+    Plan,
+    close_all,
+    execute,
+    machine,
+    now,
+    sigterm_interrupts,
+    versions,
+)
+from pydock.bench.workloads import select, workloads
+from pydock.errors import PydockError, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def _names(text: str | None, known: list[str], what: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"bench: --{what} needs at least one name")
+    for name in names:
+        if name not in known:
+            raise UsageError(f"bench: unknown {what} {name!r} (known: {', '.join(known)})")
+    return names
+
+
+def _writable_dir(out: Path) -> None:
+    """Make ``out`` and check files can be written in it, before anything runs."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".pydock-bench-"):
+            pass
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise PydockError(f"bench: cannot write results to {out}: {reason}") from exc
+
+
+def _progress(total: int) -> contextlib.AbstractContextManager[Callable[[str, int], None]]:
+    """A live progress bar on a terminal; one line per step on stderr otherwise."""
+    if sys.stderr.isatty():
+        return _live_progress(total)
+
+    @contextlib.contextmanager
+    def lines() -> Iterator[Callable[[str, int], None]]:
+        def show(what: str, done: int) -> None:
+            sys.stderr.write(f"bench: [{done}/{total}] {what}\n")
+            sys.stderr.flush()
+
+        yield show
+
+    return lines()
+
+
+@contextlib.contextmanager
+def _live_progress(total: int) -> Iterator[Callable[[str, int], None]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def show(what: str, done: int) -> None:
+            bar.update(task, description=what, completed=done)
+
+        yield show
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark the arguments ask for; write and print the results."""
+    drivers = list(graphdriver.registered())
+    backend_names = _names(args.backends, drivers, "storage") or drivers
+    if args.references == "none":
+        reference_names: list[str] = []
+    else:
+        reference_names = _names(args.references, list(REFERENCES), "reference") or list(REFERENCES)
+    size = "small" if args.quick else args.size
+    repeat = 1 if args.quick else args.repeat
+    if repeat < 1:
+        raise UsageError("bench: --repeat must be at least 1")
+    try:
+        chosen = select(workloads(SIZES[size]), _names(args.workloads, _workload_names(size),
+                                                        "workload"))  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(f"bench: {exc}") from exc
+    names = backend_names + reference_names
+    baseline = args.baseline or names[0]
+    if baseline not in names:
+        raise UsageError(f"bench: --baseline {baseline!r} is not measured in this run")
+    out = args.out or Path(f"bench-{now().replace(':', '').replace('-', '')}")
+    _writable_dir(out)
+
+    keep = args.dir is not None
+    work = (args.dir or Path(tempfile.mkdtemp(prefix="pydock-bench-", dir="/var/tmp"))).resolve()
+    can_drop = os.geteuid() == 0 and os.access("/proc/sys/vm/drop_caches", os.W_OK)
+    run = Run(
+        command=["pydock", *args.argv],
+        started=now(),
+        machine=machine(work),
+        versions=versions(),
+        settings={"size": size, "repeat": repeat, "baseline": baseline,
+                  "cache": "dropped" if can_drop else "warm only",
+                  "data": SIZES[size].describe()},
+        backends=[],
+    )  # fmt: skip
+    plan = Plan([], [], repeat, work)
+    try:
+        with sigterm_interrupts():
+            work.mkdir(parents=True, exist_ok=True)
+            sys.stderr.write(f"bench: preparing {size} data in {work}\n")
+            data = prepare(work, size)
+            clock = Clock(can_drop)
+            runs = work / "runs"
+            shutil.rmtree(runs, ignore_errors=True)
+            backends: list[Backend] = [
+                DriverBackend(name, runs, data, clock, {}) for name in backend_names
+            ]
+            backends += [REFERENCES[name](runs, data, clock) for name in reference_names]
+            plan = Plan(backends, chosen, repeat, work)
+            if "podman" in reference_names and os.geteuid() == 0:
+                note = hide_hybrid_cgroup2()
+                if note:
+                    run.settings["note"] = note
+            for backend in backends:
+                why = backend.unavailable()
+                if why is not None:
+                    plan.skipped[backend.name] = why
+                run.backends.append(
+                    {
+                        "name": backend.name,
+                        "kind": backend.kind,
+                        "description": backend.description,
+                        "skipped": why,
+                    }
+                )
+            with _progress(plan.samples()) as progress:
+                execute(plan, run, progress)
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        close_all(plan)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "runs", ignore_errors=True)
+    run.finished = now()
+    from rich.console import Console
+
+    from pydock.bench import report  # matplotlib and rich load only for this command
+
+    data_json = run.to_json()
+    written = report.write_all(data_json, out)
+
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
+    report.print_table(data_json, Console(width=width))
+    sys.stderr.write(f"bench: results, report and plots in {written['json'].parent}\n")
+    if run.interrupted:
+        sys.stderr.write("pydock: bench: interrupted; partial results written\n")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _workload_names(size: str) -> list[str]:
+    return ["mount", *(workload.name for workload in workloads(SIZES[size]))]
