@@ -207,12 +207,19 @@ def markdown(data: Data) -> str:
     lines += ["## Settings", ""]
     for key in ("size", "repeat", "cache", "baseline"):
         lines.append(f"- {key}: {settings.get(key, '?')}")
+    if settings.get("note"):
+        lines.append(f"- note: {settings['note']}")
     lines += [f"- data {key}: {value}" for key, value in settings.get("data", {}).items()]
     lines += ["", "## Results", "", title(data), "", markdown_table(data), legend(data), ""]
     lines += ["## Workloads", "", "| workload | unit | better | description |", "|---|---|---|---|"]
     for workload in data.get("workloads", []):
         fields = ["name", "unit", "better", "description"]
         lines.append(_md_row([str(workload.get(f, "")) for f in fields]))
+    lines.append("")
+    lines += ["## Backends", "", "| backend | kind | what it is |", "|---|---|---|"]
+    for backend in data.get("backends", []):
+        fields = [str(backend.get(f) or "") for f in ("name", "kind", "description")]
+        lines.append(_md_row(fields))
     lines.append("")
     reasons = skip_reasons(data)
     if reasons:

@@ -105,5 +105,5 @@ def test_the_parser_offers_the_sizes_and_references_the_benchmark_has() -> None:
     from pydock.bench.backends import REFERENCES
     from pydock.cli_bench import REFERENCE_NAMES, SIZE_NAMES
 
-    assert SIZE_NAMES == tuple(SIZES)
-    assert REFERENCE_NAMES == tuple(REFERENCES)
+    assert tuple(SIZES) == SIZE_NAMES
+    assert tuple(REFERENCES) == REFERENCE_NAMES

@@ -184,6 +184,7 @@ def test_markdown_has_command_machine_table_and_links() -> None:
         "| Read Seq | 812 MiB/s (1.00x) ±2.5% | 406 MiB/s (0.50x) |",
     ]
     assert "| Read Seq | MiB/s | higher | read every file once |" in report
+    assert "| vfs | driver | copies |" in report
     assert "- vfs / commit: [Errno 95] no reflinks on this fs" in report
     assert "- fuse / all workloads: no /dev/fuse" in report
     assert "![summary](plots/summary.png)" in report
