@@ -134,7 +134,10 @@ def close_all(plan: Plan) -> None:
 
 
 def sweep(work: Path) -> None:
-    """Kill the processes (not our ancestors) naming ``work``; detach the mounts below it."""
+    """Kill the processes (not our ancestors) naming ``work``; detach the mounts below it.
+
+    ``work`` itself is left mounted: it may be a file system the user gave with ``--dir``.
+    """
     marker = os.fsencode(str(work))
     spare = _ancestors()  # the shell or script that started this run names the dir too
     for entry in Path("/proc").iterdir():
@@ -143,7 +146,8 @@ def sweep(work: Path) -> None:
         with contextlib.suppress(OSError):
             if marker in (entry / "cmdline").read_bytes():
                 os.kill(int(entry.name), signal.SIGKILL)
-    for target in mounts_under(work):
+    below = [p for p in mounts_under(work) if p != os.path.realpath(work)]  # --dir may be one
+    for target in below:
         with contextlib.suppress(OSError):
             detach(Path(target))
 

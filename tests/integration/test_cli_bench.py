@@ -177,6 +177,7 @@ def test_a_driver_that_cannot_run_here_is_skipped_and_the_rest_runs(
             assert len(cells["vfs"]["samples"]) == 1
             assert cells["vfs"]["ratio"] is None  # the baseline gave no number
         assert "overlay2 / all workloads:" in stdout
+        assert str(work) in mounts_under(work)  # the user's own mount is left alone
     finally:
         detach(work)
 
