@@ -6,8 +6,10 @@ Drivers live in their own distributions or packages and register through the
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from graphdriver.change import Change, ChangeKind
-from graphdriver.driver import Driver, parse_bool
 from graphdriver.errors import (
     ArchiveError,
     BreakoutError,
@@ -19,7 +21,32 @@ from graphdriver.errors import (
     MountError,
     NotSupportedError,
 )
-from graphdriver.registry import available, get_driver, probe, register, registered
+
+if TYPE_CHECKING:
+    from graphdriver.driver import Driver, parse_bool
+    from graphdriver.registry import available, get_driver, probe, register, registered
+
+# The base class and the registry load on first use: a FUSE filesystem process needs only the
+# errors, and importing the archive code with them would add to every mount's start-up.
+_LAZY = {
+    "Driver": "graphdriver.driver",
+    "parse_bool": "graphdriver.driver",
+    "available": "graphdriver.registry",
+    "get_driver": "graphdriver.registry",
+    "probe": "graphdriver.registry",
+    "register": "graphdriver.registry",
+    "registered": "graphdriver.registry",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graphdriver' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ArchiveError",

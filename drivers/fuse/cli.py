@@ -19,7 +19,6 @@ import sys
 import time
 import traceback
 from dataclasses import replace
-from importlib import metadata
 
 import trio  # type: ignore[import-untyped]  # trio 0.22 ships no type information
 
@@ -34,9 +33,22 @@ READY = b"ready\n"
 
 def _version() -> str:
     try:
+        from importlib import metadata  # only for --version: it is slow to import
+
         return metadata.version("pydock")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for (a mount should not pay for it)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"{PROG} {_version()}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", dest="foreground", action="store_true", help="stay in foreground")
     parser.add_argument("-d", "--debug", action="store_true", help="foreground, log requests")
     parser.add_argument("-s", dest="single", action="store_true", help="accepted; always single")
-    parser.add_argument("-V", "--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument("-V", "--version", action=_VersionAction)
     parser.add_argument("mountpoint", help="where to mount the merged tree")
     return parser
 
