@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import graphdriver
-from pydock.bench.data import Dataset, small_tar
+from pydock.bench.data import Dataset, DataSource, Size, small_tar
 from pydock.bench.podman import PodmanStore
 
 TIMEOUT = 600  # seconds any one tool may take before the benchmark gives up on it
@@ -82,18 +82,27 @@ class Backend:
     description = ""
     operations: frozenset[str] = frozenset()
 
-    def __init__(self, work: Path, data: Dataset, clock: Clock) -> None:
+    def __init__(self, work: Path, source: DataSource, clock: Clock) -> None:
         self.work = work / self.name
-        self.data = data
+        self.source = source
         self.clock = clock
         self._ids = itertools.count()
+
+    @property
+    def data(self) -> Dataset:
+        """The seeded data, generated on first use."""
+        return self.source.get()
+
+    @property
+    def size(self) -> Size:
+        return self.source.size
 
     def unavailable(self) -> str | None:
         """Why this backend cannot run here, or None."""
         return None
 
     def setup(self) -> None:
-        """Untimed preparation before the first workload (the data unpacked once)."""
+        """Untimed preparation before the first workload (the data waits for first use)."""
         self.work.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
@@ -126,7 +135,7 @@ class Backend:
 
     def change_files(self, root: Path) -> None:
         """Rewrite the first ``changed`` small files below ``root`` (the diff workload's edit)."""
-        for rel in self.data.paths[: self.data.size.changed]:
+        for rel in self.data.paths[: self.size.changed]:
             (root / rel).write_bytes(b"changed by pydock bench\n")
 
 
@@ -140,16 +149,17 @@ class DriverBackend(Backend):
     operations = frozenset({"unpack", "snapshot", "mount", "start", "view", "diff", "remove"})
 
     def __init__(
-        self, name: str, work: Path, data: Dataset, clock: Clock, options: dict[str, str]
+        self, name: str, work: Path, source: DataSource, clock: Clock, options: dict[str, str]
     ) -> None:
         self.name = name
         self.description = f"pydock's {name} driver"
-        super().__init__(work, data, clock)
+        super().__init__(work, source, clock)
         self.options = options
         self.home = self.work / "home"
         self._driver: graphdriver.Driver | None = None
         self._chains: dict[int, str] = {}
         self._started = False
+        self._data_layer: str | None = None
 
     @property
     def driver(self) -> graphdriver.Driver:
@@ -165,7 +175,18 @@ class DriverBackend(Backend):
     def setup(self) -> None:
         super().setup()
         self._driver = graphdriver.get_driver(self.name, self.home, self.options)
-        self._unpack_into("data")
+
+    def data_layer(self) -> str:
+        """The layer holding the unpacked data (unpacked on first use)."""
+        if self._data_layer is None:
+            try:
+                self._unpack_into("data")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.driver.remove("data")  # so the next workload tries afresh
+                raise
+            self._data_layer = "data"
+        return self._data_layer
 
     def close(self) -> None:
         if self._driver is not None:
@@ -194,7 +215,7 @@ class DriverBackend(Backend):
     def snapshot(self) -> float:
         layer = self.new_id("snap")
         try:
-            return self.clock.time(lambda: self.driver.create_read_write(layer, "data"))
+            return self.clock.time(lambda: self.driver.create_read_write(layer, self.data_layer()))
         finally:
             self.driver.remove(layer)
 
@@ -224,7 +245,7 @@ class DriverBackend(Backend):
     @contextlib.contextmanager
     def view(self) -> Iterator[Path]:
         layer = self.new_id("view")
-        self.driver.create_read_write(layer, "data")
+        self.driver.create_read_write(layer, self.data_layer())
         try:
             yield self.driver.get(layer)
             self.driver.put(layer)
@@ -235,14 +256,14 @@ class DriverBackend(Backend):
 
     def diff(self) -> float:
         layer = self.new_id("diff")
-        self.driver.create_read_write(layer, "data")
+        self.driver.create_read_write(layer, self.data_layer())
         out = self.work / "diff.tar"
         try:
             self.change_files(self.driver.get(layer))
             self.driver.put(layer)
 
             def export() -> None:
-                with self.driver.diff(layer, "data") as stream, open(out, "wb") as sink:
+                with self.driver.diff(layer, self.data_layer()) as stream, open(out, "wb") as sink:
                     shutil.copyfileobj(stream, sink, 1 << 20)
 
             return self.clock.time(export)
@@ -292,9 +313,12 @@ class TarBackend(Backend):
         run_tool(["tar", "-xf", str(self.data.tar), "-C", str(target)])
         return target
 
-    def setup(self) -> None:
-        super().setup()
-        self._extract("data")
+    def _data_dir(self) -> Path:
+        """The unpacked data (unpacked on first use)."""
+        data = self.work / "data"
+        if not data.exists():
+            self._extract("data.part").rename(data)  # a failed unpack leaves no "data"
+        return data
 
     def unpack(self) -> float:
         target = self.work / self.new_id("unpack")
@@ -307,7 +331,7 @@ class TarBackend(Backend):
 
     def snapshot(self) -> float:
         target = self.work / self.new_id("snap")
-        argv = ["cp", "-a", str(self.work / "data"), str(target)]
+        argv = ["cp", "-a", str(self._data_dir()), str(target)]
         try:
             return self.clock.time(lambda: run_tool(argv))
         finally:
@@ -316,7 +340,7 @@ class TarBackend(Backend):
     def diff(self) -> float:
         changed = self.work / self.new_id("diff")
         out = self.work / "diff.tar"
-        for rel in self.data.paths[: self.data.size.changed]:
+        for rel in self.data.paths[: self.size.changed]:
             (changed / rel).parent.mkdir(parents=True, exist_ok=True)
         self.change_files(changed)
         try:
@@ -339,9 +363,16 @@ class _OverlayReference(Backend):
     def setup(self) -> None:
         super().setup()
         self._mounted: set[Path] = set()
+
+    def _lower(self) -> Path:
+        """The unpacked data, the lower layer of every view (unpacked on first use)."""
         lower = self.work / "lower"
-        lower.mkdir()
-        run_tool(["tar", "-xf", str(self.data.tar), "-C", str(lower)])
+        if not lower.exists():
+            part = self.work / "lower.part"
+            part.mkdir()
+            run_tool(["tar", "-xf", str(self.data.tar), "-C", str(part)])
+            part.rename(lower)
+        return lower
 
     def close(self) -> None:
         for target in list(getattr(self, "_mounted", ())):
@@ -401,7 +432,7 @@ class _OverlayReference(Backend):
 
     @contextlib.contextmanager
     def view(self) -> Iterator[Path]:
-        with self._scratch(str(self.work / "lower")) as (options, target):
+        with self._scratch(str(self._lower())) as (options, target):
             self._mount(options, target, self.work)
             yield target
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import graphdriver
 from pydock.bench.backends import REFERENCES, Backend, Clock, DriverBackend
-from pydock.bench.data import SIZES, prepare
+from pydock.bench.data import SIZES, DataSource
 from pydock.bench.podman import hide_hybrid_cgroup2
 from pydock.bench.results import Run
 from pydock.bench.runner import (
@@ -131,15 +131,17 @@ def run_bench(args: argparse.Namespace) -> int:
     try:
         with sigterm_interrupts():
             work.mkdir(parents=True, exist_ok=True)
-            sys.stderr.write(f"bench: preparing {size} data in {work}\n")
-            data = prepare(work, size)
+            source = DataSource(work, size)
+            if any(w.operation not in ("mount", "start") for w in chosen):
+                sys.stderr.write(f"bench: preparing {size} data in {work}\n")
+                source.get()  # before the first sample, so no progress line waits for it
             clock = Clock(can_drop)
             runs = work / "runs"
             shutil.rmtree(runs, ignore_errors=True)
             backends: list[Backend] = [
-                DriverBackend(name, runs, data, clock, {}) for name in backend_names
+                DriverBackend(name, runs, source, clock, {}) for name in backend_names
             ]
-            backends += [REFERENCES[name](runs, data, clock) for name in reference_names]
+            backends += [REFERENCES[name](runs, source, clock) for name in reference_names]
             plan = Plan(backends, chosen, repeat, work)
             if "podman" in reference_names and os.geteuid() == 0:
                 note = hide_hybrid_cgroup2()

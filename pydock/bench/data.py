@@ -108,6 +108,23 @@ def prepare(work: Path, name: str) -> Dataset:
     return Dataset(tree, tar, tuple(paths), size)
 
 
+class DataSource:
+    """The dataset of one size, generated (or found) on first use only.
+
+    Workloads that need no data (mounting a chain of one-file layers, starting a container)
+    then run without waiting for thousands of files to be written.
+    """
+
+    def __init__(self, work: Path, name: str) -> None:
+        self.work, self.name, self.size = work, name, SIZES[name]
+        self._dataset: Dataset | None = None
+
+    def get(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = prepare(self.work, self.name)
+        return self._dataset
+
+
 def small_tar(target: Path, name: str, content: bytes) -> Path:
     """A layer tar holding one file ``name`` (the layers of a mount chain)."""
     import io

@@ -73,7 +73,7 @@ def walk(backend: Backend) -> float:
 
 
 def create(backend: Backend) -> float:
-    count = backend.data.size.create
+    count = backend.size.create
 
     def write_files(target: Path) -> None:
         target.mkdir()

@@ -263,3 +263,23 @@ def test_a_terminal_gets_a_live_progress_bar(tmp_path: Path, work: Path) -> None
     assert "\r" in screen and "\x1b[" in screen
     assert "bench: [" not in screen  # the line-per-step form is only for pipes and files
     assert json.loads((out / "results.json").read_text())["interrupted"] is False
+
+
+@pytest.mark.overlay
+def test_workloads_that_need_no_data_do_not_generate_it(tmp_path: Path, work: Path) -> None:
+    out = tmp_path / "out"
+    status, _, stderr = bench(
+        "--quick", "--storage", "overlay2,vfs", "--reference", "kernel-overlay,tar",
+        "--workload", "mount", "--dir", str(work), "--out", str(out),
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert "preparing" not in stderr
+    assert not (work / "data-small").exists()
+    data = json.loads((out / "results.json").read_text())
+    assert [w["name"] for w in data["workloads"]] == ["mount-1", "mount-20"]
+    for workload in data["workloads"]:
+        cells = {cell["backend"]: cell for cell in workload["results"]}
+        for name in ("overlay2", "vfs", "kernel-overlay"):
+            assert len(cells[name]["samples"]) == 1, cells[name]
+        assert cells["tar"]["skipped"] == "does not apply"
+    assert leftovers(work) == ([], [])
