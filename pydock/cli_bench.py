@@ -38,6 +38,10 @@ def add_bench_command(commands: Any) -> None:
     sub.add_argument("--out", type=Path, help="directory for the results (default: ./bench-TIME)")
     sub.add_argument("--dir", type=Path, help="work directory for data and layers (kept)")
     sub.add_argument("--quick", action="store_true", help="small size and one repeat (tests)")
+    sub.add_argument(
+        "--redraw", type=Path, metavar="RESULTS.json",
+        help="run nothing: draw the table, report and plots of an earlier run again",
+    )  # fmt: skip
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -14,12 +14,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import graphdriver
 from pydock.bench.backends import REFERENCES, Backend, Clock, DriverBackend
 from pydock.bench.data import SIZES, DataSource
 from pydock.bench.podman import hide_hybrid_cgroup2
-from pydock.bench.results import Run
+from pydock.bench.results import Run, read_json
 from pydock.bench.runner import (
     Plan,
     close_all,
@@ -90,8 +91,38 @@ def _live_progress(total: int) -> Iterator[Callable[[str, int], None]]:
         yield show
 
 
+def _write_and_print(data: dict[str, Any], out: Path) -> None:
+    """Write results, report and plots to ``out``; print the table."""
+    from rich.console import Console
+
+    from pydock.bench import report  # matplotlib and rich load only for this command
+
+    written = report.write_all(data, out)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
+    report.print_table(data, Console(width=width))
+    sys.stderr.write(f"bench: results, report and plots in {written['json'].parent}\n")
+
+
+def redraw(source: Path, out: Path | None) -> int:
+    """Draw the table, report and plots of an earlier run from its ``results.json``."""
+    try:
+        data = read_json(source)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise PydockError(f"bench: reading {source}: {reason}") from exc
+    except ValueError as exc:  # not JSON, or not ours
+        message = str(exc) if str(source) in str(exc) else f"{source}: not valid JSON"
+        raise PydockError(f"bench: {message}") from exc
+    target = out or source.parent
+    _writable_dir(target)
+    _write_and_print(data, target)
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments ask for; write and print the results."""
+    if args.redraw is not None:
+        return redraw(args.redraw, args.out)
     drivers = list(graphdriver.registered())
     backend_names = _names(args.backends, drivers, "storage") or drivers
     if args.references == "none":
@@ -170,16 +201,7 @@ def run_bench(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(work / "runs", ignore_errors=True)
     run.finished = now()
-    from rich.console import Console
-
-    from pydock.bench import report  # matplotlib and rich load only for this command
-
-    data_json = run.to_json()
-    written = report.write_all(data_json, out)
-
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
-    report.print_table(data_json, Console(width=width))
-    sys.stderr.write(f"bench: results, report and plots in {written['json'].parent}\n")
+    _write_and_print(run.to_json(), out)
     if run.interrupted:
         sys.stderr.write("pydock: bench: interrupted; partial results written\n")
         return EXIT_INTERRUPTED

@@ -22,6 +22,7 @@ import pytest
 from graphdriver.mountutil import detach, mounts_under
 from pydock.bench.backends import REFERENCES, DriverBackend
 from pydock.bench.data import SIZES
+from pydock.bench.results import Cell, Run, WorkloadResult, write_json
 from pydock.bench.workloads import workloads
 
 from .pydockrun import assert_fails
@@ -283,3 +284,37 @@ def test_workloads_that_need_no_data_do_not_generate_it(tmp_path: Path, work: Pa
             assert len(cells[name]["samples"]) == 1, cells[name]
         assert cells["tar"]["skipped"] == "does not apply"
     assert leftovers(work) == ([], [])
+
+
+def test_redraw_draws_an_earlier_run_again_and_refuses_other_files(tmp_path: Path) -> None:
+    backends = [
+        {"name": "overlay2", "kind": "driver", "description": "d", "skipped": None},
+        {"name": "tar", "kind": "reference", "description": "t", "skipped": None},
+    ]
+    settings = {"size": "small", "repeat": 2, "cache": "dropped", "baseline": "overlay2"}
+    run = Run(["pydock", "bench"], "t0", {"kernel": "k"}, {"pydock": "0"}, settings, backends)
+    result = WorkloadResult("unpack", "unpack the layer tar", "s", "lower")
+    result.cells["overlay2"] = Cell("overlay2", [0.2, 0.4])
+    result.cells["tar"] = Cell("tar", [0.1, 0.1])
+    run.workloads.append(result)
+    source = tmp_path / "old" / "results.json"
+    source.parent.mkdir()
+    write_json(run.to_json(), source)
+
+    out = tmp_path / "new"
+    status, stdout, stderr = bench("--redraw", str(source), "--out", str(out))
+    assert status == 0, stderr
+    assert "300 ms (1.00x)" in stdout and "100 ms (0.33x)" in stdout
+    assert json.loads((out / "results.json").read_text()) == json.loads(source.read_text())
+    assert (
+        "| unpack | 300 ms (1.00x) ±67% | 100 ms (0.33x) ±0.0% |" in (out / "report.md").read_text()
+    )
+    assert (out / "plots" / "unpack.png").read_bytes()[:4] == b"\x89PNG"
+
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("a shopping list\n")
+    assert_fails(bench("--redraw", str(not_json)), f"{not_json}: not valid JSON")
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "something/9"}')
+    assert_fails(bench("--redraw", str(other)), "not a pydock bench results file")
+    assert_fails(bench("--redraw", str(tmp_path / "missing.json")), "no such file or directory")
