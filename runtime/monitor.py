@@ -13,31 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import signal
 import socket
 from pathlib import Path
-from types import FrameType
 from typing import NoReturn
 
-from . import channel, init, linux
+from . import channel, init, linux, reaper
 from .cgroups import Cgroup
 from .errors import ContainerError
-
-FORWARDED_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
-
-
-def docker_status(wait_status: int) -> int:
-    """Turn a waitpid status into Docker's exit status: the code, or 128+N for signal N."""
-    code = os.waitstatus_to_exitcode(wait_status)
-    return code if code >= 0 else 128 - code
 
 
 def write_exit_file(path: Path, status: int) -> None:
@@ -53,26 +35,6 @@ def read_exit_file(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-
-
-def _wait_for(pid: int) -> int:
-    """Reap children (we are a subreaper) until ``pid`` exits; return its Docker status."""
-    while True:
-        try:
-            reaped, wait_status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        if reaped == pid:
-            return docker_status(wait_status)
-
-
-def _forward_signals(pid: int) -> None:
-    def forward(number: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, number)
-
-    for number in FORWARDED_SIGNALS:
-        signal.signal(number, forward)
 
 
 def _let_go_of_caller(keep: int = -1) -> None:
@@ -139,8 +101,8 @@ def run(
         channel.send(sock, "pid", {"pid": pid})
         sock.close()
         _let_go_of_caller(keep=hook)
-        _forward_signals(pid)
-        status = _wait_for(pid)
+        reaper.forward_signals(pid)
+        status = reaper.reap_until(pid)
         if cgroup is not None:
             # On failure the caller's wait() tries again and reports it.
             with contextlib.suppress(ContainerError):

@@ -31,12 +31,14 @@ ExecFunc = Callable[[], NoReturn]
 
 
 def exit_status(wait_status: int) -> int:
-    """The status the reaper exits with: the child's code, or 128+N for signal N."""
+    """Docker's exit status for a wait status: the child's code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return code if code >= 0 else 128 - code
 
 
-def _forward_to(child: int) -> None:
+def forward_signals(child: int) -> None:
+    """Pass the usual signals (HUP, INT, QUIT, TERM, USR1, USR2, WINCH) on to ``child``."""
+
     def forward(number: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, number)
@@ -45,7 +47,7 @@ def _forward_to(child: int) -> None:
         signal.signal(number, forward)
 
 
-def _reap_until(child: int) -> int:
+def reap_until(child: int) -> int:
     """Reap every child until ``child`` itself exits; return the status to exit with."""
     while True:
         try:
@@ -75,6 +77,6 @@ def run(execute: ExecFunc, sock: socket.socket, *, tty: bool) -> NoReturn:
     if tty:
         with contextlib.suppress(OSError):
             os.tcsetpgrp(0, child)
-    _forward_to(child)
+    forward_signals(child)
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    os._exit(_reap_until(child))
+    os._exit(reap_until(child))

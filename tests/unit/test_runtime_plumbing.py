@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import cgroups, channel, idmap, init, linux, monitor
+from runtime import cgroups, channel, idmap, init, linux, monitor, reaper
 from runtime.spec import CgroupLimits
 
 HYBRID = """\
@@ -122,8 +122,8 @@ def test_find_command(tmp_path: Path) -> None:
 
 
 def test_docker_status() -> None:
-    assert monitor.docker_status(3 << 8) == 3
-    assert monitor.docker_status(signal.SIGKILL) == 137
+    assert reaper.exit_status(3 << 8) == 3
+    assert reaper.exit_status(signal.SIGKILL) == 137
 
 
 def test_exit_file(tmp_path: Path) -> None:
