@@ -17,16 +17,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import resource
 import select
 import signal
 import socket
-import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from . import capabilities, cgroups, channel, identity, init, linux, reaper
+from . import capabilities, cgroups, channel, init, linux, reaper
 from .container import report_error
 from .errors import ContainerError, SetupError
 from .spec import DEFAULT_PATH, Rlimit, User
@@ -134,35 +132,18 @@ def _process(spec: ExecSpec, sock: socket.socket) -> NoReturn:
         message = channel.receive(sock)
         if message is None or message.kind != "continue":
             raise SetupError("waiting for the caller: it went away")
-        stdio: tuple[int, ...] = (0, 1, 2)
+        stdio = (0, 1, 2)
         if spec.tty:
             master, slave = os.openpty()
             channel.send(sock, "console", fd=master)
             os.close(master)
             stdio = (slave, slave, slave)
-        for target, fd in enumerate(stdio):
-            if fd != target:
-                os.dup2(fd, target)
-        os.setsid()
-        if spec.tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        identity.apply_rlimits(spec.rlimits)
+        init.install_stdio(stdio)
         setgroups = Path("/proc/self/setgroups").read_text().strip() != "deny"
-        identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=setgroups)
-        try:
-            os.chdir(spec.cwd)
-        except OSError as exc:
-            raise SetupError(
-                f"changing to working directory {spec.cwd}: {exc.strerror}", errno=exc.errno
-            ) from exc
-        if spec.no_new_privileges:
-            identity.forbid_new_privileges()
-        for number in range(1, signal.NSIG):
-            with contextlib.suppress(OSError, ValueError):
-                signal.signal(number, signal.SIG_DFL)
-        highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
-        os.closerange(3, sock.fileno())
-        os.closerange(sock.fileno() + 1, max(highest, sock.fileno() + 2))
+        init.take_identity(spec, setgroups_allowed=setgroups)
+        init.enter_cwd(spec)
+        init.reset_signals()
+        init.close_fds(sock.fileno())
         init.execute(spec.args, list(spec.env), sock)
     except BaseException as exc:
         err = getattr(exc, "errno", None)

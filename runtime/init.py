@@ -20,11 +20,11 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from . import channel, identity, linux, network, reaper, rootfs
 from .errors import SetupError
-from .spec import ContainerSpec, NetworkMode, environment
+from .spec import ContainerSpec, NetworkMode, Rlimit, User, environment
 from .user import home_for
 
 # Exit status of a process that failed before exec; the caller reads the reason from the socket.
@@ -69,7 +69,7 @@ def find_command(name: str, search_path: str) -> str:
     return fallback
 
 
-def _install_stdio(fds: tuple[int, int, int]) -> None:
+def install_stdio(fds: tuple[int, int, int]) -> None:
     """Make ``fds`` the process's 0, 1 and 2, whatever numbers they have now."""
     copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
     for target, fd in enumerate(copies):
@@ -78,7 +78,7 @@ def _install_stdio(fds: tuple[int, int, int]) -> None:
         os.close(fd)
 
 
-def _reset_signals() -> None:
+def reset_signals() -> None:
     """Give the command default dispositions: Python ignores SIGPIPE and SIGXFSZ."""
     for number in range(1, signal.NSIG):
         if number in (signal.SIGKILL, signal.SIGSTOP):
@@ -90,7 +90,7 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def _close_fds(keep: int) -> None:
+def close_fds(keep: int) -> None:
     """Close every descriptor above 2 except ``keep`` (close-on-exec, it reports exec errors)."""
     highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
     os.closerange(3, keep)
@@ -147,14 +147,42 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     except OSError:
         home = "/"
     env = environment(spec, home)
-    _install_stdio(stdio)
+    install_stdio(stdio)
+    take_identity(spec, setgroups_allowed=plan.setgroups_allowed)
+    # An euid change clears the parent-death signal; set it again.
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    enter_cwd(spec)
+    return env
+
+
+class ProcessSpec(Protocol):
+    """What a container's command and an exec'd process both say about the process."""
+
+    @property
+    def tty(self) -> bool: ...
+    @property
+    def rlimits(self) -> tuple[Rlimit, ...]: ...
+    @property
+    def user(self) -> User: ...
+    @property
+    def capabilities(self) -> frozenset[str]: ...
+    @property
+    def cwd(self) -> str: ...
+    @property
+    def no_new_privileges(self) -> bool: ...
+
+
+def take_identity(spec: ProcessSpec, *, setgroups_allowed: bool) -> None:
+    """A session of its own (the terminal as controlling tty), then limits, user, capabilities."""
     os.setsid()
     if spec.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     identity.apply_rlimits(spec.rlimits)
-    identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=plan.setgroups_allowed)
-    # An euid change clears the parent-death signal; set it again.
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=setgroups_allowed)
+
+
+def enter_cwd(spec: ProcessSpec) -> None:
+    """Change to the working directory, then drop the right to gain privileges if asked."""
     try:
         os.chdir(spec.cwd)
     except OSError as exc:
@@ -163,7 +191,6 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
         ) from exc
     if spec.no_new_privileges:
         identity.forbid_new_privileges()
-    return env
 
 
 def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
@@ -172,8 +199,8 @@ def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
     try:
         _expect(sock, "continue")
         env = _setup(plan, sock)
-        _reset_signals()
-        _close_fds(sock.fileno())
+        reset_signals()
+        close_fds(sock.fileno())
         channel.send(sock, "ready")
         _expect(sock, "start")
         if plan.spec.init:
