@@ -32,6 +32,13 @@ DRIVER_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
     "fuse": (pytest.mark.fuse,),
 }
 
+# The marks of every container test that runs as root (the rootless run is its own module).
+ROOT_CONTAINER_TESTS = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 (the rootless run is its own test)"),
+    pytest.mark.timeout(180),
+]
+
 
 def container_drivers() -> list[str]:
     """Drivers that work here and can hold containers, best first."""

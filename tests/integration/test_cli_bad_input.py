@@ -4,7 +4,6 @@ and nothing left behind — no mounts, cgroups, processes, container rows or lay
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from .containers_support import (
+    ROOT_CONTAINER_TESTS,
     Snapshot,
     Workspace,
     assert_no_leaks,
@@ -21,11 +21,7 @@ from .containers_support import (
     workspace,
 )
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 (the rootless run is its own test)"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ROOT_CONTAINER_TESTS
 
 
 def symlink_image(link: str) -> bytes:

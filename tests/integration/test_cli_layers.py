@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sqlite3
 import subprocess
 import tarfile
@@ -16,6 +15,7 @@ import pytest
 
 from .containers_support import (
     IMAGE_ID,
+    ROOT_CONTAINER_TESTS,
     Pydock,
     Snapshot,
     Workspace,
@@ -26,11 +26,7 @@ from .containers_support import (
     workspace,
 )
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 (the rootless run is its own test)"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ROOT_CONTAINER_TESTS
 
 CHANGES = (
     "echo new > /newfile; rm /etc/group; mkdir -p /tmp/made/deeper; "

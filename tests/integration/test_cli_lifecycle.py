@@ -4,7 +4,6 @@ rm, exec, inspect, and signal forwarding of a foreground run."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from .containers_support import (
     CONTAINER_ID,
+    ROOT_CONTAINER_TESTS,
     Done,
     Snapshot,
     Workspace,
@@ -26,11 +26,7 @@ from .containers_support import (
     workspace,
 )
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 (the rootless run is its own test)"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ROOT_CONTAINER_TESTS
 
 
 @pytest.fixture(scope="module", params=driver_params())

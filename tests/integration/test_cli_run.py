@@ -17,6 +17,7 @@ import pytest
 from runtime import capabilities
 
 from .containers_support import (
+    ROOT_CONTAINER_TESTS,
     Pydock,
     Workspace,
     container_drivers,
@@ -25,11 +26,7 @@ from .containers_support import (
     workspace,
 )
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 (the rootless run is its own test)"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ROOT_CONTAINER_TESTS
 
 INSIDE = r"""
 echo host=$(hostname)
