@@ -14,7 +14,7 @@ import signal
 from collections.abc import Sequence
 
 import pyfuse3
-import trio  # type: ignore[import-untyped]  # trio 0.22 ships no type information
+import trio
 
 from drivers.fuse.check import check_fuse, check_layers, check_mountpoint
 from drivers.fuse.copyup import IS_ROOT
@@ -87,7 +87,7 @@ async def wait_live(mountpoint: str, timeout: float = READY_TIMEOUT) -> os.stat_
     try:
         with trio.fail_after(timeout):
             st: os.stat_result = await trio.to_thread.run_sync(
-                os.stat, mountpoint, cancellable=True
+                os.stat, mountpoint, abandon_on_cancel=True
             )
     except trio.TooSlowError:
         raise MountError(f"mount at {mountpoint} did not answer within {timeout:g}s") from None

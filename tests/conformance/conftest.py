@@ -4,6 +4,7 @@ may touch."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,22 @@ DRIVER_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
 }
 
 
+def _driver_names() -> list[str]:
+    """Every registered driver, or exactly those named in ``PYDOCK_TEST_DRIVERS`` (a, b)."""
+    registered = list(graphdriver.registered())
+    chosen = os.environ.get("PYDOCK_TEST_DRIVERS")
+    if not chosen:
+        return registered
+    names = [name.strip() for name in chosen.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(registered))
+    if unknown:
+        raise pytest.UsageError(f"PYDOCK_TEST_DRIVERS names unregistered drivers: {unknown}")
+    return names
+
+
 def _driver_params() -> list[Any]:
     return [
-        pytest.param(name, id=name, marks=DRIVER_MARKS.get(name, ()))
-        for name in graphdriver.registered()
+        pytest.param(name, id=name, marks=DRIVER_MARKS.get(name, ())) for name in _driver_names()
     ]
 
 

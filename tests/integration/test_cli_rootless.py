@@ -1,10 +1,10 @@
 """The whole container path as an unprivileged user that this test creates.
 
-The user runs Debian's /usr/bin/python3 (the pyenv Python lives under /root, mode 0700) on a
-world-readable copy of the packages, with sqlite-utils installed for it by ``pip install
---target`` into that copy. pydock uses the user's own root, ``~/.local/share/pydock``, and runs
-in a user namespace of its own (root there, with the user's /etc/subuid range), where overlay2
-mounts with ``userxattr``. Everything the fixture creates (user, home, copy) is removed after.
+The user runs the installed ``pydock`` of pydock's own environment (the one running this
+session, readable by every user). pydock uses the user's own root, ``~/.local/share/pydock``,
+and runs in a user namespace of its own (root there, with the user's /etc/subuid range), where
+overlay2 mounts with ``userxattr``. Everything the fixture creates (user, home) is removed
+after.
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import stat
 import subprocess
-import sys
-import tempfile
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -29,10 +24,8 @@ import pytest
 import graphdriver
 
 from .containers_support import CONTAINER_ID, IMAGE_ID, Done, fails
-from .unprivileged import SYSTEM_PYTHON, missing_prerequisite
+from .unprivileged import installed, missing_prerequisite
 
-REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("graphdriver", "drivers", "runtime", "pydock")
 DEV_FUSE = "/dev/fuse"
 
 pytestmark = [
@@ -45,67 +38,25 @@ pytestmark = [
 _why = missing_prerequisite()
 
 
-def _ignore(directory: str, names: list[str]) -> list[str]:
-    return [n for n in names if n in ("__pycache__", ".mypy_cache", ".pytest_cache")]
-
-
-def _sandbox(dest: Path) -> Path:
-    """Copy the packages with their entry points, and pip-install sqlite-utils beside them."""
-    for package in PACKAGES:
-        shutil.copytree(REPO / package, dest / package, ignore=_ignore)
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    points = project["project"]["entry-points"]["pydock.graphdrivers"]
-    dist = dest / "pydock-0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pydock\nVersion: 0\n")
-    lines = ["[pydock.graphdrivers]", *(f"{k} = {v}" for k, v in points.items())]
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    wanted = f"sqlite-utils=={metadata.version('sqlite-utils')}"
-    installed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-warn-conflicts",
-            "--target",
-            str(dest / "deps"),
-            wanted,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    if installed.returncode != 0:
-        pytest.skip(f"cannot pip install {wanted} for the system python: {installed.stderr[-300:]}")
-    for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return dest
-
-
 @dataclass(frozen=True)
 class User:
-    """The unprivileged user and the world-readable copy of pydock it runs."""
+    """The unprivileged user, who runs the installed pydock."""
 
     name: str
     uid: int
     home: Path
-    sandbox: Path
 
     def pydock(self, *args: str, stdin: bytes | None = None, timeout: float = 90) -> Done:
         """Run ``pydock ARGS`` as the user, with its default root."""
         env = [
-            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             f"HOME={self.home}",
-            f"PYTHONPATH={self.sandbox}:{self.sandbox / 'deps'}",
             "PYTHONDONTWRITEBYTECODE=1",
             "LANG=C.UTF-8",
         ]
-        command = ["runuser", "-u", self.name, "--", "env", "-i", *env, str(SYSTEM_PYTHON)]
+        command = ["runuser", "-u", self.name, "--", "env", "-i", *env, str(installed("pydock"))]
         done = subprocess.run(
-            [*command, "-m", "pydock", *args],
+            [*command, *args],
             input=stdin or b"",
             capture_output=True,
             timeout=timeout,
@@ -135,19 +86,16 @@ def user() -> Iterator[User]:
     if _why is not None:
         pytest.skip(_why)
     name = f"pdcl{os.getpid() % 100000}"
-    base = Path(tempfile.mkdtemp(prefix="pydock-rootless-cli-", dir="/tmp"))
-    base.chmod(0o755)
     subprocess.run(["useradd", "--create-home", name], check=True, capture_output=True)
     try:
         entry = pwd.getpwnam(name)
-        yield User(name, entry.pw_uid, Path(entry.pw_dir), _sandbox(base / "src"))
+        yield User(name, entry.pw_uid, Path(entry.pw_dir))
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
         for table in ("/etc/subuid", "/etc/subgid"):
             lines = Path(table).read_text().splitlines(keepends=True)
             Path(table).write_text("".join(x for x in lines if not x.startswith(f"{name}:")))
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _rootless_drivers() -> list[object]:
@@ -229,9 +177,6 @@ def _check_rootless(user: User, driver: str) -> None:
 @pytest.mark.fuse
 def test_rootless_bench_is_warm_only_and_skips_what_needs_root(user: User) -> None:
     """As a plain user: no cache drops, root-only references skipped, the rest measured."""
-    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import matplotlib, rich"], check=False)
-    if probe.returncode != 0:
-        pytest.skip("Debian's python3-matplotlib and python3-rich are not installed")
     out = user.home / "bench-out"
     with fuse_open_to_users("fuse"):
         done = user.pydock(

@@ -22,8 +22,8 @@ import pytest
 import runtime
 
 from .runtime_support import build_busybox_rootfs
+from .unprivileged import ENV_PYTHON
 
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 RUNUSER = shutil.which("runuser") or "runuser"
 
 pytestmark = [
@@ -84,19 +84,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _system_python_ok() -> bool:
-    if not SYSTEM_PYTHON.exists():
-        return False
-    probe = [str(SYSTEM_PYTHON), "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]
-    return subprocess.run(probe, capture_output=True).returncode == 0
+def _python_usable_by_others() -> bool:
+    probe = ["runuser", "-u", "nobody", "--", str(ENV_PYTHON), "-c", "pass"]
+    return subprocess.run(probe, capture_output=True, cwd="/").returncode == 0
 
 
 @pytest.fixture(scope="module")
 def unprivileged_user() -> Iterator[str]:
     if shutil.which("useradd") is None or shutil.which("runuser") is None:
         pytest.skip("no useradd/runuser to create and switch to an unprivileged user")
-    if not _system_python_ok():
-        pytest.skip("no /usr/bin/python3 >= 3.11 (the pyenv python under /root is mode 0700)")
+    if not _python_usable_by_others():
+        pytest.skip(f"other users cannot run {ENV_PYTHON} (run the suite in pydock's environment)")
     if Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
         pytest.skip("user namespaces are disabled (user.max_user_namespaces = 0)")
     name = f"pdrt{os.getpid() % 100000}"
@@ -119,7 +117,7 @@ def results(unprivileged_user: str) -> Iterator[dict[str, Any]]:
             for name in (top, *(os.path.join(top, n) for n in dirs + files)):
                 os.lchown(name, *_ids(unprivileged_user))
         done = subprocess.run(
-            [RUNUSER, "-u", unprivileged_user, "--", str(SYSTEM_PYTHON), "check.py", str(rootfs)],
+            [RUNUSER, "-u", unprivileged_user, "--", str(ENV_PYTHON), "check.py", str(rootfs)],
             cwd=workdir,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(workdir), "HOME": str(workdir)},
             capture_output=True,
