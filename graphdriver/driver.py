@@ -19,7 +19,7 @@ from graphdriver import archive
 from graphdriver import changes as changes_mod
 from graphdriver.change import Change
 from graphdriver.counter import RefCounter
-from graphdriver.errors import InvalidOptionError
+from graphdriver.errors import GraphDriverError, InvalidOptionError
 
 
 def parse_bool(value: str) -> bool:
@@ -156,18 +156,22 @@ class Driver(abc.ABC):
 
     def apply_diff(self, layer_id: str, parent: str | None, stream: BinaryIO) -> int:
         """Unpack a layer tar (plain, gzip or zstd) into the layer; returns content bytes."""
-        root = self.get(layer_id)
         try:
-            opts = self.unpack_options()
-            return archive.apply_layer(
-                root,
-                stream,
-                whiteouts=self.whiteout_format(),
-                skip_devices=opts.get("skip_devices", False),
-                ignore_chown_errors=opts.get("ignore_chown_errors", False),
-            )
-        finally:
-            self.put(layer_id)
+            root = self.get(layer_id)
+            try:
+                opts = self.unpack_options()
+                return archive.apply_layer(
+                    root,
+                    stream,
+                    whiteouts=self.whiteout_format(),
+                    skip_devices=opts.get("skip_devices", False),
+                    ignore_chown_errors=opts.get("ignore_chown_errors", False),
+                )
+            finally:
+                self.put(layer_id)
+        except GraphDriverError as exc:
+            exc.about_layer(layer_id, self.name, "unpacking into")
+            raise
 
     def unpack_options(self) -> dict[str, bool]:
         """Flags for :func:`archive.apply_layer`: ``skip_devices``, ``ignore_chown_errors``."""

@@ -25,6 +25,15 @@ class GraphDriverError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def about_layer(self, layer_id: str, driver: str, doing: str) -> None:
+        """Name the layer (and what was being done to it) if the error does not yet."""
+        if self.layer_id is None:
+            self.layer_id = layer_id
+            self.message = f"{doing} layer {layer_id}: {self.message}"
+            self.args = (self.message,)
+        if self.driver is None:
+            self.driver = driver
+
 
 class NotSupportedError(GraphDriverError):
     """The driver cannot work on this host; the message says why."""

@@ -221,6 +221,13 @@ class OverlayLayoutDriver(Driver):
         )
 
     def apply_diff(self, layer_id: str, parent: str | None, stream: BinaryIO) -> int:
+        try:
+            return self._apply_diff(layer_id, stream)
+        except GraphDriverError as exc:
+            exc.about_layer(layer_id, self.name, "unpacking into")
+            raise
+
+    def _apply_diff(self, layer_id: str, stream: BinaryIO) -> int:
         diff_dir = self.layout.diff_dir(self.layout.require(layer_id).name)
         lowers = self.layout.lower_dirs(layer_id)
         with self.counter.locked(layer_id):

@@ -3,7 +3,13 @@
 ``tarfile`` spends most of an unpack parsing headers (it handles every tar dialect ever made);
 layer tars use three of them, so this reader parses exactly those, checks every header's
 checksum, and hands out each entry's content as a bounded stream. Sparse and multi-volume
-entries are refused with a clear error rather than misread.
+entries are refused with a clear error rather than misread, and so are negative sizes and
+extended headers over 1 MiB, so that no input makes the reader loop or hold it all in memory.
+
+Where a stream may end: at the end-of-archive zero blocks, or (as Go's archive/tar, and so
+Docker, podman and umoci, accept) right after an entry, with or without the padding of its
+last block. A stream that ends inside a header, inside an entry's content, or between an
+extended header and the entry it describes is truncated.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ _REGULAR = (REG, AREG, CONT)
 _META = (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK)
 _ZERO_BLOCK = bytes(BLOCK)
 _KERNEL_COPY_MIN = 1 << 20
+_META_LIMIT = 1 << 20  # PAX and GNU long-name bodies are read into memory (Go's limit too)
+_SIZE_LIMIT = 1 << 44  # 16 TiB: beyond it a size field is garbage, not a file
+_TRUNCATED = "reading layer tar: unexpected end of data (truncated stream)"
 
 
 @dataclass
@@ -73,6 +82,7 @@ class TarReader:
         self._fileno = _regular_fileno(stream)
         self._remaining = 0  # content bytes of the current entry not yet read
         self._padding = 0
+        self._ended = False  # the stream ended in the padding after an entry's content
 
     def _read_exact(self, size: int) -> bytes:
         data = self._stream.read(size)
@@ -83,7 +93,7 @@ class TarReader:
         while got < size:
             more = self._stream.read(size - got)
             if not more:
-                raise ArchiveError("reading layer tar: unexpected end of data (truncated stream)")
+                raise ArchiveError(_TRUNCATED)
             parts.append(more)
             got += len(more)
         return b"".join(parts)
@@ -128,20 +138,25 @@ class TarReader:
     def _skip_rest(self) -> None:
         while self._remaining:
             self.read_content(1 << 20)
-        if self._padding:
-            self._read_exact(self._padding)
-            self._padding = 0
+        while self._padding:
+            skipped = len(self._stream.read(self._padding))
+            if not skipped:  # the stream ends after the content, without its padding
+                self._ended = True
+            self._padding = 0 if self._ended else self._padding - skipped
 
     def __iter__(self) -> Iterator[Entry]:
         pax: dict[str, bytes] = {}
         long_name: str | None = None
         long_link: str | None = None
+        described = False  # an extended header waits for the entry it describes
         while True:
             self._skip_rest()
-            header = self._stream.read(BLOCK)
+            header = b"" if self._ended else self._stream.read(BLOCK)
             if len(header) < BLOCK:
                 if header:
                     header += self._read_exact(BLOCK - len(header))
+                elif described:
+                    raise ArchiveError(_TRUNCATED)
                 else:
                     return  # end of stream without the zero blocks: accepted, as Docker does
             if header == _ZERO_BLOCK:
@@ -150,6 +165,11 @@ class TarReader:
             kind = header[156:157]
             if kind in _META:
                 size = _number(header[124:136], "size")
+                if not 0 <= size <= _META_LIMIT:
+                    raise ArchiveError(
+                        f"reading layer tar: extended header of {size} bytes (limit 1 MiB)"
+                    )
+                described = kind != _PAX_GLOBAL
                 self._remaining = size
                 self._padding = -size % BLOCK
                 body = self.read_content(size)
@@ -176,12 +196,19 @@ class TarReader:
                 _apply_pax(entry, pax)
                 self._remaining = entry.size
                 self._padding = -entry.size % BLOCK
+            if not 0 <= entry.size <= _SIZE_LIMIT:
+                raise ArchiveError(
+                    f"reading layer tar: entry {entry.name!r} has an impossible size {entry.size}"
+                )
+            if entry.uid < 0 or entry.gid < 0:
+                raise ArchiveError(f"reading layer tar: entry {entry.name!r} has a negative owner")
             if entry.type in (LINK, SYMLINK, DIR, CHR, BLK, FIFO):
                 # These carry no content even if a writer filled in a size.
                 self._skip_rest()
                 entry.size = 0
             pax = {}
             long_name = long_link = None
+            described = False
             yield entry
 
 

@@ -4,7 +4,9 @@ pydock hashes and stores a layer before any driver sees it; checking the headers
 pass means a truncated or corrupt tar is refused before a layer row or directory exists.
 Checked: every header's checksum, that each entry's content is all there (sizes from the
 header, base-256 sizes and PAX ``size`` records included). An archive may end with the
-end-of-archive zero blocks or, as Go's reader and Docker accept, at an entry boundary.
+end-of-archive zero blocks or, as Go's reader and Docker accept, right after an entry's
+content, with or without the padding of its last block; never between an extended header and
+the entry it describes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class TarChecker:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._skip = 0  # content and padding bytes still to pass
+        self._padding = 0  # how many of the last bytes of _skip are padding
+        self._described = False  # an extended header waits for its entry
         self._pax_body: bytearray | None = None
         self._pax_left = 0
         self._size_override: int | None = None
@@ -68,7 +72,8 @@ class TarChecker:
             raise LayerInputError("the input is empty")
         if self._ended:
             return
-        if self._buffer or self._skip or self._pax_body is not None:
+        content_left = self._skip > self._padding or self._pax_body is not None
+        if self._buffer or content_left or self._described:
             raise LayerInputError(f"tar archive is truncated (in entry {self._current!r})")
 
     def _header(self, block: bytes) -> None:
@@ -92,12 +97,16 @@ class TarChecker:
             if kind == ord("x") and size:
                 self._pax_body = bytearray()
                 self._pax_left = size
-            self._skip = _padded(size)
+            self._described = kind == ord("x")
+            self._skip, self._padding = _padded(size), _padded(size) - size
             return
         if self._size_override is not None:
             size, self._size_override = self._size_override, None
         self.entries += kind not in _GNU_META
-        self._skip = 0 if kind in _HEADER_ONLY else _padded(size)
+        self._described = kind in _GNU_META
+        if kind in _HEADER_ONLY:
+            size = 0
+        self._skip, self._padding = _padded(size), _padded(size) - size
 
     @staticmethod
     def _name(block: bytes) -> str:

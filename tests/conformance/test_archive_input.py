@@ -146,8 +146,36 @@ def test_corrupt_input_refused(driver: graphdriver.Driver, layer: str, case: str
     with pytest.raises(graphdriver.GraphDriverError) as info:
         driver.apply_diff(layer, "base", io.BytesIO(blob))
     assert not isinstance(info.value, graphdriver.LayerUnknownError)
+    assert info.value.layer_id == layer and info.value.driver == driver.name
+    assert f"layer {layer}: " in str(info.value)
     with mounted(driver, layer) as root:
         assert_same_tree(before, snapshot(root, root_mtime=True), f"layer after {case}")
+
+
+@pytest.mark.parametrize("cut", ["no-end-blocks", "no-padding", "half-padding"])
+def test_tar_that_ends_right_after_the_last_data_applies(
+    driver: graphdriver.Driver, layer: str, cut: str
+) -> None:
+    # Some tools (umoci 0.4.7's insert) end a layer right after the last file's content.
+    tar = LayerTar().file("a", FILES["a"]).dir("dir").file("dir/b", FILES["dir/b"])
+    data = tar.file("dir/c", FILES["dir/c"]).getvalue()
+    offsets = {name: start for name, _header, start in member_offsets(data)}
+    last_end = offsets["dir/c"] + len(FILES["dir/c"])
+    assert -last_end % 512 > 40, "the last file must end early in its last block"
+    padded = last_end + (-last_end % 512)
+    end = {"no-end-blocks": padded, "no-padding": last_end, "half-padding": last_end + 40}[cut]
+    blob = data[:end]
+    assert driver.apply_diff(layer, "base", io.BytesIO(blob)) == CONTENT_SIZE
+    with mounted(driver, layer) as root:
+        for name, content in FILES.items():
+            assert (root / name).read_bytes() == content, name
+
+
+def test_unknown_layer_error_names_the_layer(driver: graphdriver.Driver) -> None:
+    with pytest.raises(graphdriver.LayerUnknownError) as info:
+        driver.apply_diff("missing", None, io.BytesIO(good_tar()))
+    assert info.value.layer_id == "missing"
+    assert "missing" in str(info.value)
 
 
 def test_empty_tar_applies_nothing(driver: graphdriver.Driver, layer: str) -> None:

@@ -246,8 +246,9 @@ def test_breakout_refused(target: Target, case: str) -> None:
     tar = _prefix()
     naive = BREAKOUTS[case](tar, target.aim)
     try:
-        with pytest.raises(graphdriver.BreakoutError):
+        with pytest.raises(graphdriver.BreakoutError) as info:
             target.apply(tar)
+        assert info.value.layer_id == "layer" and "layer layer: " in str(info.value)
     finally:
         target.assert_host_untouched(naive)
     target.assert_layer_unchanged()

@@ -7,7 +7,9 @@ from :mod:`fakeregistry`. Every failure must leave the local store exactly as it
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,3 +389,82 @@ def test_a_disk_that_fills_during_pull(registry: Registry, tmp_path: Path) -> No
         assert snapshot(root) == before
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True, timeout=30, check=False)
+
+
+# -- an image made by umoci: its last layer ends right after the file's data ----------------------
+
+
+def _umoci_image(tmp_path: Path) -> tuple[Path, str]:
+    """An OCI layout holding busybox plus one file added by ``umoci insert``, and its digest."""
+    require("umoci", "skopeo")
+    maker = tmp_path / "maker"
+    ok(maker, "import", "builtin:busybox", "busybox")
+    saved = tmp_path / "busybox.tar"
+    ok(maker, "save", "--format", "oci-archive", "-o", str(saved), "busybox")
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    subprocess.run(["tar", "-xf", str(saved), "-C", str(layout)], check=True, timeout=60)
+    hello = tmp_path / "hello.txt"
+    hello.write_text("hello from umoci\n")
+    subprocess.run(
+        ["umoci", "insert", "--image", f"{layout}:latest", str(hello), "/hello.txt"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest[7:]).read_text())
+    top = layout / "blobs" / "sha256" / manifest["layers"][-1]["digest"][7:]
+    raw = gzip.decompress(top.read_bytes())
+    assert len(raw) % 512 and raw.endswith(b"hello from umoci\n")  # no padding, no end blocks
+    return layout, str(digest)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="running the container needs uid 0")
+def test_an_image_made_by_umoci_loads_runs_and_round_trips(
+    registry: Registry, tmp_path: Path
+) -> None:
+    layout, manifest_digest = _umoci_image(tmp_path)
+    sources = {"oci": layout}
+    for kind in ("docker-archive", "oci-archive"):
+        target = tmp_path / f"{kind}.tar"
+        subprocess.run(
+            ["skopeo", "copy", f"oci:{layout}:latest", f"{kind}:{target}:um/hello:1"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        sources[kind] = target
+    diff_ids: set[tuple[str, ...]] = set()
+    for kind, source in sources.items():
+        root = tmp_path / f"root-{kind}"
+        ok(root, "load", "-q", "-i", str(source))
+        [image] = ok(root, "images", "-q").split()
+        diff_ids.add(tuple(inspect(root, image)["RootFS"]["Layers"]))  # type: ignore[index]
+    assert len(diff_ids) == 1  # every archive format gives the same layers
+
+    root = tmp_path / "root-oci"
+    [image] = ok(root, "images", "-q").split()
+    status, out, err = cli_process(root, "run", "--rm", image, "cat", "/hello.txt")
+    assert (status, out) == (0, "hello from umoci\n"), err
+
+    # save gives back the manifest umoci wrote, byte for byte; so do push and pull.
+    ok(root, "tag", image, "um/hello:1")
+    saved = tmp_path / "saved.tar"
+    ok(root, "save", "--format", "oci-archive", "-o", str(saved), "um/hello:1")
+    again = tmp_path / "again"
+    again.mkdir()
+    subprocess.run(["tar", "-xf", str(saved), "-C", str(again)], check=True, timeout=60)
+    assert json.loads((again / "index.json").read_text())["manifests"][0]["digest"] == (
+        manifest_digest
+    )
+    name = f"{registry.address}/um/hello:1"
+    ok(root, "tag", image, name)
+    pushed = ok(root, "push", NO_TLS, name).splitlines()[-1].split()[2]
+    assert pushed == manifest_digest
+    pulled = tmp_path / "pulled"
+    ok(pulled, "pull", "-q", NO_TLS, name)
+    assert inspect(pulled, name)["RootFS"] == inspect(root, image)["RootFS"]
+    assert inspect(pulled, name)["RepoDigests"] == [f"{registry.address}/um/hello@{pushed}"]

@@ -51,16 +51,45 @@ def test_archive_without_end_marker_passes_at_an_entry_boundary() -> None:
     assert check(data[:end]) == 8
 
 
+def _entry_ends(data: bytes) -> set[int]:
+    """Offsets where an archive may end: after an entry's content, anywhere in its padding."""
+    ends = set()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            content_end = member.offset_data + (member.size if member.isreg() else 0)
+            ends.update(range(content_end, content_end + (-content_end % 512) + 1))
+    return ends
+
+
 def test_every_truncation_inside_the_entries_is_refused() -> None:
     data = make_tar()
-    end = len(data.rstrip(b"\0"))
-    end += -end % 512
-    boundaries = {end}
-    for cut in range(1, end, 37):
-        if cut in boundaries:
+    ends = _entry_ends(data)
+    refused = 0
+    for cut in range(1, max(ends), 37):
+        if cut in ends:
             continue
         with pytest.raises(LayerInputError, match="truncated"):
             check(data[:cut], 300)
+        refused += 1
+    assert refused > 20
+
+
+def test_an_archive_may_end_in_the_padding_after_an_entry() -> None:
+    # umoci 0.4.7 writes layers that stop right after the last file's data.
+    data = make_tar()
+    cuts = [cut for cut in sorted(_entry_ends(data)) if cut % 512]
+    assert len(cuts) > 500
+    for cut in cuts[::50]:
+        check(data[:cut], 300)
+
+
+def test_an_extended_header_without_its_entry_is_truncated() -> None:
+    data = make_tar()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        long_named = tar.getmembers()[4]
+    assert long_named.offset_data - long_named.offset > 512  # it has a PAX header
+    with pytest.raises(LayerInputError, match="truncated"):
+        check(data[: long_named.offset_data - 512])  # the PAX header and its body, then the end
 
 
 def test_corrupt_header_is_refused() -> None:
