@@ -1,6 +1,11 @@
 """``pydock-fuse-overlay``: the overlay filesystem with fuse-overlayfs's command line.
 
-    pydock-fuse-overlay [-f] [-d] -o lowerdir=A:B[,upperdir=U,workdir=W][,OPTION...] MOUNTPOINT
+    pydock-fuse-overlay [-f] [-d] -o lowerdir=A:B[,upperdir=U,workdir=W][,OPTION...]
+                        [SOURCE] MOUNTPOINT
+
+``SOURCE`` is what ``mount.fuse3`` passes first (``mount -t fuse.pydock-fuse-overlay SOURCE
+DIR -o ...`` or an ``/etc/fstab`` line); like fuse-overlayfs, the command takes it and does not
+use it. Unknown options are reported on stderr and ignored.
 
 Without ``upperdir`` the mount is read-only. By default the command returns once the mount
 answers requests, leaving the filesystem process in the background (status 0); if the mount
@@ -20,7 +25,7 @@ import time
 import traceback
 from dataclasses import replace
 
-import trio  # type: ignore[import-untyped]  # trio 0.22 ships no type information
+import trio
 
 from drivers.fuse.check import check_fuse, check_layers, check_mountpoint
 from drivers.fuse.options import MountSpec, parse
@@ -67,7 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--debug", action="store_true", help="foreground, log requests")
     parser.add_argument("-s", dest="single", action="store_true", help="accepted; always single")
     parser.add_argument("-V", "--version", action=_VersionAction)
-    parser.add_argument("mountpoint", help="where to mount the merged tree")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="[SOURCE] MOUNTPOINT",
+        help="where to mount the merged tree, after an optional source name (not used)",
+    )
     return parser
 
 
@@ -156,10 +166,15 @@ def _daemonize(spec: MountSpec, mountpoint: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if len(args.paths) > 2:
+        parser.error(f"unrecognized arguments: {' '.join(args.paths[2:])}")
     try:
         spec = parse(args.options)
-        mountpoint = os.path.abspath(args.mountpoint)
+        for warning in spec.warnings:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        mountpoint = os.path.abspath(args.paths[-1])
         if args.debug:
             debug = replace(spec.options, kernel=(*spec.options.kernel, "debug"))
             spec = replace(spec, options=debug)

@@ -5,6 +5,9 @@
 change nothing here (``threaded``, ``fast_ino``, ``writeback``, ``noacl``) are accepted and
 ignored; the ones that would change what files look like (id mappings, squashing, plugins) are
 refused, so a caller never gets a mount that silently differs from the one it asked for.
+The options that ``mount(8)`` and ``/etc/fstab`` add for their own use (``_netdev``, ``nofail``,
+``defaults``, ``x-*``, ...) are dropped; any other unknown option gives a warning and is
+ignored, as fuse-overlayfs does, so an fstab line written for fuse-overlayfs mounts here too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ TRANSLATED_FLAGS = {"relatime": "atime", "strictatime": "atime"}
 IGNORED_MOUNT_FLAGS = frozenset(
     {"diratime", "nodiratime", "norelatime", "nostrictatime", "lazytime", "nolazytime"}
 )
+# What mount(8) and fstab mean for themselves, not for the filesystem.
+FSTAB_ONLY = frozenset(
+    {"_netdev", "nofail", "defaults", "auto", "noauto", "user", "users", "nouser", "owner",
+     "group", "loud", "silent"}
+)  # fmt: skip
 # fuse-overlayfs knobs that only tune its own implementation.
 IGNORED_NUMERIC = frozenset({"threaded", "fast_ino", "writeback"})
 IGNORED_FLAGS = frozenset({"noacl", "default_permissions"})
@@ -54,6 +62,7 @@ class MountSpec:
     upper: str | None
     work: str | None
     options: FsOptions
+    warnings: tuple[str, ...] = ()
 
 
 def split_escaped(text: str, sep: str) -> list[str]:
@@ -94,6 +103,13 @@ def _number(key: str, value: str) -> int:
         raise InvalidOptionError(f"option {key} needs a number, not {value!r}") from None
 
 
+def _is_dropped(key: str, has_value: bool) -> bool:
+    """Whether an option is accepted and means nothing to this filesystem."""
+    if key in FSTAB_ONLY or key.startswith(("x-", "comment=")):
+        return True
+    return not has_value and (key in IGNORED_FLAGS or key in IGNORED_MOUNT_FLAGS)
+
+
 def parse(option_strings: list[str], *, cwd: str | None = None) -> MountSpec:
     """Parse one or more ``-o`` strings; relative layer paths are taken from ``cwd``."""
     base = cwd if cwd is not None else os.getcwd()
@@ -103,6 +119,7 @@ def parse(option_strings: list[str], *, cwd: str | None = None) -> MountSpec:
     allow_other: bool | None = None
     timeout = DEFAULT_TIMEOUT
     kernel: list[str] = []
+    warnings: list[str] = []
     for text in option_strings:
         for item in split_escaped(text, ","):
             if not item:
@@ -134,7 +151,7 @@ def parse(option_strings: list[str], *, cwd: str | None = None) -> MountSpec:
                 kernel.append(key)
             elif key in TRANSLATED_FLAGS and not has_value:
                 kernel.append(TRANSLATED_FLAGS[key])
-            elif (key in IGNORED_FLAGS or key in IGNORED_MOUNT_FLAGS) and not has_value:
+            elif _is_dropped(key, bool(has_value)):
                 continue
             elif key in IGNORED_NUMERIC and has_value:
                 _number(key, value)
@@ -149,7 +166,7 @@ def parse(option_strings: list[str], *, cwd: str | None = None) -> MountSpec:
             elif key in REFUSED:
                 raise InvalidOptionError(f"option {key} is not supported")
             else:
-                raise InvalidOptionError(f"unknown option {item!r}")
+                warnings.append(f"unknown option {item!r} ignored")
     if not lowers:
         raise InvalidOptionError("no lowerdir given (-o lowerdir=DIR[:DIR...])")
     if (upper is None) != (work is None):
@@ -162,4 +179,6 @@ def parse(option_strings: list[str], *, cwd: str | None = None) -> MountSpec:
         timeout=timeout,
         kernel=tuple(kernel),
     )
-    return MountSpec(lowers=tuple(lowers), upper=upper, work=work, options=options)
+    return MountSpec(
+        lowers=tuple(lowers), upper=upper, work=work, options=options, warnings=tuple(warnings)
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,16 +92,18 @@ def test_foreground_mode_serves_until_unmounted(layers: Layers) -> None:
     [
         ("lowerdir=/nonexistent/layer", "lower dir /nonexistent/layer does not exist"),
         ("lowerdir={low},squash_to_root", "option squash_to_root is not supported"),
-        ("lowerdir={low},bogus=1", "unknown option 'bogus=1'"),
         ("lowerdir={low},upperdir={up}", "upperdir and workdir must be given together"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_mount(layers: Layers, options: str, message: str) -> None:
     text = options.format(low=layers.bottom, up=layers.upper)
-    done = run_cli("-o", text, str(layers.mnt))
-    assert done.returncode == 1
-    assert done.stderr.strip() == f"pydock-fuse-overlay: {message}"
-    assert not is_mounted(layers.mnt)
+    try:
+        done = run_cli("-o", text, str(layers.mnt))
+        assert done.returncode == 1
+        assert done.stderr.strip() == f"pydock-fuse-overlay: {message}"
+        assert not is_mounted(layers.mnt)
+    finally:
+        unmount(layers.mnt)
 
 
 def test_busy_mountpoint_is_refused(layers: Layers) -> None:
@@ -174,3 +178,81 @@ def test_inside_a_user_namespace(layers: Layers, tmp_path: Path) -> None:
     # trusted.* is refused in a user namespace: the opaque marker uses the user namespace.
     assert os.getxattr(layers.upper / "d", "user.overlay.opaque") == b"y"
     assert (layers.upper / "d" / "g").read_bytes() == b"new\n"
+
+
+def test_unknown_option_is_a_warning_and_the_mount_is_made(layers: Layers) -> None:
+    layers.write(layers.bottom, "f", b"w")
+    done = run_cli("-o", f"lowerdir={layers.bottom},bogus=1", str(layers.mnt))
+    try:
+        assert done.returncode == 0, done.stderr
+        warning = "pydock-fuse-overlay: warning: unknown option 'bogus=1' ignored"
+        assert done.stderr.strip() == warning
+        assert (layers.mnt / "f").read_bytes() == b"w"
+    finally:
+        unmount(layers.mnt)
+
+
+def test_a_source_argument_is_taken_and_a_third_path_refused(layers: Layers) -> None:
+    done = run_cli("-o", f"lowerdir={layers.bottom}", "a", "b", str(layers.mnt))
+    assert done.returncode == 2
+    assert "unrecognized arguments: " in done.stderr
+    assert not is_mounted(layers.mnt)
+
+
+# -- through mount(8): mount.fuse3 runs "PROGRAM SOURCE MOUNTPOINT -o OPTIONS" --------------------
+
+_INSTALLED = Path(sys.executable).parent / "pydock-fuse-overlay"
+
+
+def _in_private_namespace(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` under sh in a new mount namespace, with the tree's pydock-fuse-overlay."""
+    env = {
+        **os.environ,
+        "PATH": f"{_INSTALLED.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-euc", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+_mount_why = None
+if os.geteuid() != 0:
+    _mount_why = "needs uid 0 for mount(8) in a new mount namespace"
+elif not _INSTALLED.exists():
+    _mount_why = f"{_INSTALLED} not installed (run scripts/setup)"
+elif shutil.which("mount.fuse3") is None:
+    _mount_why = "mount.fuse3 not found (install fuse3)"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(_mount_why is not None, reason=_mount_why or "")
+@pytest.mark.parametrize("how", ["mount -t", "fstab"])
+def test_mount_dash_t_and_fstab(layers: Layers, tmp_path: Path, how: str) -> None:
+    layers.write(layers.bottom, "f", b"from the lower layer")
+    options = (
+        f"rw,lowerdir={layers.bottom},upperdir={layers.upper},workdir={layers.work},"
+        "dev,suid,_netdev,noatime"
+    )
+    if how == "fstab":
+        fstab = tmp_path / "fstab"
+        fstab.write_text(f"overlay {layers.mnt} fuse.pydock-fuse-overlay {options} 0 0\n")
+        mount = f"mount --bind {fstab} /etc/fstab; mount {layers.mnt}"
+    else:
+        mount = f"mount -t fuse.pydock-fuse-overlay overlay {layers.mnt} -o {options}"
+    script = f"""
+        {mount}
+        trap 'umount {layers.mnt}' EXIT
+        grep -q ' {layers.mnt} .* - fuse.pydock-fuse-overlay ' /proc/self/mountinfo
+        cat {layers.mnt}/f
+        echo written > {layers.mnt}/new
+    """
+    done = _in_private_namespace(script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "from the lower layer"
+    assert (layers.upper / "new").read_text() == "written\n"
+    assert not is_mounted(layers.mnt)

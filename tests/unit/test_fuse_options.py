@@ -54,7 +54,6 @@ def test_option_values_take_effect() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("lowerdir=/l,bogus", "unknown option 'bogus'"),
         ("lowerdir=/l,squash_to_root", "option squash_to_root is not supported"),
         ("lowerdir=/l,uidmapping=0:1:1", "option uidmapping is not supported"),
         ("lowerdir=/l,noxattrs=1", "option noxattrs=1 is not supported"),
@@ -73,3 +72,15 @@ def test_bad_options_are_refused(text: str, message: str) -> None:
 def test_mount_flags_libfuse_does_not_know_are_translated_or_dropped() -> None:
     spec = parse(["lowerdir=/l,relatime,strictatime,lazytime,nodiratime,nodev,noexec"])
     assert spec.options.kernel == ("atime", "atime", "nodev", "noexec")
+
+
+def test_unknown_options_warn_instead_of_failing() -> None:
+    spec = parse(["lowerdir=/l,bogus,other=1,ro"])
+    assert spec.warnings == ("unknown option 'bogus' ignored", "unknown option 'other=1' ignored")
+    assert spec.options.kernel == ("ro",)
+
+
+def test_options_mount_and_fstab_add_for_themselves_are_dropped_silently() -> None:
+    spec = parse(["rw,lowerdir=/l,_netdev,nofail,defaults,noauto,x-systemd.automount,dev,suid"])
+    assert spec.warnings == ()
+    assert spec.options.kernel == ("rw", "dev", "suid")
