@@ -15,9 +15,9 @@ import pytest
 
 from .unprivileged import (
     ENV_PYTHON,
+    copy_of_tests,
     missing_prerequisite,
     run_as,
-    copy_of_tests,
     unprivileged_user,
 )
 
