@@ -3,6 +3,11 @@
 A layer unpacked once serves both drivers: they differ only in who mounts ``merged/``.
 
     <home>/                          (<root>/overlay)
+    |-- .sweep.lock                  held shared while a layer is created or removed, exclusive
+    |                                while leftovers are swept, so no process ever sweeps away
+    |                                another one's work in progress
+    |-- .creating-<id>-<random>/     a layer being built (renamed to <id>/ when complete)
+    |-- .removing-<id>-<random>/     a layer being deleted
     |-- l/
     |   |-- 7XQ2...  -> ../<id>/diff  short names keep the mount options short: the legacy
     |   `-- ...                      mount(2) string must fit in one page
@@ -23,16 +28,20 @@ allowed); an opaque directory carries ``trusted.overlay.opaque`` (root) or
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
 import stat
 import string
+from collections.abc import Iterator
 from pathlib import Path
 
+from graphdriver import mountutil
 from graphdriver.errors import GraphDriverError, LayerExistsError, LayerUnknownError
 
 LINK_DIR = "l"
+SWEEP_LOCK = ".sweep.lock"
 SHORT_ID_LENGTH = 26
 MAX_DEPTH = 500  # the kernel's limit on lower layers under one upper (OVL_MAX_STACK)
 _ALPHABET = string.ascii_uppercase + string.digits
@@ -129,6 +138,10 @@ class OverlayLayout:
             raise LayerExistsError(
                 f"layer {layer_id} already exists", layer_id=layer_id, driver=self.driver
             )
+        with self.in_progress():
+            return self._create(layer_id, directory, parent)
+
+    def _create(self, layer_id: str, directory: Path, parent: str | None) -> Path:
         lower = ""
         if parent is not None:
             parent_links = self.lower_links(parent)  # raises LayerUnknownError
@@ -171,6 +184,10 @@ class OverlayLayout:
 
     def remove(self, layer_id: str) -> None:
         """Delete a layer's directory and short link (the caller checks it is unmounted)."""
+        with self.in_progress():
+            self._remove(layer_id)
+
+    def _remove(self, layer_id: str) -> None:
         directory = self.require(layer_id)
         try:
             short = (directory / "link").read_text().strip()
@@ -183,11 +200,52 @@ class OverlayLayout:
         os.rename(directory, trash)
         shutil.rmtree(trash)
 
-    def sweep(self) -> None:
-        """Remove leftovers of interrupted creates and removes, and dangling short links."""
+    @contextlib.contextmanager
+    def in_progress(self) -> Iterator[None]:
+        """Hold the sweep lock shared: nothing this process leaves in flight is swept."""
+        fd = os.open(self.home / SWEEP_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def sweep(self) -> bool:
+        """Remove leftovers of interrupted creates and removes, and dangling short links.
+
+        Runs only when no process is creating or removing a layer here (their shared locks
+        go with them when they die); returns whether it ran. Leftovers wait for the next sweep.
+        """
+        try:
+            fd = os.open(self.home / SWEEP_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return False  # a full disk or a read-only home: sweeping can wait
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:
+            self._sweep()
+        finally:
+            os.close(fd)
+        return True
+
+    def _sweep(self) -> None:
+        mounted: list[str] | None = None
         for entry in os.scandir(self.home):
             if entry.name.startswith((".creating-", ".removing-")):
                 shutil.rmtree(entry.path, ignore_errors=True)
+            elif entry.name != LINK_DIR and not entry.name.startswith(".") and entry.is_dir():
+                # A layer directory without its link file is half made (by a pydock that
+                # raced an older, lock-less sweep); never one with something mounted in it.
+                if os.path.lexists(os.path.join(entry.path, "link")):
+                    continue
+                if mounted is None:
+                    mounted = mountutil.mounts_under(self.home)
+                real = os.path.realpath(entry.path)
+                if not any(m == real or m.startswith(real + "/") for m in mounted):
+                    shutil.rmtree(entry.path, ignore_errors=True)
         for entry in os.scandir(self.home / LINK_DIR):
             if not os.path.exists(entry.path):
                 os.unlink(entry.path)
