@@ -138,6 +138,15 @@ class _Unpacker:
         base = parts[-1]
         if base in (".wh.", ".wh..", ".wh..."):
             raise BreakoutError(f"archive entry {member.name!r} uses a reserved whiteout name")
+        for part in parts[:-1]:
+            if part.startswith(WHITEOUT_PREFIX) and (
+                part == OPAQUE_MARKER or not part.startswith(META_PREFIX)
+            ):
+                # A whiteout or opaque marker names no directory: moby would create one, which
+                # then shows up in the container (or, read as a marker, hides the entries).
+                raise ArchiveError(
+                    f"archive entry {member.name!r} lies under the whiteout {part!r}"
+                )
         parent, _ = self.resolver.resolve_dir(parts[:-1], create=True, on_create=self._on_create)
         if base.startswith(WHITEOUT_PREFIX):
             if base == OPAQUE_MARKER:

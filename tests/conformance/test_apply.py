@@ -69,6 +69,56 @@ def test_apply_opaque_directory(driver: graphdriver.Driver) -> None:
     )
 
 
+def _opaque_base(driver: graphdriver.Driver) -> None:
+    driver.create("base", None)
+    with mounted(driver, "base") as root:
+        write(root / "opaque" / "old-1", b"1")
+        write(root / "opaque" / "sub" / "old-2", b"2")
+    driver.create("layer", "base")
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "symlink", "hardlink"])
+def test_apply_opaque_marker_of_any_type(driver: graphdriver.Driver, kind: str) -> None:
+    """``.wh..wh..opq`` marks its directory opaque whatever its entry type (as in moby)."""
+    _opaque_base(driver)
+    tar = LayerTar().dir("opaque").file("opaque/new", b"fresh").file("other", b"o")
+    marker = "opaque/.wh..wh..opq"
+    if kind == "file":
+        tar.whiteout(marker)
+    elif kind == "dir":
+        tar.dir(marker)
+    elif kind == "symlink":
+        tar.symlink(marker, "../other")
+    else:
+        tar.hardlink(marker, "other")
+    driver.apply_diff("layer", "base", io.BytesIO(tar.getvalue()))
+    with mounted(driver, "layer") as root:
+        assert sorted(os.listdir(root / "opaque")) == ["new"]
+        assert not os.path.lexists(root / marker)
+
+
+@pytest.mark.parametrize(
+    "name", ["opaque/.wh..wh..opq/inside", ".wh..wh..opq/inside", "opaque/.wh.old-1/inside"]
+)
+def test_apply_entry_under_whiteout_refused(driver: graphdriver.Driver, name: str) -> None:
+    """An entry under a whiteout name would create a directory the marker stands for."""
+    _opaque_base(driver)
+    with mounted(driver, "layer") as root:
+        before = snapshot(root, root_mtime=True)
+    tar = (
+        LayerTar()
+        .dir("opaque")
+        .file("opaque/new", b"unpacked before the bad entry")
+        .dir(name.rsplit("/", 1)[0])
+        .file(name, b"x")
+    )
+    with pytest.raises(graphdriver.ArchiveError, match="under the whiteout"):
+        driver.apply_diff("layer", "base", io.BytesIO(tar.getvalue()))
+    with mounted(driver, "layer") as root:
+        assert_same_tree(before, snapshot(root, root_mtime=True), "layer after a refused tar")
+        assert sorted(os.listdir(root / "opaque")) == ["old-1", "sub"]
+
+
 def test_apply_whiteouts_and_replacements(driver: graphdriver.Driver) -> None:
     driver.create("base", None)
     with mounted(driver, "base") as root:
