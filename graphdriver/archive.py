@@ -228,9 +228,15 @@ class _Unpacker:
             ) from exc
         if not target:
             raise BreakoutError(f"hard link {member.name!r} points at the layer root")
-        directory, parts = self.resolver.resolve_dir(
-            target[:-1], create=self.lower is not None, on_create=self._on_create
-        )
+        try:
+            directory, parts = self.resolver.resolve_dir(
+                target[:-1], create=self.lower is not None, on_create=self._on_create
+            )
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ArchiveError(
+                f"hard link {member.name!r} -> {member.linkname!r}: target does not exist",
+                path=exc.filename,
+            ) from exc
         source = os.path.join(directory, target[-1])
         st = _lstat(source)
         if st is None and self.lower is not None:

@@ -381,6 +381,18 @@ def test_missing_hardlink_target_refused(target: Target) -> None:
     target.assert_layer_unchanged()
 
 
+@pytest.mark.parametrize("link", ["no/such/file", "nofile", "keep/file", "dir/sub/missing"])
+def test_missing_hardlink_target_names_the_entry(target: Target, link: str) -> None:
+    """A dangling hard link is an ``ArchiveError`` naming the entry, never a bare ENOENT."""
+    tar = _prefix().hardlink("dangling", link)
+    with pytest.raises(graphdriver.ArchiveError) as info:
+        target.apply(tar)
+    message = str(info.value)
+    assert f"hard link 'dangling' -> '{link}'" in message and "does not exist" in message
+    target.assert_host_untouched([])
+    target.assert_layer_unchanged()
+
+
 def test_dot_slash_names(target: Target) -> None:
     """Tars made with ``tar -C dir -c .`` name the root ``./`` and everything ``./name``."""
     tar = LayerTar().dir("./").dir("./new-dir").file("./new-dir/f", b"dot").file("./keep", b"k")
