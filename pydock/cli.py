@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 import graphdriver
-from pydock import cli_containers
+from pydock import cli_containers, reserve
 from pydock.cli_bench import add_bench_command
 from pydock.cli_images import add_image_commands
 from pydock.clock import parse_rfc3339, utc_now
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
 
     sub = add("rmi", cmd_rmi, "removing images")
+    sub.set_defaults(frees_space=True)
     sub.add_argument("-f", "--force", action="store_true", help="remove every tag of the image")
     sub.add_argument("images", metavar="IMAGE", nargs="+", help="name, tag or id")
 
@@ -234,9 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench_status
         config = engine_config(args)
         cli_containers.prepare(args, config)
+        if getattr(args, "frees_space", False):
+            reserve.release_if_short(Path(config.root))
         with Engine(config) as engine:
             status: int = args.func(engine, args, sys.stdout)
         sys.stdout.flush()
+        reserve.keep(Path(config.root))
         return status
     except KeyboardInterrupt:
         _fail("interrupted")

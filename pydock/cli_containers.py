@@ -239,6 +239,7 @@ def register(add: Adder) -> None:
     sub.add_argument("names", metavar="CONTAINER", nargs="+")
 
     sub = add("rm", cmd_rm, "removing containers")
+    sub.set_defaults(frees_space=True)
     sub.add_argument("-f", "--force", action="store_true", help="kill running containers first")
     sub.add_argument("names", metavar="CONTAINER", nargs="+")
 

@@ -219,7 +219,7 @@ def add_image_commands(add: AddCommand) -> None:
     verbs = system.add_subparsers(dest="verb", metavar="COMMAND", parser_class=type(system))
     verbs.required = True
     prune = verbs.add_parser("prune", help=_summary(cmd_system_prune))
-    prune.set_defaults(func=cmd_system_prune, doing="pruning")
+    prune.set_defaults(func=cmd_system_prune, doing="pruning", frees_space=True)
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
     df = verbs.add_parser("df", help=_summary(cmd_system_df))
     df.set_defaults(func=cmd_system_df, doing="reading disk usage")

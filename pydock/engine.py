@@ -189,7 +189,10 @@ class Engine(ImageTransfer):
                 raise LayerInputError(f"importing {source}: {exc}") from exc
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
-                raise LayerInputError(f"importing {source}: reading: {reason}") from exc
+                where = self.content.directory
+                raise PydockError(
+                    f"importing {source}: writing to {where}: {reason}", path=where
+                ) from exc
         try:
             pending = self.layers.register(blob.digest, None)
         except BaseException:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from graphdriver.compression import open_decompressed
-from pydock.content import ContentStore, Descriptor, digest_bytes, iter_chunks
+from pydock.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes
+from pydock.errors import LayerInputError
 from pydock.tarcheck import TarChecker
 
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
@@ -125,8 +126,16 @@ def store_layer_tar(stream: BinaryIO, content: ContentStore) -> Descriptor:
 
 
 def _checked_chunks(plain: BinaryIO) -> Iterator[bytes]:
+    """The input's chunks, checked; an error of the input is a ``LayerInputError``, so an
+    ``OSError`` from ``content.write`` is always one of writing the store."""
     checker = TarChecker()
-    for chunk in iter_chunks(plain):
+    while True:
+        try:
+            chunk = plain.read(CHUNK_SIZE)
+        except OSError as exc:
+            raise LayerInputError(f"reading: {(exc.strerror or str(exc)).lower()}") from exc
+        if not chunk:
+            break
         checker.feed(chunk)
         yield chunk
     checker.finish()

@@ -1,27 +1,35 @@
 """Probes of what the kernel and the backing filesystem can do for overlay2, cached per home.
 
-Each probe answers once per process and home: overlay is in /proc/filesystems; the backing
-filesystem is not overlay itself and supports d_type; a real test mount works (with the new
-mount API where the kernel has it); whiteouts come back as 0/0 character devices, so the native
-differ can read upper dirs; and whether ``userxattr`` is needed (not in the initial user
-namespace, where trusted.* xattrs are refused).
+Each probe answers once per home: overlay is in /proc/filesystems; the backing filesystem is
+not overlay itself and supports d_type; a real test mount works (with the new mount API where
+the kernel has it); whiteouts come back as 0/0 character devices, so the native differ can read
+upper dirs; and whether ``userxattr`` is needed (not in the initial user namespace, where
+trusted.* xattrs are refused).
+
+The answer is kept in memory for the process and in ``<home>/.probed.json`` for the next ones,
+under a key of what could change it (kernel release, the home's device and filesystem type,
+the user namespace's mapping): a command does not pay for a test mount, nor write anything,
+when an earlier one has asked already, which keeps commands working on a full disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import json
 import os
 import platform
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from drivers.overlay2 import mount as mnt
 from graphdriver import NotSupportedError, mountutil
 
 _OVERLAY_MAGIC = 0x794C7630
+_CACHE_FILE = ".probed.json"
 _cache: dict[str, Probe] = {}
 
 
@@ -92,9 +100,57 @@ def probe(home: Path) -> Probe:
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    result = _probe(Path(key))
+    home = Path(key)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fingerprint = _fingerprint(home)
+    except OSError as exc:
+        raise NotSupportedError(
+            f"preparing {home}: {exc.strerror}", driver="overlay2", path=home
+        ) from exc
+    result = _load_cached(home, fingerprint)
+    if result is None:
+        result = _probe(home)
+        _save_cached(home, fingerprint, result)
     _cache[key] = result
     return result
+
+
+def _fingerprint(home: Path) -> str:
+    """What the answer depends on; a change of any part probes again."""
+    try:
+        uid_map = " ".join(Path("/proc/self/uid_map").read_text().split())
+    except OSError:
+        uid_map = "?"
+    magic = _filesystem_magic(home)
+    return f"{os.uname().release}|{os.stat(home).st_dev}|{magic}|{uid_map}"
+
+
+def _load_cached(home: Path, fingerprint: str) -> Probe | None:
+    try:
+        stored = json.loads((home / _CACHE_FILE).read_text())
+        return Probe(**stored[fingerprint])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_cached(home: Path, fingerprint: str, result: Probe) -> None:
+    """Keep the answer for the next process (best effort: a full disk just probes again)."""
+    path = home / _CACHE_FILE
+    try:
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict):
+            stored = {}
+    except (OSError, ValueError):
+        stored = {}
+    stored[fingerprint] = asdict(result)
+    temporary = home / f"{_CACHE_FILE}.{os.getpid()}"
+    try:
+        temporary.write_text(json.dumps(stored, sort_keys=True))
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def _probe(home: Path) -> Probe:
@@ -104,15 +160,23 @@ def _probe(home: Path) -> Probe:
                 raise NotSupportedError("overlay is not in /proc/filesystems", driver="overlay2")
     except OSError as exc:
         raise NotSupportedError(f"reading /proc/filesystems: {exc}", driver="overlay2") from exc
-    home.mkdir(parents=True, exist_ok=True)
     if _filesystem_magic(home) == _OVERLAY_MAGIC:
         raise NotSupportedError(
             f"backing filesystem of {home} is overlay itself", driver="overlay2", path=home
         )
     userxattr = not mountutil.in_initial_user_namespace()
-    scratch = Path(tempfile.mkdtemp(prefix=".probe-", dir=home))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".probe-", dir=home))
+    except OSError as exc:
+        raise NotSupportedError(
+            f"probing overlay in {home}: {exc.strerror}", driver="overlay2", path=home
+        ) from exc
     try:
         return _test_mount(scratch, userxattr)
+    except OSError as exc:
+        raise NotSupportedError(
+            f"probing overlay in {home}: {exc.strerror}", driver="overlay2", path=home
+        ) from exc
     finally:
         merged = scratch / "merged"
         if os.path.ismount(merged):

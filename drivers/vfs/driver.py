@@ -227,18 +227,16 @@ class VfsDriver(Driver):
 
     def status(self) -> list[tuple[str, str]]:
         """Backing filesystem, copy method in use and number of layers."""
-        if self._probed is None:
+        copy = self._probed
+        if copy is None:
             try:
-                self._probed = probe_method(self.layers_dir, mode=self.copy_mode)
+                copy = self._probed = probe_method(self.layers_dir, mode=self.copy_mode)
             except OSError as exc:
-                raise GraphDriverError(
-                    f"probing the copy method in {self.layers_dir}: {exc.strerror or exc}",
-                    driver=self.name,
-                    path=self.layers_dir,
-                ) from exc
+                # A full or read-only disk: the status still answers, without the probe.
+                copy = f"unknown (probing it: {(exc.strerror or str(exc)).lower()})"
         return [
             ("Backing Filesystem", filesystem_type(self.home)),
-            ("Copy", self._probed),
+            ("Copy", copy),
             ("Layers", str(len(self.list_layers()))),
         ]
 

@@ -29,7 +29,7 @@ def open_database(path: Path | None) -> Database:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         if path is not None:
-            _enable_wal(conn)
+            conn = _enable_wal(conn, where)
         conn.execute("PRAGMA foreign_keys = ON")
         db = Database(conn, execute_plugins=False)
         migrate(db)
@@ -39,18 +39,28 @@ def open_database(path: Path | None) -> Database:
     return db
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def _enable_wal(conn: sqlite3.Connection, where: str) -> sqlite3.Connection:
     """Switch to WAL, waiting as long as any write would for a process that holds the lock.
 
     SQLite answers a journal-mode change on a new file that another process is creating with
     "database is locked" at once, without calling the busy handler, so the wait is done here.
+    On a full disk the shared-memory file (``-shm``) cannot be made or grown ("disk i/o
+    error"): then the store is opened in exclusive locking mode, where SQLite keeps that index
+    in its own memory, so reading and freeing commands still work (others wait their turn).
     """
     deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            return
+            return conn
         except sqlite3.OperationalError as exc:
+            if "disk i/o error" in str(exc).lower():
+                conn.close()
+                conn = sqlite3.connect(where, timeout=BUSY_TIMEOUT_SECONDS)
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+                conn.execute("PRAGMA journal_mode = WAL")
+                return conn
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
