@@ -24,7 +24,7 @@ from graphdriver.compression import open_decompressed
 from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
 from graphdriver.journal import Journal
 from graphdriver.lowerview import LowerView
-from graphdriver.pathscope import Resolver, clean_name, symlink_escapes
+from graphdriver.pathscope import Resolver, clean_name
 from graphdriver.tarstream import Entry, TarReader
 from graphdriver.tarwriter import TarWriter
 from graphdriver.whiteouts import (
@@ -169,11 +169,9 @@ class _Unpacker:
             self.journal.move_aside(path)
             if stat.S_ISDIR(existing.st_mode) or stat.S_ISLNK(existing.st_mode):
                 self.resolver.forget()
-        return self._create(tar, member, parts, parent, path)
+        return self._create(tar, member, parent, path)
 
-    def _create(
-        self, tar: TarReader, member: Entry, parts: list[str], parent: str, path: str
-    ) -> int:
+    def _create(self, tar: TarReader, member: Entry, parent: str, path: str) -> int:
         kind = member.type
         if member.is_regular:
             return self._write_file(tar, member, path)
@@ -181,10 +179,8 @@ class _Unpacker:
             self._on_create(path)
             os.mkdir(path, 0o700)
         elif kind == tarstream.SYMLINK:
-            if symlink_escapes(parts, member.linkname):
-                raise BreakoutError(
-                    f"symlink {member.name!r} -> {member.linkname!r} leads outside the layer root"
-                )
+            # A symlink's target is data, stored as written (as Docker does): only the names
+            # later resolved through it are kept inside the root, by the resolver.
             self._on_create(path)
             os.symlink(member.linkname, path)
             self.resolver.forget()

@@ -3,7 +3,9 @@
 Absolute names and absolute symlink targets are taken relative to the root, as a container sees
 them. A ``..`` that would climb above the root, directly or through a chain of symlinks (also
 links left by parent layers), raises ``BreakoutError`` instead of being clamped, so a hostile
-layer is refused rather than silently rewritten.
+layer is refused rather than silently rewritten. A symlink's own target is data and is stored
+as written, as Docker stores it: ``a/b -> ../../../etc`` is refused only when a later name is
+resolved through it.
 """
 
 from __future__ import annotations
@@ -39,23 +41,6 @@ def clean_name(name: str) -> list[str]:
         else:
             parts.append(part)
     return parts
-
-
-def symlink_escapes(link_parts: list[str], target: str) -> bool:
-    """Whether symlink at ``link_parts`` with ``target`` climbs above the root when followed."""
-    if target.startswith("/"):
-        return False
-    depth = len(link_parts) - 1
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        else:
-            depth += 1
-    return False
 
 
 class Resolver:

@@ -198,6 +198,17 @@ def _hardlink_through_symlink(tar: LayerTar, aim: Aim) -> list[Path]:
     return []
 
 
+def _stored_symlink_then_write(tar: LayerTar, aim: Aim) -> list[Path]:
+    # The link itself is stored (its target is data); writing through it is the breakout.
+    tar.dir("etc").symlink("etc/link", "../../../../etc/passwd").file("etc/link/x", b"x")
+    return []
+
+
+def _stored_symlink_then_hardlink(tar: LayerTar, aim: Aim) -> list[Path]:
+    tar.dir("etc").symlink("etc/link", "../" + aim.escape).hardlink("stolen", "etc/link/secret")
+    return []
+
+
 def _parent_symlink_write(tar: LayerTar, aim: Aim) -> list[Path]:
     tar.file("parent-escape/evil", b"x")
     return []
@@ -238,6 +249,8 @@ BREAKOUTS: dict[str, Case] = {
     "parent-symlink-mkdir": _parent_symlink_mkdir,
     "parent-symlink-whiteout": _parent_symlink_whiteout,
     "parent-symlink-hardlink": _parent_symlink_hardlink,
+    "stored-symlink-then-write": _stored_symlink_then_write,
+    "stored-symlink-then-hardlink": _stored_symlink_then_hardlink,
 }
 
 
@@ -346,6 +359,20 @@ def test_symlink_inside_is_kept(target: Target) -> None:
     with mounted(target.driver, "layer") as root:
         assert os.readlink(root / "dir" / "to-keep") == "../keep"
         assert (root / "via-up").read_bytes() == b"written through dir/up"
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["../../../../etc/passwd", UP + "etc/passwd", "../" + UP, "sub/../../../x"],
+)
+def test_symlink_target_leaving_root_is_stored(target: Target, link: str) -> None:
+    """A symlink's target is data: stored verbatim (as Docker does), even when it climbs."""
+    tar = LayerTar().dir("etc").symlink("etc/link", link).file("etc/after", b"after the link")
+    target.apply(tar)
+    target.assert_host_untouched([])
+    with mounted(target.driver, "layer") as root:
+        assert os.readlink(root / "etc" / "link") == link
+        assert (root / "etc" / "after").read_bytes() == b"after the link"
 
 
 def test_hardlink_to_symlink_does_not_follow(target: Target) -> None:

@@ -163,8 +163,16 @@ def test_overlay_whiteouts(root: Path) -> None:
     [
         [Item("ok", data=b"1"), Item("../escape", data=b"2")],
         [Item("ok", data=b"1"), Item("a/../../escape", data=b"2")],
-        [Item("d", "dir"), Item("d/link", "symlink", link="../../outside")],
-        [Item("l1", "symlink", link="l2"), Item("l2", "symlink", link="../..")],
+        [
+            Item("d", "dir"),
+            Item("d/link", "symlink", link="../../outside"),
+            Item("d/link/x", data=b"2"),
+        ],
+        [
+            Item("l1", "symlink", link="l2"),
+            Item("l2", "symlink", link="../.."),
+            Item("l1/outside/x", data=b"2"),
+        ],
         [Item("ok", data=b"1"), Item("hl", "hardlink", link="../outside/x")],
         [Item("ok", data=b"1"), Item(".wh.")],
         [Item(".wh..")],
@@ -190,6 +198,13 @@ def test_breakouts_are_refused_and_rolled_back(root: Path, items: list[Item]) ->
     assert tree(root) == before
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in root.parent.iterdir()) == ["layer", "outside"]
+
+
+def test_symlink_target_is_stored_verbatim(root: Path) -> None:
+    """A symlink's target is data (as in Docker); only names resolved through it are scoped."""
+    tar = make_tar([Item("etc", "dir"), Item("etc/link", "symlink", link="../../../../etc/passwd")])
+    apply_layer(root, io.BytesIO(tar))
+    assert os.readlink(root / "etc/link") == "../../../../etc/passwd"
 
 
 def test_write_through_parent_layer_symlink_is_refused(root: Path) -> None:
