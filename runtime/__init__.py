@@ -8,6 +8,7 @@ command; ``run`` does both; ``execute`` starts another process in a running cont
 from __future__ import annotations
 
 from .capabilities import DEFAULT_CAPABILITIES
+from .capabilities import bounding as bounding_capabilities
 from .capabilities import resolve as resolve_capabilities
 from .container import Container
 from .errors import (
@@ -19,12 +20,16 @@ from .errors import (
     InvalidSpecError,
     InvalidTransitionError,
     NamespaceUnavailableError,
+    SeccompError,
     SetupError,
     UnknownUserError,
 )
 from .execute import ExecProcess, ExecSpec, execute
 from .launch import create, run
 from .monitor import read_exit_file
+from .seccomp_default import DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE
+from .seccomp_profile import SeccompProfile
+from .seccomp_profile import parse_docker_json as parse_seccomp_profile
 from .spec import (
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
@@ -42,6 +47,7 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_READONLY_PATHS",
+    "DEFAULT_SECCOMP_PROFILE",
     "BindMount",
     "CgroupError",
     "CgroupLimits",
@@ -59,12 +65,16 @@ __all__ = [
     "NamespaceUnavailableError",
     "NetworkMode",
     "Rlimit",
+    "SeccompError",
+    "SeccompProfile",
     "SetupError",
     "State",
     "UnknownUserError",
     "User",
+    "bounding_capabilities",
     "create",
     "execute",
+    "parse_seccomp_profile",
     "read_exit_file",
     "resolve_capabilities",
     "resolve_user",

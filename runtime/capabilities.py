@@ -124,6 +124,16 @@ def last_cap() -> int:
         return int(f.read())
 
 
+def bounding() -> frozenset[str]:
+    """The capabilities in this process's bounding set: what a container can be given at most."""
+    highest = last_cap()
+    return frozenset(
+        name
+        for name, number in CAPABILITY_NUMBERS.items()
+        if number <= highest and linux.prctl(linux.PR_CAPBSET_READ, number) == 1
+    )
+
+
 def drop_bounding(keep: int, highest: int) -> None:
     """Drop every capability not in the mask ``keep`` from the bounding set."""
     for number in range(highest + 1):

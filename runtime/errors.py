@@ -75,3 +75,7 @@ class CommandNotExecutableError(ExecError):
 
 class NamespaceUnavailableError(SetupError):
     """The kernel refuses a new user namespace here (disabled, or the limit is reached)."""
+
+
+class SeccompError(SetupError):
+    """libseccomp is missing, or building or loading the container's seccomp filter failed."""

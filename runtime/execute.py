@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from . import capabilities, cgroups, channel, init, linux, reaper
+from . import capabilities, cgroups, channel, init, linux, reaper, seccomp
 from .container import report_error
 from .errors import ContainerError, SetupError
+from .seccomp_default import DEFAULT_PROFILE
+from .seccomp_profile import SeccompProfile
 from .spec import DEFAULT_PATH, Rlimit, User
 
 # /proc/PID/ns names in the order they are joined, with their CLONE_* type.
@@ -55,6 +57,8 @@ class ExecSpec:
     no_new_privileges: bool = False
     rlimits: tuple[Rlimit, ...] = ()
     tty: bool = False
+    # The container's profile: an exec'd process is confined as the container's command is.
+    seccomp: SeccompProfile | None = DEFAULT_PROFILE
 
 
 class ExecProcess:
@@ -140,8 +144,9 @@ def _process(spec: ExecSpec, sock: socket.socket) -> NoReturn:
             stdio = (slave, slave, slave)
         init.install_stdio(stdio)
         setgroups = Path("/proc/self/setgroups").read_text().strip() != "deny"
-        init.take_identity(spec, setgroups_allowed=setgroups)
-        init.enter_cwd(spec)
+        confinement = init.build_filter(spec)
+        init.take_identity(spec, setgroups_allowed=setgroups, confinement=confinement)
+        init.enter_cwd(spec, confinement=confinement)
         init.reset_signals()
         init.close_fds(sock.fileno())
         init.execute(spec.args, list(spec.env), sock)
@@ -193,6 +198,9 @@ def execute(
     """Start ``spec`` in its container; raise ExecError (126/127) if it cannot be executed."""
     where = f"executing in container {spec.container_id}"
     stdio = (stdin, stdout, stderr)
+    if spec.seccomp is not None:
+        # Before joining the container's mount namespace, where the host's library is gone.
+        seccomp.library()
     namespaces = _open_namespaces(spec.target_pid, spec.container_id)
     ours, theirs = channel.pair()
     try:

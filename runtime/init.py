@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from . import channel, identity, linux, network, reaper, rootfs
+from . import channel, identity, linux, network, reaper, rootfs, seccomp
 from .errors import SetupError
+from .seccomp_profile import SeccompProfile
 from .spec import ContainerSpec, NetworkMode, Rlimit, User, environment
 from .user import home_for
 
@@ -130,6 +131,7 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
             step()
         except OSError as exc:
             raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno) from exc
+    confinement = build_filter(spec)
     os.umask(0o022)
     rootfs.prepare(spec, plan.root, in_userns=plan.userns or plan.nested, pts_gid=plan.pts_gid)
     rootfs.pivot(plan.root)
@@ -148,10 +150,10 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
         home = "/"
     env = environment(spec, home)
     install_stdio(stdio)
-    take_identity(spec, setgroups_allowed=plan.setgroups_allowed)
+    take_identity(spec, setgroups_allowed=plan.setgroups_allowed, confinement=confinement)
     # An euid change clears the parent-death signal; set it again.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    enter_cwd(spec)
+    enter_cwd(spec, confinement=confinement)
     return env
 
 
@@ -170,19 +172,41 @@ class ProcessSpec(Protocol):
     def cwd(self) -> str: ...
     @property
     def no_new_privileges(self) -> bool: ...
+    @property
+    def seccomp(self) -> SeccompProfile | None: ...
 
 
-def take_identity(spec: ProcessSpec, *, setgroups_allowed: bool) -> None:
-    """A session of its own (the terminal as controlling tty), then limits, user, capabilities."""
+def build_filter(spec: ProcessSpec) -> seccomp.Filter | None:
+    """Build the process's seccomp filter for its capabilities (libseccomp is loaded already)."""
+    if spec.seccomp is None:
+        return None
+    return seccomp.build(spec.seccomp, spec.capabilities)
+
+
+def take_identity(
+    spec: ProcessSpec, *, setgroups_allowed: bool, confinement: seccomp.Filter | None = None
+) -> None:
+    """A session of its own (the terminal as controlling tty), then limits, user, capabilities.
+
+    Without no-new-privileges only a process holding CAP_SYS_ADMIN may load a seccomp filter,
+    so ``confinement`` is loaded here, before the capabilities go, as runc does; the filter
+    allows every syscall the rest of the set-up makes (set*id, capset, prctl, chdir, execve).
+    """
     os.setsid()
     if spec.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     identity.apply_rlimits(spec.rlimits)
+    if confinement is not None and not spec.no_new_privileges:
+        confinement.load()
     identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=setgroups_allowed)
 
 
-def enter_cwd(spec: ProcessSpec) -> None:
-    """Change to the working directory, then drop the right to gain privileges if asked."""
+def enter_cwd(spec: ProcessSpec, *, confinement: seccomp.Filter | None = None) -> None:
+    """Change to the working directory, then drop the right to gain privileges if asked.
+
+    With no-new-privileges set, loading a seccomp filter needs no privilege: ``confinement``
+    is loaded now, after the capabilities are set, so fewer syscalls run under it.
+    """
     try:
         os.chdir(spec.cwd)
     except OSError as exc:
@@ -191,6 +215,8 @@ def enter_cwd(spec: ProcessSpec) -> None:
         ) from exc
     if spec.no_new_privileges:
         identity.forbid_new_privileges()
+        if confinement is not None:
+            confinement.load()
 
 
 def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from . import cgroups, channel, idmap, init, monitor
+from . import cgroups, channel, idmap, init, monitor, seccomp
 from .cgroups import Cgroup
 from .container import Container, report_error
 from .errors import ContainerError, InvalidSpecError, SetupError
@@ -130,6 +130,9 @@ def create(
     use_userns = spec.userns if spec.userns is not None else os.geteuid() != 0
     mapping = (id_mapping or idmap.plan()) if use_userns else None
     root = _check(spec, mapping)
+    if spec.seccomp is not None:
+        # Loaded here, so init has it after pivot_root, where only the image's files are left.
+        seccomp.library()
     here = idmap.current()
     cgroup = None
     if spec.cgroup is not None and not spec.cgroup.is_empty():

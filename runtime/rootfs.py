@@ -28,6 +28,8 @@ _DEVICES = (
     ("urandom", 1, 9),
     ("tty", 5, 0),
 )
+# Host /dev entries a privileged container does not get (it has its own).
+_HOST_DEV_SKIP = frozenset({"pts", "shm", "mqueue", "fd", "console", "ptmx", ".lxc", ".udev"})
 _DEV_LINKS = (
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),
@@ -98,9 +100,10 @@ def _special(root: Path, dest: str, fstype: str, source: str, flags: int, data: 
     return target
 
 
-def _sys(root: Path, bind: bool) -> None:
+def _sys(root: Path, bind: bool, writable: bool) -> None:
     if not bind:
-        _special(root, "/sys", "sysfs", "sysfs", linux.MS_RDONLY | _SECURE, None)
+        readonly = 0 if writable else linux.MS_RDONLY
+        _special(root, "/sys", "sysfs", "sysfs", readonly | _SECURE, None)
         return
     # A user namespace that does not own a network namespace may not mount sysfs: bind it.
     what = "binding /sys read-only"
@@ -110,7 +113,8 @@ def _sys(root: Path, bind: bool) -> None:
     make_dirs_in_root(root, "/sys")
     with _pinned(root, target, what) as at:
         _mount("/sys", at, None, linux.MS_BIND | linux.MS_REC, None, what)
-    remount_readonly(target, what)
+    if not writable:
+        remount_readonly(target, what)
 
 
 def _devices(dev: Path, bind: bool) -> None:
@@ -125,6 +129,40 @@ def _devices(dev: Path, bind: bool) -> None:
             os.chmod(path, 0o666)
     for name, target in _DEV_LINKS:
         os.symlink(target, dev / name)
+
+
+def _host_devices(dev: Path, bind: bool, host: Path = Path("/dev")) -> None:
+    """``--privileged``: every device node of the host's /dev that is not there yet.
+
+    The container's own /dev/pts, /dev/shm, /dev/mqueue and console stay its own, as in runc.
+    """
+    for entry in os.scandir(host):
+        if entry.name in _HOST_DEV_SKIP or entry.is_symlink():
+            continue
+        target = dev / entry.name
+        if entry.is_dir():
+            _host_devices_below(dev, bind, Path(entry.path), target)
+            continue
+        mode = entry.stat(follow_symlinks=False)
+        if not (stat.S_ISCHR(mode.st_mode) or stat.S_ISBLK(mode.st_mode)) or target.exists():
+            continue
+        what = f"adding host device {entry.path}"
+        if bind:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            _mount(entry.path, target, None, linux.MS_BIND, None, what)
+            continue
+        try:
+            os.mknod(target, mode.st_mode, mode.st_rdev)
+            os.chown(target, mode.st_uid, mode.st_gid)
+            os.chmod(target, stat.S_IMODE(mode.st_mode))
+        except OSError as exc:
+            raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno, path=target) from exc
+
+
+def _host_devices_below(dev: Path, bind: bool, host: Path, target: Path) -> None:
+    if not target.exists():
+        target.mkdir(mode=0o755)
+    _host_devices(target, bind, host)
 
 
 def _volume(root: Path, volume: BindMount) -> None:
@@ -160,8 +198,10 @@ def prepare(spec: ContainerSpec, root: Path, *, in_userns: bool, pts_gid: int | 
     _special(root, "/dev/pts", "devpts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC, pts)
     _special(root, "/dev/shm", "tmpfs", "shm", _SECURE, "mode=1777,size=65536k")
     _special(root, "/dev/mqueue", "mqueue", "mqueue", _SECURE, None)
-    _sys(root, bind=in_userns and spec.network is NetworkMode.HOST)
+    _sys(root, bind=in_userns and spec.network is NetworkMode.HOST, writable=spec.writable_sysfs)
     _devices(root / "dev", bind=in_userns)
+    if spec.host_devices:
+        _host_devices(root / "dev", bind=in_userns)
     for volume in spec.mounts:
         _volume(root, volume)
     try:

@@ -9,6 +9,8 @@ from pathlib import Path, PurePosixPath
 
 from . import capabilities
 from .errors import InvalidSpecError
+from .seccomp_default import DEFAULT_PROFILE
+from .seccomp_profile import SeccompProfile
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -158,6 +160,11 @@ class ContainerSpec:
     init: bool = False
     # None: a user namespace exactly when the caller is not root.
     userns: bool | None = None
+    # None: no filter (``--security-opt seccomp=unconfined``, ``--privileged``).
+    seccomp: SeccompProfile | None = DEFAULT_PROFILE
+    # ``--privileged``: every device node of the host in /dev, and /sys writable.
+    host_devices: bool = False
+    writable_sysfs: bool = False
 
     def __post_init__(self) -> None:
         where = f"checking spec of container {self.container_id}"
