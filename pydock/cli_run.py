@@ -57,6 +57,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         cap_add=tuple(args.cap_add),
         cap_drop=tuple(args.cap_drop),
         security_opt=tuple(args.security_opt),
+        privileged=args.privileged,
         tty=args.tty,
         interactive=args.interactive,
         auto_remove=args.rm,
@@ -232,7 +233,18 @@ def add_container_options(sub: argparse.ArgumentParser) -> None:
     add("--entrypoint", help="override the image's entrypoint")
     add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability")
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability")
-    add("--security-opt", action="append", default=[], metavar="OPT", help="no-new-privileges")
+    add(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json",
+    )
+    add(
+        "--privileged",
+        action="store_true",
+        help="all capabilities, no seccomp, no masked paths, the host's devices",
+    )
     add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
+import runtime
 from pydock.containers.errors import ContainerConfigError
 
 # Docker's smallest --memory.
@@ -54,6 +55,7 @@ class RunOptions:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
+    privileged: bool = False
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
@@ -80,6 +82,9 @@ class ContainerConfig:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool = False
+    # "" the default profile, "unconfined", or a profile's JSON text (as Docker keeps it).
+    seccomp: str = ""
+    privileged: bool = False
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
@@ -186,17 +191,80 @@ def parse_volume(text: str) -> Volume:
     return Volume(str(Path(source)), destination, mode == "ro")
 
 
-def parse_security_opts(options: Sequence[str]) -> bool:
-    """``--security-opt``: only ``no-new-privileges[=|:true|false]``; returns its value."""
+@dataclass(frozen=True)
+class SecurityOptions:
+    """What ``--security-opt`` asked for."""
+
+    no_new_privileges: bool = False
+    seccomp: str = ""
+
+
+def parse_security_options(options: Sequence[str]) -> SecurityOptions:
+    """``--security-opt``: ``no-new-privileges[=|:true|false]``, ``seccomp=unconfined|FILE``.
+
+    As Docker's CLI, a profile file is read now and kept as compact JSON, so the container does
+    not depend on the file later.
+    """
     wanted = False
+    seccomp = ""
     for option in options:
-        key, _, value = option.replace(":", "=", 1).partition("=")
-        if key != "no-new-privileges" or value.lower() not in ("", "true", "false"):
+        key, equals, value = option.partition("=")
+        if not equals and ":" in option:
+            key, _, value = option.partition(":")
+        if key == "no-new-privileges" and value.lower() in ("", "true", "false"):
+            wanted = value.lower() != "false"
+        elif key == "seccomp" and value:
+            seccomp = value if value == "unconfined" else _read_profile(value)
+        else:
             raise ContainerConfigError(
-                f"parsing --security-opt {option!r}: only no-new-privileges is supported"
+                f"parsing --security-opt {option!r}: only no-new-privileges and"
+                " seccomp=unconfined|PROFILE.json are supported"
             )
-        wanted = value.lower() != "false"
-    return wanted
+    return SecurityOptions(wanted, seccomp)
+
+
+def parse_security_opts(options: Sequence[str]) -> bool:
+    """``--security-opt`` checked; returns whether no-new-privileges was asked for."""
+    return parse_security_options(options).no_new_privileges
+
+
+def _read_profile(path: str) -> str:
+    """The compact JSON text of the seccomp profile in ``path``, checked."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ContainerConfigError(f"reading seccomp profile {path}: {why}") from exc
+    try:
+        runtime.parse_seccomp_profile(text, source=path)
+    except runtime.InvalidSpecError as exc:
+        raise ContainerConfigError(str(exc)) from exc
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def capabilities_of(config: ContainerConfig) -> frozenset[str]:
+    """The container's capabilities: ``--cap-add/--cap-drop``, or with ``--privileged`` every
+    capability this process may hand on (a host may withhold some, CAP_MAC_OVERRIDE say)."""
+    if config.privileged:
+        return runtime.bounding_capabilities()
+    return runtime.resolve_capabilities(config.cap_add, config.cap_drop)
+
+
+def seccomp_of(config: ContainerConfig) -> runtime.SeccompProfile | None:
+    """The container's seccomp profile; None for ``--privileged`` and ``seccomp=unconfined``."""
+    if config.privileged or config.seccomp == "unconfined":
+        return None
+    if not config.seccomp:
+        return runtime.DEFAULT_SECCOMP_PROFILE
+    return runtime.parse_seccomp_profile(config.seccomp, source="given with --security-opt")
+
+
+def security_opt_view(config: ContainerConfig) -> list[str] | None:
+    """``HostConfig.SecurityOpt`` as Docker shows it."""
+    shown = ["no-new-privileges"] if config.no_new_privileges else []
+    if config.seccomp:
+        shown.append(f"seccomp={config.seccomp}")
+    return shown or None
 
 
 def check_name(name: str) -> str:
@@ -250,6 +318,7 @@ def build_config(
     if options.hostname is not None and not 0 < len(options.hostname) <= 64:
         raise ContainerConfigError(f"checking --hostname {options.hostname!r}: 1 to 64 characters")
     pids = options.pids_limit if options.pids_limit and options.pids_limit > 0 else None
+    security = parse_security_options(options.security_opt)
     return ContainerConfig(
         image_name=options.image,
         entrypoint=entrypoint,
@@ -267,7 +336,9 @@ def build_config(
         init=options.init,
         cap_add=options.cap_add,
         cap_drop=options.cap_drop,
-        no_new_privileges=parse_security_opts(options.security_opt),
+        no_new_privileges=security.no_new_privileges,
+        seccomp=security.seccomp,
+        privileged=options.privileged,
         tty=options.tty,
         interactive=options.interactive,
         auto_remove=options.auto_remove,

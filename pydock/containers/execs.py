@@ -1,8 +1,9 @@
 """``exec``: another process in a running container, with the container's isolation.
 
 The process joins the container's namespaces and cgroups (see :mod:`runtime.execute`), and
-takes the container's capabilities and no-new-privileges setting, its environment with ``-e``
-on top, and the user of ``-u`` (else the container's) resolved in the container's image.
+takes the container's capabilities, seccomp profile and no-new-privileges setting, its
+environment with ``-e`` on top, and the user of ``-u`` (else the container's) resolved in the
+container's image.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.containers import attach, lifecycle
-from pydock.containers.config import merge_env
+from pydock.containers.config import capabilities_of, merge_env, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, transition
 from runtime.user import home_for
@@ -73,8 +74,9 @@ def start_exec(manager: ContainerManager, name: str, options: ExecOptions) -> in
             env=tuple(env),
             cwd=options.workdir or config.workdir,
             user=user,
-            capabilities=runtime.resolve_capabilities(config.cap_add, config.cap_drop),
+            capabilities=capabilities_of(config),
             no_new_privileges=config.no_new_privileges,
+            seccomp=seccomp_of(config),
             tty=options.tty,
         )
     except runtime.ContainerError as exc:

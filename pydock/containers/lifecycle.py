@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
-from pydock.containers.config import ContainerConfig
+from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerStorage
@@ -52,7 +52,7 @@ def runtime_spec(
     doing = f"starting container {record.name}"
     try:
         user = runtime.resolve_user(rootfs, config.user, container_id=record.id)
-        caps = runtime.resolve_capabilities(config.cap_add, config.cap_drop)
+        caps = capabilities_of(config)
         limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
         mounts = tuple(
             runtime.BindMount(Path(v.source), v.destination, v.readonly) for v in config.volumes
@@ -73,6 +73,12 @@ def runtime_spec(
             tty=config.tty,
             cgroup=None if limits.is_empty() else limits,
             init=config.init,
+            seccomp=seccomp_of(config),
+            # --privileged, as Docker: no masked or read-only paths, the host's devices.
+            masked_paths=() if config.privileged else runtime.DEFAULT_MASKED_PATHS,
+            readonly_paths=() if config.privileged else runtime.DEFAULT_READONLY_PATHS,
+            host_devices=config.privileged,
+            writable_sysfs=config.privileged,
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc

@@ -6,7 +6,7 @@ import datetime as dt
 import signal
 
 from pydock.clock import parse_rfc3339
-from pydock.containers.config import ContainerConfig
+from pydock.containers.config import ContainerConfig, security_opt_view
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
 from pydock.store import ContainerRecord
@@ -121,7 +121,8 @@ def inspect_document(
             "Init": config.init,
             "CapAdd": list(config.cap_add) or None,
             "CapDrop": list(config.cap_drop) or None,
-            "SecurityOpt": ["no-new-privileges"] if config.no_new_privileges else None,
+            "SecurityOpt": security_opt_view(config),
+            "Privileged": config.privileged,
             "Binds": [
                 f"{v.source}:{v.destination}" + (":ro" if v.readonly else "")
                 for v in config.volumes
