@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 import graphdriver
-from pydock import builtin, info
+from pydock import blobs, builtin, info
 from pydock.clock import now_rfc3339
 from pydock.containers.manager import ContainerManager
 from pydock.containers.storage import release_mounts
@@ -32,6 +32,7 @@ from pydock.format import short_id
 from pydock.image import HistoryEntry, ImageConfig, build_config, chain_ids, store_layer_tar
 from pydock.layers import LayerManager, driver_step
 from pydock.paths import driver_home_name
+from pydock.presence import Presence
 from pydock.reference import Reference, parse_reference
 from pydock.resolve import resolve_image
 from pydock.store import ImageRecord, Store
@@ -72,6 +73,7 @@ class Engine(ImageTransfer):
             reason = (exc.strerror or str(exc)).lower()
             raise PydockError(f"creating root {self.root}: {reason}", path=self.root) from exc
         self.store = Store.open(self.root)
+        self.presence = Presence(self.root)
         try:
             self.content = ContentStore(self.root)
             self._other_drivers: dict[str, graphdriver.Driver | None] = {}
@@ -81,7 +83,12 @@ class Engine(ImageTransfer):
             )
             self.layers.recover()
             self.containers.recover()
+            if self.presence.alone:
+                with suppress(PydockError, OSError):
+                    blobs.collect(self.store, self.content)
+            self.presence.share()
         except BaseException:
+            self.presence.close()
             self.store.close()
             raise
 
@@ -97,6 +104,7 @@ class Engine(ImageTransfer):
                 if driver is not None:
                     release_mounts(driver)
         finally:
+            self.presence.close()
             self.store.close()
 
     @property

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydock.cli import main
@@ -82,3 +83,32 @@ def layer_path(root: Path, image: str) -> Path:
 
     described = json.loads(ok(root, "inspect", image))[0]
     return Path(described["GraphDriver"]["Data"]["Path"])
+
+
+@contextlib.contextmanager
+def another_command(root: Path) -> Iterator[None]:
+    """Another pydock process at work on ``root`` (holding its presence lock) for the block.
+
+    Start-up collects leftovers only when no other command runs; this keeps them in place.
+    """
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(root / ".presence.lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        yield
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+_HOLD = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.lockf(fd, fcntl.LOCK_SH)
+print("held", flush=True)
+sys.stdin.read()
+"""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -25,7 +26,15 @@ from .imagebuild import (
     write_docker_archive,
     write_oci_layout,
 )
-from .pydockrun import assert_fails, cli, cli_process, layer_path, ok, snapshot
+from .pydockrun import (
+    another_command,
+    assert_fails,
+    cli,
+    cli_process,
+    layer_path,
+    ok,
+    snapshot,
+)
 from .registry_support import require
 
 pytestmark = pytest.mark.skipif(
@@ -231,7 +240,8 @@ def test_tag_history_prune_and_df(tmp_path: Path) -> None:
     orphan = root / "blobs" / "sha256" / ("0" * 64)
     orphan.write_bytes(b"left behind")
     before = snapshot(root)
-    pruned = ok(root, "system", "prune", "-f").splitlines()
+    with another_command(root):  # else start-up would collect the orphan before prune does
+        pruned = ok(root, "system", "prune", "-f").splitlines()
     assert pruned == [f"Deleted blob: sha256:{'0' * 64}", "Total reclaimed space: 11B"]
     after = snapshot(root)
     assert after["blobs"] == [name for name in before["blobs"] if name != "0" * 64]  # type: ignore[union-attr]
@@ -348,3 +358,19 @@ def test_unknown_images_and_bad_references(loaded: Path, tmp_path: Path) -> None
     assert_fails(cli(loaded, "tag", "base:1", "a//b"), "invalid reference format")
     assert_fails(cli(loaded, "history", "nosuch"), "no such image")
     assert_fails(cli(loaded, "save", "--format", "zip", "base:1"), "invalid choice")
+
+
+def test_leftover_blobs_are_collected_by_a_start_with_no_other_command(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_docker_archive(tmp_path / "in.tar", seeded_layers(9), tags=["kept:1"])
+    ok(root, "load", "-q", "-i", str(tmp_path / "in.tar"))
+    kept = sorted(os.listdir(root / "blobs" / "sha256"))
+    # What a killed import or rmi leaves: a blob that nothing in the store names.
+    orphan = root / "blobs" / "sha256" / ("1" * 64)
+    orphan.write_bytes(b"left by a killed command")
+    with another_command(root):  # maybe that blob is another command's work in progress
+        ok(root, "images")
+        assert orphan.exists()
+    ok(root, "images")
+    assert not orphan.exists()
+    assert sorted(os.listdir(root / "blobs" / "sha256")) == kept
