@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from graphdriver.compression import Compression, detect
 from pydock import manifest as mf
@@ -28,6 +28,11 @@ OCI_INDEX = "index.json"
 OCI_LAYOUT = "oci-layout"
 # Annotations that name an image in an OCI index (containerd's first, then OCI's own).
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+
+# Bounds on what one archive may list, so a hostile index cannot make ``load`` run for hours or
+# hold gigabytes: names (index entries, RepoTags) in all, and distinct images.
+MAX_ENTRIES = 100_000
+MAX_IMAGES = 10_000
 
 IngestFactory = Callable[[], ImageIngest]
 
@@ -102,6 +107,8 @@ def _docker_images(bundle: Bundle) -> list[ArchivedImage]:
         raise ImageFormatError(f"reading {DOCKER_MANIFEST}: not JSON ({exc})") from exc
     if not isinstance(entries, list) or not entries:
         raise ImageFormatError(f"reading {DOCKER_MANIFEST}: expected a non-empty list of images")
+    _check_count(len(entries), MAX_IMAGES, "images", DOCKER_MANIFEST)
+    names = 0
     images = []
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
@@ -109,12 +116,22 @@ def _docker_images(bundle: Bundle) -> list[ArchivedImage]:
         layers = entry.get("Layers") or []
         if not isinstance(layers, list) or not all(isinstance(item, str) for item in layers):
             raise ImageFormatError(f"reading {DOCKER_MANIFEST}: Layers is not a list of paths")
+        repo_tags = entry.get("RepoTags") or []
+        if not isinstance(repo_tags, list):
+            raise ImageFormatError(f"reading {DOCKER_MANIFEST}: RepoTags is not a list")
+        names += len(repo_tags)
+        _check_count(names, MAX_ENTRIES, "names", DOCKER_MANIFEST)
         config = read_small(bundle, entry["Config"])
         files = tuple(LayerFile(path) for path in layers)
         _check_layers(bundle, config, files, entry["Config"])
-        tags = tuple(_tag(text) for text in entry.get("RepoTags") or [])
+        tags = tuple(dict.fromkeys(_tag(text) for text in repo_tags))
         images.append(ArchivedImage(config, files, tags))
     return images
+
+
+def _check_count(count: int, limit: int, what: str, where: str) -> None:
+    if count > limit:
+        raise ImageFormatError(f"reading {where}: more than {limit} {what} (pydock's limit)")
 
 
 def _tag(text: object) -> str:
@@ -174,29 +191,53 @@ def _oci_images(bundle: Bundle, platform: mf.Platform) -> list[ArchivedImage]:
     index = mf.parse(read_small(bundle, OCI_INDEX), what=OCI_INDEX)
     if not isinstance(index, mf.Index):
         raise ImageFormatError(f"reading {OCI_INDEX}: not an image index")
+    _check_count(len(index.manifests), MAX_ENTRIES, "entries", OCI_INDEX)
+    # Each blob is read once and each name kept once (in a dict: ordered, constant-time
+    # lookups), however often the index repeats them: linear in the number of entries.
+    chosen: _Chosen = {}
     found: dict[str, ArchivedImage] = {}
+    names: dict[str, dict[str, None]] = {}
     for entry in index.manifests:
+        digest, manifest_bytes = _resolve(bundle, entry, platform, chosen)
+        if manifest_bytes is not None and digest not in found:
+            _check_count(len(found) + 1, MAX_IMAGES, "images", OCI_INDEX)
+            found[digest] = _oci_image(bundle, digest, manifest_bytes)
+            names[digest] = {}
         name = _entry_name(entry)
-        digest, manifest_bytes = _resolve(bundle, entry, platform)
-        image = found.get(digest)
-        if image is None:
-            image = _oci_image(bundle, digest, manifest_bytes)
-        if name and name not in image.tags:
-            image = ArchivedImage(image.config, image.layers, (*image.tags, name), image.manifest)
-        found[digest] = image
+        if name:
+            names[digest][name] = None
     if not found:
         raise ImageFormatError(f"reading {OCI_INDEX}: the index lists no image")
-    return list(found.values())
+    return [replace(image, tags=tuple(names[digest])) for digest, image in found.items()]
 
 
-def _resolve(bundle: Bundle, entry: mf.Descriptor, platform: mf.Platform) -> tuple[str, bytes]:
+# The manifest chosen for each (digest, media type) of a manifest or index already read.
+_Chosen = dict[tuple[str, str], str]
+
+
+def _resolve(
+    bundle: Bundle, entry: mf.Descriptor, platform: mf.Platform, chosen: _Chosen
+) -> tuple[str, bytes | None]:
+    """The manifest ``entry`` leads to, and its bytes unless ``chosen`` knew it already."""
+    seen = []
     for _ in range(8):  # nested indexes, bounded
+        key = (entry.digest, entry.media_type)
+        known = chosen.get(key)
+        if known is not None:
+            digest, data = known, None
+            break
+        seen.append(key)
         data = _read_blob(bundle, entry, "manifest")
         document = mf.parse(data, entry.media_type, what=f"manifest {entry.digest}")
         if isinstance(document, mf.Manifest):
-            return entry.digest, data
+            digest = entry.digest
+            break
         entry = mf.select(document, platform, what=f"index {entry.digest}")
-    raise ImageFormatError(f"reading {OCI_INDEX}: indexes nested too deeply")
+    else:
+        raise ImageFormatError(f"reading {OCI_INDEX}: indexes nested too deeply")
+    for key in seen:
+        chosen[key] = digest
+    return digest, data
 
 
 def _oci_image(bundle: Bundle, digest: str, data: bytes) -> ArchivedImage:
