@@ -20,13 +20,17 @@ from typing import BinaryIO
 
 import graphdriver
 from pydock.clock import now_rfc3339
-from pydock.content import ContentStore
-from pydock.errors import StorageError
+from pydock.content import ContentStore, digest_bytes
+from pydock.errors import LayerInputError, StorageError
 from pydock.image import chain_id
 from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
 
 # How often a second importer of the same layer looks whether the first one is done.
 WAIT_INTERVAL_SECONDS = 0.2
+# The diff id of 0 bytes: no layer tar has it, as even an empty one holds the end-of-archive
+# blocks. Docker takes 0 bytes for an empty layer (moby#18170); pydock's import refuses an
+# empty input, and load and pull (a gzip of nothing included) refuse such a layer here.
+EMPTY_DIFF_ID = digest_bytes(b"")
 
 DriverLookup = Callable[[str], graphdriver.Driver | None]
 LayerOpener = Callable[[], AbstractContextManager[BinaryIO]]
@@ -70,6 +74,8 @@ class LayerManager:
         ``diff_id``. If the layer is already there it is reused; if another live process is
         unpacking it, this waits for it.
         """
+        if diff_id == EMPTY_DIFF_ID:
+            raise LayerInputError(f"unpacking layer {diff_id}: the layer is 0 bytes, not a tar")
         chain = chain_id(parent, diff_id)
         parent_cache = self._parent_cache(parent)
         while True:

@@ -78,10 +78,15 @@ def ingest_image(ingest: ImageIngest, bundle: Bundle, image: ArchivedImage) -> s
 
 def _store_layer(ingest: ImageIngest, bundle: Bundle, layer: LayerFile, diff_id: str) -> LayerBlob:
     if layer.digest is not None and ingest.has_blob(layer.digest):
+        # Stored already, so its digest is right; what the manifest says of its size must be
+        # too, or save and push would hand the wrong size on.
         size = ingest.content.size(layer.digest)
+        _check_layer_size(layer, size)
         return LayerBlob(layer.digest, layer.media_type, size, diff_id)
     with bundle.open(layer.path) as stream:
         head = stream.read(8)
+        if not head:
+            _check_layer_size(layer, 0)
         stream.seek(0)
         plain = detect(head) is Compression.NONE
         expected = layer.digest or (diff_id if plain else None)
@@ -89,12 +94,21 @@ def _store_layer(ingest: ImageIngest, bundle: Bundle, layer: LayerFile, diff_id:
             blob = ingest.store_blob(iter_chunks(stream), expected=expected)
         except ContentError as exc:
             raise ContentError(f"reading layer {layer.path}: {exc}", digest=exc.digest) from exc
-    if layer.size is not None and blob.size != layer.size:
-        raise ImageFormatError(
-            f"reading layer {layer.path}: {blob.size} bytes, the manifest says {layer.size}"
-        )
+    _check_layer_size(layer, blob.size)
     media_type = layer.media_type or mf.layer_media_type(detect(head), oci=False)
     return LayerBlob(blob.digest, media_type, blob.size, diff_id)
+
+
+def _check_layer_size(layer: LayerFile, size: int) -> None:
+    if size == 0:
+        # A layer tar holds at least the end-of-archive blocks. Docker reads 0 bytes as an
+        # empty layer (moby#18170); pydock refuses it, as its import refuses an empty input.
+        raise ImageFormatError(f"reading layer {layer.digest or layer.path}: 0 bytes, not a tar")
+    if layer.size is not None and size != layer.size:
+        raise ImageFormatError(
+            f"reading layer {layer.digest or layer.path}: {size} bytes, the manifest says"
+            f" {layer.size}"
+        )
 
 
 # -- docker-archive -------------------------------------------------------------------------------
@@ -176,6 +190,11 @@ def _read_blob(bundle: Bundle, descriptor: mf.Descriptor, what: str) -> bytes:
         raise ContentError(
             f"reading {what} {descriptor.digest}: content has digest {found}",
             digest=descriptor.digest,
+        )
+    if len(data) != descriptor.size:
+        raise ImageFormatError(
+            f"reading {what} {descriptor.digest}: {len(data)} bytes, its descriptor says"
+            f" {descriptor.size}"
         )
     return data
 

@@ -1,10 +1,11 @@
-"""``load`` of archives built to hurt: huge indexes.
+"""``load`` (and ``pull``) of archives built to hurt: huge indexes, lying sizes, empty layers.
 
 Each refusal is one ``pydock: loading X: ...`` line, exit 125, and leaves the store as it was.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import sqlite3
@@ -19,6 +20,7 @@ from pydock.bundle import DirectoryBundle
 from pydock.errors import ImageFormatError
 from pydock.manifest import Platform
 
+from .fakeregistry import fake_registry, image_script
 from .imagebuild import (
     LAYER_TYPES,
     MTIME,
@@ -30,12 +32,16 @@ from .imagebuild import (
     sha256,
     write_docker_archive,
     write_multi_arch_layout,
+    write_oci_layout,
 )
 from .pydockrun import assert_fails, cli, ok, snapshot
 
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
 )
+
+EMPTY = b""
+EMPTY_DIGEST = sha256(EMPTY)
 
 
 @pytest.fixture
@@ -199,4 +205,88 @@ def test_docker_archive_over_the_limits_is_refused(
     monkeypatch.setattr(load, "MAX_IMAGES", 3)
     monkeypatch.setattr(load, "MAX_ENTRIES", 5)
     assert_fails(cli(loaded, "load", "-i", str(archive)), "manifest.json: more than 5 names")
+    assert snapshot(loaded) == before
+
+
+# -- sizes -----------------------------------------------------------------------------------------
+
+
+def test_layer_size_is_checked_when_the_blob_is_stored_already(
+    loaded: Path, tmp_path: Path
+) -> None:
+    """A manifest may not lie about a layer's size because the store has the blob already."""
+    layers = seeded_layers(36, 1)
+    good = tmp_path / "good"
+    image = write_oci_layout(good, layers, compression=["gzip"], name="size/ok:1")
+    ok(loaded, "load", "-q", "-i", str(good))
+    lying = tmp_path / "lying"
+    descriptor = _one_manifest(lying, layers[0], kind="gzip", size=5)
+    assert str(descriptor["digest"]) != image.manifest
+    _index(lying, [_named(descriptor, "size/lie:1")])
+    before = snapshot(loaded)
+    line = assert_fails(cli(loaded, "load", "-i", str(lying)), image.blobs[0], "manifest says 5")
+    assert f"loading {lying}: " in line
+    assert snapshot(loaded) == before
+
+
+def test_config_size_is_checked(loaded: Path, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    descriptor = _one_manifest(layout, seeded_layers(37, 1)[0])
+    manifest_path = _blob(layout, str(descriptor["digest"]))
+    manifest = json.loads(manifest_path.read_bytes())
+    manifest["config"]["size"] = 5
+    _index(layout, [_named(_put(layout, json.dumps(manifest).encode()), "size/cfg:1")])
+    before = snapshot(loaded)
+    assert_fails(cli(loaded, "load", "-i", str(layout)), "config", "descriptor says 5")
+    assert snapshot(loaded) == before
+
+
+# -- empty layers ----------------------------------------------------------------------------------
+
+
+def test_zero_byte_layer_file_in_a_docker_archive_is_refused(loaded: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "empty.tar"
+    config = config_for([EMPTY])
+    entry: dict[str, object] = {
+        "Config": "config.json",
+        "Layers": ["layer.tar"],
+        "RepoTags": ["empty/layer:1"],
+    }
+    _docker_archive(archive, [entry], {"config.json": config, "layer.tar": EMPTY})
+    before = snapshot(loaded)
+    assert_fails(cli(loaded, "load", "-i", str(archive)), "layer.tar: 0 bytes, not a tar")
+    assert snapshot(loaded) == before
+
+
+@pytest.mark.parametrize("kind", ["none", "gzip"])
+def test_empty_layer_blob_in_an_oci_layout_is_refused(
+    loaded: Path, tmp_path: Path, kind: str
+) -> None:
+    """0 bytes, or a gzip of 0 bytes: neither is a tar (even an empty layer is 1024 bytes)."""
+    layout = tmp_path / "layout"
+    _index(layout, [_named(_one_manifest(layout, EMPTY, kind=kind), "empty/layer:1")])
+    before = snapshot(loaded)
+    assert_fails(cli(loaded, "load", "-i", str(layout)), "0 bytes, not a tar")
+    assert snapshot(loaded) == before
+
+
+def test_import_refuses_the_same_empty_input(loaded: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(EMPTY)
+    zipped = tmp_path / "empty.gz"
+    zipped.write_bytes(gzip.compress(EMPTY))
+    before = snapshot(loaded)
+    assert_fails(cli(loaded, "import", str(empty), "e:1"), "empty")
+    assert_fails(cli(loaded, "import", str(zipped), "e:1"), "empty")
+    assert snapshot(loaded) == before
+
+
+def test_pull_refuses_an_empty_layer(loaded: Path) -> None:
+    script = image_script([EMPTY])
+    assert EMPTY_DIGEST in json.loads(config_for([EMPTY]))["rootfs"]["diff_ids"]
+    before = snapshot(loaded)
+    with fake_registry(script) as address:
+        assert_fails(
+            cli(loaded, "pull", "--tls-verify=false", f"{address}/x/empty:1"), "0 bytes, not a tar"
+        )
     assert snapshot(loaded) == before
