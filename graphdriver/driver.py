@@ -173,6 +173,14 @@ class Driver(abc.ABC):
             exc.about_layer(layer_id, self.name, "unpacking into")
             raise
 
+    def mount_problem(self, layer_id: str) -> str | None:
+        """Why the mount of ``layer_id`` no longer serves its files, or ``None``.
+
+        Must not touch the mount itself (a hung filesystem would hang the caller). Drivers
+        whose mounts are served by a process of their own report that process's death.
+        """
+        return None
+
     def unpack_options(self) -> dict[str, bool]:
         """Flags for :func:`archive.apply_layer`: ``skip_devices``, ``ignore_chown_errors``."""
         return {}

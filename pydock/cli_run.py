@@ -92,7 +92,7 @@ def _run_attached(
 def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container from an image and run its command."""
     manager = engine.containers
-    record = manager.create(_options(args))
+    record = manager.create(_options(args), starting=True)
     files = manager.files(record.id)
     attachment = attach.choose(
         files, detach=args.detach, tty=args.tty, interactive=args.interactive, keep_logs=not args.rm

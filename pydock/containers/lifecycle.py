@@ -135,6 +135,8 @@ def start(
         started=now_rfc3339(),
         finished=None,
         exit_code=None,
+        error=None,
+        owner=None,
     )
     if not running:
         container.delete(force=True)
@@ -165,7 +167,12 @@ def _reason(exc: runtime.ContainerError) -> str:
 
 
 def on_exit(
-    manager: ContainerManager, record: ContainerRecord, status: int, *, auto_remove: bool = True
+    manager: ContainerManager,
+    record: ContainerRecord,
+    status: int,
+    *,
+    auto_remove: bool = True,
+    error: str | None = None,
 ) -> ContainerRecord | None:
     """Record that the container exited with ``status``; release its mount; honour ``--rm``.
 
@@ -180,6 +187,7 @@ def on_exit(
         state=ContainerState.EXITED,
         exit_code=status,
         finished=now_rfc3339(),
+        error=error,
     )
     current = manager.store.containers.get(record.id)
     if claimed and current is not None and auto_remove and manager.config_of(current).auto_remove:
@@ -206,9 +214,19 @@ def refresh(
     if record.state != ContainerState.RUNNING:
         return record
     status = exit_status(manager, record)
+    error = None
     if status is None:
-        return record
-    return on_exit(manager, record, status, auto_remove=auto_remove)
+        error = manager.storage(record.storage).mount_problem(record.rw_layer)
+        if error is None:
+            return record
+        # Its root file system is gone (the FUSE process died): the run cannot go on.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if record.pid is not None:
+                os.kill(record.pid, signal.SIGKILL)
+        status = wait_exit(manager, record, timeout=10)
+        if status is None:
+            return record
+    return on_exit(manager, record, status, auto_remove=auto_remove, error=error)
 
 
 def signal_container(manager: ContainerManager, record: ContainerRecord, number: int) -> None:

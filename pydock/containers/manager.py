@@ -138,8 +138,12 @@ class ContainerManager:
 
     # -- create and remove ------------------------------------------------------------------
 
-    def create(self, options: RunOptions) -> ContainerRecord:
-        """Record a new container and make its storage; it is ``created``, not running."""
+    def create(self, options: RunOptions, *, starting: bool = False) -> ContainerRecord:
+        """Record a new container and make its storage; it is ``created``, not running.
+
+        With ``starting`` (``run``), this process stays its owner until the run has started,
+        so that a ``run`` killed in between is finished by the next start-up's recovery.
+        """
         doing = "creating a container"
         if options.name is not None:
             taken = self.store.containers.by_name(check_name(options.name))
@@ -164,13 +168,15 @@ class ContainerManager:
                 record.id,
                 expect=(ContainerState.CREATING,),
                 state=ContainerState.CREATED,
-                owner=None,
+                owner=record.owner if starting else None,
             )
         except BaseException:
             with contextlib.suppress(PydockError):
                 self._discard(record)
             raise
-        return replace(record, state=ContainerState.CREATED, owner=None)
+        return replace(
+            record, state=ContainerState.CREATED, owner=record.owner if starting else None
+        )
 
     def _insert(
         self,
@@ -237,12 +243,26 @@ class ContainerManager:
         done = 0
         busy = (ContainerState.CREATING, ContainerState.REMOVING)
         for record in self.store.containers.list_containers():
-            if record.state not in busy or is_owner_alive(record.owner):
+            if record.owner is None or is_owner_alive(record.owner):
                 continue
             with contextlib.suppress(PydockError):
-                self._discard(record)
+                if record.state in busy:
+                    self._discard(record)
+                elif record.state == ContainerState.CREATED:
+                    self._abandoned_run(record)
+                else:
+                    continue
                 done += 1
         return done
+
+    def _abandoned_run(self, record: ContainerRecord) -> None:
+        """A ``run`` killed before its container started: as if the start had failed."""
+        storage = self.storage(record.storage)
+        storage.release(record.rw_layer)
+        if self.config_of(record).auto_remove:
+            self._discard(record)
+        else:
+            self.store.containers.update(record.id, expect=(ContainerState.CREATED,), owner=None)
 
 
 def _is_builtin_busybox(name: str) -> bool:

@@ -88,6 +88,10 @@ class ContainerStorage:
         with driver_step(f"unmounting the root filesystem {layer_id}"):
             self.driver.put(layer_id)
 
+    def mount_problem(self, layer_id: str) -> str | None:
+        """Why the container's root file system no longer serves its files, or ``None``."""
+        return self.driver.mount_problem(layer_id)
+
     def release(self, layer_id: str) -> None:
         """Unmount a mount that a container's run left, whichever process made it."""
         if not self.driver.exists(layer_id):

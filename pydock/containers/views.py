@@ -91,7 +91,7 @@ def inspect_document(
             "Dead": False,
             "Pid": record.pid if running and record.pid else 0,
             "ExitCode": record.exit_code if record.exit_code is not None else 0,
-            "Error": "",
+            "Error": record.error or "",
             "StartedAt": record.started or _ZERO_TIME,
             "FinishedAt": record.finished or _ZERO_TIME,
         },

@@ -45,6 +45,7 @@ class ContainerRecord:
     monitor: str | None = None
     started: str | None = None
     finished: str | None = None
+    error: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ContainerRecord:
@@ -64,6 +65,7 @@ class ContainerRecord:
             monitor=_text(row, "monitor"),
             started=_text(row, "started"),
             finished=_text(row, "finished"),
+            error=_text(row, "error"),
         )
 
     def to_row(self) -> dict[str, object]:
@@ -83,6 +85,7 @@ class ContainerRecord:
             "monitor": self.monitor,
             "started": self.started,
             "finished": self.finished,
+            "error": self.error,
         }
 
 

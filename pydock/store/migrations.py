@@ -141,3 +141,10 @@ def _container_runtime(db: Database) -> None:
     containers.add_column("monitor", str)
     containers.add_column("started", str)
     containers.add_column("finished", str)
+
+
+@MIGRATIONS(name="0006_container_error")
+def _container_error(db: Database) -> None:
+    # Why a run ended other than by its own exit (its file system's process died, ...), as
+    # Docker's State.Error; NULL when there is nothing to say.
+    db.table("containers").add_column("error", str)
