@@ -147,6 +147,27 @@ def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> i
     return 0
 
 
+def cmd_system_check(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Check that the store agrees with the disk (--repair: fix what can be fixed)."""
+    from pydock import syscheck  # only this command needs it
+
+    findings, alone = syscheck.check(engine)
+    left = 0
+    for finding in findings:
+        if args.repair and finding.repair is not None:
+            finding.repair()
+            out.write(f"repaired: {finding.text}\n")
+        else:
+            out.write(f"{finding.text}\n")
+            left += 1
+    if not alone:
+        out.write("other pydock commands are running: mounts, directories and blobs that may be "
+                  "their work in progress were not checked\n")  # fmt: skip
+    if not findings:
+        out.write("no problems found\n")
+    return 1 if left else 0
+
+
 def cmd_system_df(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Show how much disk images, layers and blobs use."""
     usage = engine.disk_usage()
@@ -221,6 +242,9 @@ def add_image_commands(add: AddCommand) -> None:
     prune = verbs.add_parser("prune", help=_summary(cmd_system_prune))
     prune.set_defaults(func=cmd_system_prune, doing="pruning", frees_space=True)
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
+    check = verbs.add_parser("check", help=_summary(cmd_system_check))
+    check.set_defaults(func=cmd_system_check, doing="checking the store", frees_space=True)
+    check.add_argument("--repair", action="store_true", help="repair what can be repaired")
     df = verbs.add_parser("df", help=_summary(cmd_system_df))
     df.set_defaults(func=cmd_system_df, doing="reading disk usage")
     df.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")

@@ -74,6 +74,7 @@ class Engine(ImageTransfer):
             raise PydockError(f"creating root {self.root}: {reason}", path=self.root) from exc
         self.store = Store.open(self.root)
         self.presence = Presence(self.root)
+        self.was_alone = self.presence.alone
         try:
             self.content = ContentStore(self.root)
             self._other_drivers: dict[str, graphdriver.Driver | None] = {}
@@ -153,6 +154,10 @@ class Engine(ImageTransfer):
         names = list(graphdriver.registered())
         used = [name for name in names if _has_entries(self.root / driver_home_name(name))]
         return used + [name for name in names if name not in used]
+
+    def driver_for_home(self, home: str) -> graphdriver.Driver | None:
+        """The driver of another home of this root (``vfs``, ``overlay``), if one works here."""
+        return self._driver_for_home(home)
 
     def _driver_for_home(self, home: str) -> graphdriver.Driver | None:
         """A driver for another home (to remove or recover layers kept there), if one works."""
