@@ -24,7 +24,14 @@ from graphdriver.errors import (
 
 if TYPE_CHECKING:
     from graphdriver.driver import Driver, parse_bool
-    from graphdriver.registry import available, get_driver, probe, register, registered
+    from graphdriver.registry import (
+        available,
+        get_driver,
+        home_name,
+        probe,
+        register,
+        registered,
+    )
 
 # The base class and the registry load on first use: a FUSE filesystem process needs only the
 # errors, and importing the archive code with them would add to every mount's start-up.
@@ -33,6 +40,7 @@ _LAZY = {
     "parse_bool": "graphdriver.driver",
     "available": "graphdriver.registry",
     "get_driver": "graphdriver.registry",
+    "home_name": "graphdriver.registry",
     "probe": "graphdriver.registry",
     "register": "graphdriver.registry",
     "registered": "graphdriver.registry",
@@ -63,6 +71,7 @@ __all__ = [
     "NotSupportedError",
     "available",
     "get_driver",
+    "home_name",
     "parse_bool",
     "probe",
     "register",

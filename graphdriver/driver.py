@@ -41,6 +41,10 @@ class Driver(abc.ABC):
 
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0
+    #: The directory (under an application's root) that holds this driver's layers. Drivers
+    #: that declare the same one share one on-disk layout: a layer unpacked by one serves the
+    #: others. Empty: the driver's own name.
+    home_name: ClassVar[str] = ""
     option_parsers: ClassVar[Mapping[str, Callable[[str], object]]] = {}
 
     def __init__(self, home: Path, options: Mapping[str, str] | None = None) -> None:

@@ -11,7 +11,7 @@ import abc
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from graphdriver import archive, mountutil, overlaydiff
 from graphdriver.change import Change
@@ -22,6 +22,8 @@ from graphdriver.overlay import OverlayLayout
 
 class OverlayLayoutDriver(Driver):
     """Base of drivers that mount the shared overlay layout."""
+
+    home_name: ClassVar[str] = "overlay"
 
     #: Lower layers one mount may stack.
     max_depth: int = 500

@@ -44,6 +44,14 @@ def registered() -> dict[str, type[Driver]]:
     return dict(ordered)
 
 
+def home_name(name: str) -> str:
+    """The directory name under which driver ``name`` keeps its layers (see ``Driver``)."""
+    driver_class = registered().get(name)
+    if driver_class is None:
+        return name
+    return driver_class.home_name or name
+
+
 def probe(name: str, home: Path) -> str | None:
     """``None`` if driver ``name`` works with ``home``, else the reason it does not."""
     driver_class = registered().get(name)

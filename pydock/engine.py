@@ -18,20 +18,18 @@ import graphdriver
 from pydock import blobs, builtin, info
 from pydock.clock import now_rfc3339
 from pydock.containers.manager import ContainerManager
-from pydock.containers.storage import release_mounts
 from pydock.content import ContentStore
+from pydock.driverset import DriverSet
 from pydock.errors import (
     ContentError,
     ImageConflictError,
     InvalidReferenceError,
     LayerInputError,
     PydockError,
-    StorageError,
 )
 from pydock.format import short_id
 from pydock.image import HistoryEntry, ImageConfig, build_config, chain_ids, store_layer_tar
 from pydock.layers import LayerManager, driver_step
-from pydock.paths import driver_home_name
 from pydock.presence import Presence
 from pydock.reference import Reference, parse_reference
 from pydock.resolve import resolve_image
@@ -77,10 +75,10 @@ class Engine(ImageTransfer):
         self.was_alone = self.presence.alone
         try:
             self.content = ContentStore(self.root)
-            self._other_drivers: dict[str, graphdriver.Driver | None] = {}
-            self.driver, self.home = self._select_driver()
+            self.drivers = DriverSet(self.root, config.storage, config.storage_options)
+            self.driver, self.home = self.drivers.default, self.drivers.home
             self.layers = LayerManager(
-                self.store, self.content, self.driver, self.home, self._driver_for_home
+                self.store, self.content, self.driver, self.home, self.drivers.for_home
             )
             self.layers.recover()
             self.containers.recover()
@@ -99,11 +97,7 @@ class Engine(ImageTransfer):
         Mounts that running containers use stay (see :mod:`pydock.containers.storage`).
         """
         try:
-            if self._containers is not None:
-                self._containers.close()
-            for driver in (self.driver, *self._other_drivers.values()):
-                if driver is not None:
-                    release_mounts(driver)
+            self.drivers.close()
         finally:
             self.presence.close()
             self.store.close()
@@ -112,7 +106,13 @@ class Engine(ImageTransfer):
     def containers(self) -> ContainerManager:
         """The containers of this root."""
         if self._containers is None:
-            self._containers = ContainerManager(self)
+            self._containers = ContainerManager(
+                self.store,
+                self.content,
+                self.drivers,
+                run_root=self.config.run_root,
+                import_image=self.import_image,
+            )
         return self._containers
 
     def __enter__(self) -> Engine:
@@ -125,53 +125,6 @@ class Engine(ImageTransfer):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    # -- drivers ----------------------------------------------------------------------------
-
-    def _select_driver(self) -> tuple[graphdriver.Driver, str]:
-        wanted = self.config.storage
-        names = [wanted] if wanted else self._candidates()
-        reasons = []
-        for name in names:
-            home = driver_home_name(name)
-            try:
-                driver = graphdriver.get_driver(
-                    name, self.root / home, dict(self.config.storage_options)
-                )
-            except graphdriver.NotSupportedError as exc:
-                if wanted:
-                    raise StorageError(f"starting storage driver {name}: {exc}") from exc
-                reasons.append(f"{name}: {exc}")
-                continue
-            except graphdriver.GraphDriverError as exc:
-                raise StorageError(f"starting storage driver {name}: {exc}") from exc
-            return driver, home
-        detail = "; ".join(reasons) or "no driver is installed"
-        raise StorageError(f"choosing a storage driver: none works here ({detail})")
-
-    def _candidates(self) -> list[str]:
-        """Registered drivers, best first, those that already hold layers here first."""
-        names = list(graphdriver.registered())
-        used = [name for name in names if _has_entries(self.root / driver_home_name(name))]
-        return used + [name for name in names if name not in used]
-
-    def driver_for_home(self, home: str) -> graphdriver.Driver | None:
-        """The driver of another home of this root (``vfs``, ``overlay``), if one works here."""
-        return self._driver_for_home(home)
-
-    def _driver_for_home(self, home: str) -> graphdriver.Driver | None:
-        """A driver for another home (to remove or recover layers kept there), if one works."""
-        if home not in self._other_drivers:
-            self._other_drivers[home] = None
-            for name in graphdriver.registered():
-                if driver_home_name(name) != home:
-                    continue
-                try:
-                    self._other_drivers[home] = graphdriver.get_driver(name, self.root / home)
-                    break
-                except graphdriver.GraphDriverError:
-                    continue
-        return self._other_drivers[home]
 
     # -- verbs ------------------------------------------------------------------------------
 
@@ -346,8 +299,3 @@ def _tag_reference(text: str) -> Reference:
     return ref
 
 
-def _has_entries(path: Path) -> bool:
-    try:
-        return any(path.iterdir())
-    except OSError:
-        return False

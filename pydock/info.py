@@ -11,7 +11,7 @@ from pathlib import Path
 
 import graphdriver
 from pydock.layers import driver_step
-from pydock.paths import driver_home_name, is_rootless
+from pydock.paths import is_rootless
 from pydock.store import Store
 
 
@@ -34,7 +34,7 @@ def collect(
     """Facts about this pydock, its root and its storage drivers."""
     drivers = []
     for name in graphdriver.registered():
-        reason = graphdriver.probe(name, root / driver_home_name(name))
+        reason = graphdriver.probe(name, root / graphdriver.home_name(name))
         drivers.append({"Name": name, "Supported": reason is None, "Reason": reason or ""})
     with driver_step(f"reading status of driver {driver.name}"):
         status = driver.status()

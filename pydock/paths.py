@@ -8,8 +8,6 @@ from pathlib import Path
 
 SYSTEM_ROOT = Path("/var/lib/pydock")
 SYSTEM_RUN_ROOT = Path("/run/pydock")
-# Driver homes under the root; overlay2 and fuse share one on-disk layout.
-DRIVER_HOMES = {"overlay2": "overlay", "fuse": "overlay"}
 
 
 def is_rootless() -> bool:
@@ -44,7 +42,3 @@ def default_run_root(env: Mapping[str, str] | None = None) -> Path:
     runtime_dir = env.get("XDG_RUNTIME_DIR") or f"/tmp/pydock-{os.geteuid()}"
     return Path(runtime_dir) / "pydock"
 
-
-def driver_home_name(driver: str) -> str:
-    """The directory under the root that driver ``driver`` uses as its home."""
-    return DRIVER_HOMES.get(driver, driver)

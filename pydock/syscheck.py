@@ -30,7 +30,6 @@ from pydock.containers import lifecycle
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
 from pydock.image import ImageConfig
-from pydock.paths import driver_home_name
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def check(engine: Engine) -> tuple[list[Finding], bool]:
     manager = engine.containers
     running_roots: list[str] = []
     for record in store.containers.list_containers():
-        driver = drivers.get(driver_home_name(record.storage))
+        driver = drivers.get(engine.drivers.home_of(record.storage))
         if driver is not None and not driver.exists(record.rw_layer):
             findings.append(Finding(f"container {record.name}: its writable layer is missing"))
             continue
@@ -132,14 +131,7 @@ def check(engine: Engine) -> tuple[list[Finding], bool]:
 
 
 def _drivers(engine: Engine) -> dict[str, graphdriver.Driver]:
-    found: dict[str, graphdriver.Driver] = {engine.home: engine.driver}
-    for entry in sorted(os.listdir(engine.root)):
-        if entry in found or not (engine.root / entry).is_dir():
-            continue
-        driver = engine.driver_for_home(entry)
-        if driver is not None:
-            found[entry] = driver
-    return found
+    return engine.drivers.homes()
 
 
 def _forget_cache(engine: Engine, home: str, cache_id: str) -> Callable[[], None]:

@@ -88,7 +88,7 @@ def commit(
     ref = parse_reference(reference) if reference else None
     image, top = _image_top(manager, record)
     storage = manager.storage(record.storage)
-    content = manager.engine.content
+    content = manager.content
     with _pinned(storage, record), storage.diff(record.rw_layer, top) as stream:
         try:
             blob = store_layer_tar(stream, content)

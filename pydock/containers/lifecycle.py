@@ -311,10 +311,7 @@ def wait(manager: ContainerManager, record: ContainerRecord) -> int:
 
 def exit_command(manager: ContainerManager, record: ContainerRecord) -> tuple[str, ...]:
     """The command a detached container's monitor runs when it exits: ``pydock cleanup``."""
-    config = manager.engine.config
     argv = [sys.executable, "-m", "pydock", "--root", str(manager.root)]
-    argv += ["--run-root", str(config.run_root), "--storage", record.storage]
-    if config.storage == record.storage:
-        for key, value in sorted(config.storage_options.items()):
-            argv += ["--storage-opt", f"{key}={value}"]
+    argv += ["--run-root", str(manager.run_root)]
+    argv += manager.drivers.storage_arguments(record.storage)
     return (*argv, "cleanup", record.id)

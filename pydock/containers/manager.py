@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import graphdriver
 import runtime
 from pydock.clock import now_rfc3339
 from pydock.containers import lifecycle, names
@@ -37,28 +38,43 @@ from pydock.containers.errors import (
 )
 from pydock.containers.files import ContainerFiles
 from pydock.containers.state import Action, ContainerState, transition
-from pydock.containers.storage import ContainerStorage, release_mounts
-from pydock.errors import ImageUnknownError, PydockError, StorageError
+from pydock.containers.storage import ContainerStorage
+from pydock.content import ContentStore
+from pydock.errors import ImageUnknownError, PydockError
 from pydock.image import ImageConfig
-from pydock.paths import driver_home_name
 from pydock.reference import parse_reference
 from pydock.resolve import resolve_image
-from pydock.store import ContainerRecord, ImageRecord, current_owner, is_owner_alive
+from pydock.store import ContainerRecord, ImageRecord, Store, current_owner, is_owner_alive
 
 if TYPE_CHECKING:
-    from pydock.engine import Engine
+    from pydock.driverset import DriverSet
 
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 BUILTIN_BUSYBOX = "builtin:busybox"
 
 
 class ContainerManager:
-    """The containers of one pydock root."""
+    """The containers of one pydock root.
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.store = engine.store
-        self.root = engine.root
+    Built from its collaborators: the store, the content store, the root's drivers, the run
+    root, and ``import_image(source, name) -> image id`` (for the built-in busybox).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        content: ContentStore,
+        drivers: DriverSet,
+        *,
+        run_root: Path,
+        import_image: Callable[[str, str], str],
+    ) -> None:
+        self.store = store
+        self.content = content
+        self.drivers = drivers
+        self.root = drivers.root
+        self.run_root = Path(run_root)
+        self._import_image = import_image
         self._storages: dict[str, ContainerStorage] = {}
 
     # -- storage ----------------------------------------------------------------------------
@@ -66,27 +82,14 @@ class ContainerManager:
     def storage(self, driver_name: str) -> ContainerStorage:
         """The container storage of driver ``driver_name`` (built on first use)."""
         if driver_name not in self._storages:
-            engine = self.engine
-            if driver_name == engine.driver.name:
-                driver, home = engine.driver, engine.home
-            else:
-                home = driver_home_name(driver_name)
-                options = engine.config.storage_options
-                wanted = options if engine.config.storage == driver_name else {}
-                try:
-                    driver = graphdriver.get_driver(driver_name, self.root / home, dict(wanted))
-                except graphdriver.GraphDriverError as exc:
-                    raise StorageError(f"using storage driver {driver_name}: {exc}") from exc
             self._storages[driver_name] = ContainerStorage(
-                self.store, engine.content, driver, home, engine._driver_for_home
+                self.store,
+                self.content,
+                self.drivers.driver(driver_name),
+                self.drivers.home_of(driver_name),
+                self.drivers.for_home,
             )
         return self._storages[driver_name]
-
-    def close(self) -> None:
-        """Drop the mount references this process still holds (running containers keep theirs)."""
-        for name, storage in self._storages.items():
-            if name != self.engine.driver.name:
-                release_mounts(storage.driver)
 
     # -- finding ----------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class ContainerManager:
         except ImageUnknownError:
             if not _is_builtin_busybox(name):
                 raise
-        image_id = self.engine.import_image(BUILTIN_BUSYBOX, "busybox")
+        image_id = self._import_image(BUILTIN_BUSYBOX, "busybox")
         found = self.store.images.get(image_id)
         if found is None:
             raise ImageUnknownError(f"{doing} {name}: the built-in image went away meanwhile")
@@ -157,7 +160,7 @@ class ContainerManager:
             options, ImageDefaults.from_config(ImageConfig.parse(image.config).config)
         )
         _check_capabilities(config)
-        storage = self.storage(self.engine.driver.name)
+        storage = self.storage(self.drivers.default.name)
         top = storage.prepare_image(image)
         record = self._insert(options.name, image, storage, config)
         files = self.files(record.id)

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import graphdriver
 from pydock.content import ContentStore
-from pydock.errors import ContentError, StorageError
+from pydock.errors import ContentError
 from pydock.image import ImageConfig
 from pydock.layers import DriverLookup, LayerManager, driver_step
 from pydock.store import ImageRecord, Store
@@ -157,19 +157,3 @@ class _LayerOpener:
             digest=self.diff_id,
         )
 
-
-def release_mounts(driver: graphdriver.Driver) -> None:
-    """At the end of a process: drop every mount reference it still holds.
-
-    Mounts of running containers were handed over (:meth:`ContainerStorage.keep_mounted`) and
-    stay; nothing that another pydock process mounted is touched.
-    """
-    failures: list[str] = []
-    for layer_id in driver.counter.active():
-        try:
-            while driver.is_mounted(layer_id):
-                driver.put(layer_id)
-        except graphdriver.GraphDriverError as exc:
-            failures.append(str(exc))
-    if failures:
-        raise StorageError(f"releasing mounts of driver {driver.name}: {'; '.join(failures)}")
