@@ -233,8 +233,8 @@ def _read_profile(path: str) -> str:
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise ContainerConfigError(f"reading seccomp profile {path}: {why}") from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ContainerConfigError(f"reading seccomp profile {path}: {why.lower()}") from exc
     try:
         runtime.parse_seccomp_profile(text, source=path)
     except runtime.InvalidSpecError as exc:

@@ -92,7 +92,16 @@ CASES = [
     pytest.param(["run", "--rm", "--cpus", "1000", "busybox", "true"], 125, "CPUs", id="cpus"),
     pytest.param(["run", "--rm", "--cap-add", "NOPE", "busybox", "true"], 125, "NOPE", id="cap"),
     pytest.param(
-        ["run", "--rm", "--security-opt", "seccomp=x", "busybox", "true"], 125, "only", id="secopt"
+        ["run", "--rm", "--security-opt", "apparmor=x", "busybox", "true"],
+        125,
+        "only",
+        id="secopt",
+    ),
+    pytest.param(
+        ["run", "--rm", "--security-opt", "seccomp=/no/such.json", "busybox", "true"],
+        125,
+        "reading seccomp profile /no/such.json: no such file or directory",
+        id="seccomp-file",
     ),
     pytest.param(["run", "--rm", "-w", "rel", "busybox", "true"], 125, "absolute", id="workdir"),
     pytest.param(["start", "nosuch"], 125, "no such container", id="start-unknown"),
