@@ -1,10 +1,10 @@
 """What one ``pydock bench`` run measured, and the ``results.json`` it is saved as.
 
 The JSON file is the source of every other output (table, Markdown report, plots), so a report
-can be drawn again from an old run. Its shape (version 1)::
+can be drawn again from an old run. Its shape (version 2)::
 
     {
-      "format": "pydock-bench/1",
+      "format": "pydock-bench/2",
       "command": ["pydock", "bench", "--size", "small"],
       "started": "2026-11-28T03:40:00Z", "finished": "...",
       "interrupted": false,
@@ -12,19 +12,26 @@ can be drawn again from an old run. Its shape (version 1)::
                   "load_average": [1.0, 0.5, 0.2], "work_dir", "work_fs", "root": true},
       "versions": {"pydock": "0.1.0", "fuse-overlayfs": "1.10", ...},
       "settings": {"size": "small", "repeat": 3, "cache": "dropped" | "warm only",
-                   "baseline": "overlay2", "data": {"files": 2000, ...}},
+                   "baseline": "overlay2", "data": {"files": 2000, ...},
+                   "warmup": 1, "settle": ["sync", ...], "settle_skipped": ["fstrim: ..."]},
       "backends": [{"name": "overlay2", "kind": "driver" | "reference",
                     "description": "...", "skipped": null | "why"}],
       "workloads": [{
           "name": "unpack", "description": "one line", "unit": "s" | "MiB/s",
           "better": "lower" | "higher",
-          "results": [{"backend": "overlay2", "samples": [0.12, 0.13],
+          "results": [{"backend": "overlay2", "warmup": [0.31], "samples": [0.12, 0.13],
                        "median": 0.125, "min": 0.12, "max": 0.13,
-                       "ratio": 1.0 | null, "skipped": null | "why"}]}]
+                       "ci": [0.12, 0.13] | null, "ci_coverage": 0.5 | null,
+                       "ratio": 1.0 | null, "ratio_ci": [0.9, 1.1] | null,
+                       "verdict": "faster" | "slower" | "no difference" | null,
+                       "flags": ["bimodal", "drift"], "skipped": null | "why"}]}]
     }
 
-``ratio`` is the backend's median over the baseline's median for the same workload, so 1.0 is
-"as the baseline"; whether above 1 is good depends on ``better``.
+``warmup`` holds the samples of the warm-up round, which count in nothing. ``ratio`` is the
+backend's median over the baseline's median for the same workload, so 1.0 is "as the
+baseline"; whether above 1 is good depends on ``better``. ``ci``, ``ratio_ci``, ``verdict``
+and ``flags`` are explained in :mod:`pydock.bench.stats`. Version 1 files (no warm-up, no
+intervals) are still read; the report computes what they lack from their samples.
 """
 
 from __future__ import annotations
@@ -35,7 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "pydock-bench/1"
+from pydock.bench.stats import summary
+
+FORMAT = "pydock-bench/2"
+FORMATS = ("pydock-bench/1", FORMAT)  # what read_json accepts
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Cell:
 
     backend: str
     samples: list[float] = field(default_factory=list)
+    warmup: list[float] = field(default_factory=list)  # measured, never counted
     skipped: str | None = None
 
     def median(self) -> float | None:
@@ -91,18 +102,18 @@ class Run:
         workloads = []
         for workload in self.workloads:
             results = []
+            base = workload.cells.get(baseline)
             for name, cell in workload.cells.items():
                 samples = [round(value, 6) for value in cell.samples]
-                median = cell.median()
-                ratio = workload.ratio(name, baseline)
+                figures = summary(cell.samples, base.samples if base else None, workload.better)
                 results.append(
                     {
                         "backend": name,
+                        "warmup": [round(value, 6) for value in cell.warmup],
                         "samples": samples,
-                        "median": None if median is None else round(median, 6),
                         "min": min(samples) if samples else None,
                         "max": max(samples) if samples else None,
-                        "ratio": None if ratio is None else round(ratio, 4),
+                        **figures,
                         "skipped": cell.skipped,
                     }
                 )
@@ -139,6 +150,6 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 def read_json(path: Path) -> dict[str, Any]:
     """A results file written by :func:`write_json`; ValueError if it is not one."""
     data = json.loads(path.read_text())
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in FORMATS:
         raise ValueError(f"{path}: not a pydock bench results file ({FORMAT})")
     return data
