@@ -11,7 +11,7 @@ unpack          ``apply_diff`` of the layer tar / ``tar -xf``
 snapshot        ``create_read_write`` on the data layer / ``cp -a`` of the tree
 mount           ``get`` + ``put`` of a layer on a chain / ``mount -t overlay`` or
                 ``fuse-overlayfs`` + unmount
-start           ``pydock run --rm busybox /bin/true`` / ``podman run --rm``
+start           ``pydock run --rm busybox /bin/true`` / ``podman run --rm``, ``crun run``
 view            a container's root mounted over the data layer (workloads run inside it)
 diff            ``diff`` of a layer with changed files into a file / ``tar -cf``
 remove          ``remove`` of an unpacked layer / ``rm -rf``
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import graphdriver
+from pydock.bench.crun import CrunBundle
 from pydock.bench.data import Dataset, DataSource, Size, small_tar
 from pydock.bench.podman import PodmanStore
 
@@ -507,7 +508,39 @@ class PodmanBackend(Backend):
         return self.clock.time(lambda: run_tool(self.command))
 
 
+class CrunBackend(Backend):
+    """crun alone on an unpacked busybox bundle: the runtime's floor, no engine and no storage."""
+
+    name = "crun"
+    description = "crun run on an unpacked busybox bundle (no engine, no image store)"
+    operations = frozenset({"start"})
+
+    def unavailable(self) -> str | None:
+        if shutil.which("crun") is None:
+            return "crun not installed"
+        if os.geteuid() != 0:
+            return "needs root (a rootless crun needs its own user set-up)"
+        return None
+
+    def setup(self) -> None:
+        super().setup()
+        self.bundle = CrunBundle(self.work)
+        self.bundle.prepare()
+
+    def close(self) -> None:
+        bundle = getattr(self, "bundle", None)
+        if bundle is not None:
+            bundle.close()
+        super().close()
+
+    def start(self) -> float:
+        argv = self.bundle.run_argv()
+        return self.clock.time(lambda: run_tool(argv))
+
+
 REFERENCES: dict[str, type[Backend]] = {
     backend.name: backend
-    for backend in (TarBackend, KernelOverlayBackend, FuseOverlayfsBackend, PodmanBackend)
-}
+    for backend in (
+        TarBackend, KernelOverlayBackend, FuseOverlayfsBackend, PodmanBackend, CrunBackend
+    )
+}  # fmt: skip

@@ -30,10 +30,12 @@ from pydock.bench.runner import (
     sigterm_interrupts,
     versions,
 )
+from pydock.bench.settle import Settler
 from pydock.bench.workloads import select, workloads
 from pydock.errors import PydockError, UsageError
 
 EXIT_INTERRUPTED = 130
+WARMUP = 1  # uncounted rounds per workload and backend
 
 
 def _names(text: str | None, known: list[str] | None, what: str) -> list[str] | None:
@@ -104,19 +106,41 @@ def _write_and_print(data: dict[str, Any], out: Path) -> None:
     sys.stderr.write(f"bench: results, report and plots in {written['json'].parent}\n")
 
 
-def redraw(source: Path, out: Path | None) -> int:
-    """Draw the table, report and plots of an earlier run from its ``results.json``."""
+def load(source: Path) -> dict[str, Any]:
+    """An earlier run's ``results.json``; PydockError saying why when it cannot be read."""
     try:
-        data = read_json(source)
+        return read_json(source)
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise PydockError(f"bench: reading {source}: {reason}") from exc
     except ValueError as exc:  # not JSON, or not ours
         message = str(exc) if str(source) in str(exc) else f"{source}: not valid JSON"
         raise PydockError(f"bench: {message}") from exc
+
+
+def redraw(source: Path, out: Path | None) -> int:
+    """Draw the table, report and plots of an earlier run from its ``results.json``."""
+    data = load(source)
     target = out or source.parent
     _writable_dir(target)
     _write_and_print(data, target)
+    return 0
+
+
+def compare_runs(before: Path, after: Path, out: Path | None) -> int:
+    """Print two earlier runs side by side; with ``out``, write ``compare.md`` there too."""
+    from rich.console import Console
+
+    from pydock.bench import compare
+
+    old, new = load(before), load(after)
+    names = (str(before), str(after))
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
+    compare.print_compare(old, new, names, Console(width=width))
+    if out is not None:
+        _writable_dir(out)
+        (out / "compare.md").write_text(compare.markdown(old, new, names))
+        sys.stderr.write(f"bench: comparison in {out / 'compare.md'}\n")
     return 0
 
 
@@ -124,6 +148,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments ask for; write and print the results."""
     if args.redraw is not None:
         return redraw(args.redraw, args.out)
+    if getattr(args, "compare", None):  # the flag arrives with the CLI's next version
+        return compare_runs(args.compare[0], args.compare[1], args.out)
     drivers = list(graphdriver.registered())
     backend_names = _names(args.backends, drivers, "storage") or drivers
     if args.references == "none":
@@ -155,7 +181,7 @@ def run_bench(args: argparse.Namespace) -> int:
         machine=machine(work),
         versions=versions(),
         settings={"size": size, "repeat": repeat, "baseline": baseline,
-                  "cache": "dropped" if can_drop else "warm only",
+                  "cache": "dropped" if can_drop else "warm only", "warmup": WARMUP,
                   "data": SIZES[size].describe()},
         backends=[],
     )  # fmt: skip
@@ -174,8 +200,12 @@ def run_bench(args: argparse.Namespace) -> int:
                 DriverBackend(name, runs, source, clock, {}) for name in backend_names
             ]
             backends += [REFERENCES[name](runs, source, clock) for name in reference_names]
-            plan = Plan(backends, chosen, repeat, work)
-            if "podman" in reference_names and os.geteuid() == 0:
+            settler = Settler(work)
+            settler.probe()
+            run.settings["settle"] = settler.done
+            run.settings["settle_skipped"] = settler.skipped
+            plan = Plan(backends, chosen, repeat, work, settler=settler, warmup=WARMUP)
+            if {"podman", "crun"} & set(reference_names) and os.geteuid() == 0:
                 note = hide_hybrid_cgroup2()
                 if note:
                     run.settings["note"] = note

@@ -1,7 +1,9 @@
 """Running the plan: every workload on every backend, interleaved, with clean-up on any exit.
 
-For each workload the rounds alternate the order of the backends (A B C, then C B A, ...), so
-slow drift of a shared machine falls on all of them alike. A backend that cannot run here is
+For each workload a warm-up round runs first (its samples are kept apart and count in nothing:
+first-use costs land there), then ``repeat`` rounds that alternate the order of the backends
+(A B C, then C B A, ...), so slow drift of a shared machine falls on all of them alike. The file
+system is settled between rounds (see :mod:`pydock.bench.settle`). A backend that cannot run here is
 skipped with the reason, and one whose operation fails has that workload marked "failed" with
 the tool's last line; the rest of the run goes on. Ctrl-C (or SIGTERM) stops the run: what was
 measured is kept, and every mount and process the run started is removed.
@@ -13,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +31,7 @@ import graphdriver
 from graphdriver.mountutil import detach, mounts_under
 from pydock.bench.backends import Backend, NotApplicable, tool_error
 from pydock.bench.results import Run, WorkloadResult
+from pydock.bench.settle import Settler
 from pydock.bench.workloads import Workload
 from pydock.errors import PydockError
 from pydock.info import package_version
@@ -44,13 +48,15 @@ class Plan:
     repeat: int
     work: Path
     skipped: dict[str, str] = field(default_factory=dict)  # backend name -> why
+    settler: Settler | None = None  # None: only the sync before every sample
+    warmup: int = 1  # uncounted rounds before the counted ones
 
     def samples(self) -> int:
-        """How many samples the plan takes at most (for the progress bar)."""
+        """How many samples the plan takes at most, warm-up included (for the progress bar)."""
         count = 0
         for workload in self.workloads:
             runs = [b for b in self.backends if self.applies(b, workload)]
-            count += len(runs) * self.repeat
+            count += len(runs) * (self.warmup + self.repeat)
         return count
 
     def applies(self, backend: Backend, workload: Workload) -> bool:
@@ -78,13 +84,16 @@ def execute(plan: Plan, run: Run, progress: Progress) -> None:
                 cell.skipped = "does not apply"
             else:
                 active.append(backend)
-        for round_ in range(plan.repeat):
+        for round_ in range(-plan.warmup, plan.repeat):
+            if plan.settler is not None and round_ > -plan.warmup:
+                plan.settler.settle()
             order = active if round_ % 2 == 0 else active[::-1]
             for backend in order:
                 cell = result.cell(backend.name)
                 if cell.skipped is not None:
                     continue
-                label = f"{workload.name} on {backend.name} (round {round_ + 1}/{plan.repeat})"
+                which = "warm-up" if round_ < 0 else f"round {round_ + 1}/{plan.repeat}"
+                label = f"{workload.name} on {backend.name} ({which})"
                 if backend.name not in ready:
                     progress(f"setting up {backend.name}", done)
                     failure = _attempt(backend.setup)
@@ -101,6 +110,8 @@ def execute(plan: Plan, run: Run, progress: Progress) -> None:
                 if failure is not None:
                     cell.samples.clear()
                     cell.skipped = f"failed: {failure}"
+                elif round_ < 0:
+                    cell.warmup.extend(value)
                 else:
                     cell.samples.extend(value)
         progress(f"{workload.name} done", done)
@@ -189,12 +200,7 @@ def machine(work: Path) -> dict[str, Any]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 memory = int(line.split()[1]) * 1024
-    fstype = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        fstype = subprocess.run(  # findmnt tells ext4 from ext2; statfs(2) cannot
-            ["findmnt", "-n", "-o", "FSTYPE", "--target", str(work)],
-            capture_output=True, text=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+    where = work_mount(work)
     return {
         "hostname": socket.gethostname(),
         "kernel": platform.release(),
@@ -204,9 +210,49 @@ def machine(work: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": [round(value, 2) for value in os.getloadavg()],
         "work_dir": str(work),
-        "work_fs": fstype,
+        "work_fs": where.get("fstype", ""),
+        "work_mount": where.get("target", ""),
+        "work_device": where.get("source", ""),
+        "work_fs_options": where.get("options", ""),
         "root": os.geteuid() == 0,
     }
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field with its octal escapes (``\\040`` for a space) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def work_mount(work: Path, mountinfo: str | None = None) -> dict[str, str]:
+    """The mount holding ``work`` (or its nearest existing parent): target, fstype, source, options.
+
+    Read from /proc/self/mountinfo, which names every file system as the kernel does (tmpfs,
+    overlay, ext4, xfs, btrfs, fuse.*); ``work`` need not exist yet.
+    """
+    path, rest = Path(os.path.abspath(work)), Path()
+    while not path.exists() and path != path.parent:
+        path, rest = path.parent, Path(path.name) / rest
+    real = os.path.normpath(Path(os.path.realpath(path)) / rest)
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return {}
+    best: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or len(tail) < 2:
+            continue
+        target = _unescape(fields[4])
+        inside = real == target or real.startswith(target.rstrip("/") + "/")
+        # a later mount on the same target hides the earlier one, so ">=" keeps the last
+        if inside and len(target) >= len(best.get("target", "")):
+            both = fields[5].split(",") + (tail[2].split(",") if len(tail) > 2 else [])
+            options = ",".join(dict.fromkeys(both))  # the mount's flags, then the fs's own
+            best = {"target": target, "fstype": tail[0], "source": _unescape(tail[1]),
+                    "options": options}  # fmt: skip
+    return best
 
 
 def _tool_version(argv: list[str]) -> str | None:
