@@ -1,101 +1,112 @@
-"""Draw a ``pydock bench`` results dict as a terminal table, a Markdown report and PNG plots.
+"""Draw a ``pydock bench`` results dict as a terminal table and a Markdown report.
 
 Everything here reads only the plain dict of ``results.json`` (see :mod:`pydock.bench.results`),
-so an old run can be drawn again. Partial runs are normal: a cell may be missing, skipped or
-empty, and every output says so rather than failing. A cell reads ``12.3 ms (1.00x) ±4.1%``:
-the median, its ratio to the baseline's median, and the spread (max - min) / median.
+so an old run can be drawn again; the figures of each cell are computed again from its samples
+(:mod:`pydock.bench.stats`), so a version 1 file gets intervals and verdicts too. Partial runs
+are normal: a cell may be missing, skipped or empty, and every output says so.
+
+Two layouts: the grid (a row per workload, a column per backend; a cell reads ``12.3 ms 0.52x
+faster``) and the list (a row per workload and backend, with the median's 95% interval, the
+ratio's interval and the flags). The terminal gets the grid when it fits, else the list with as
+many columns as fit; the Markdown report has both. A backend with no data anywhere gets no
+column.
 """
 
 from __future__ import annotations
 
-import re
-import statistics
-import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from pydock.bench.cells import (
+    BASELINE,
+    DOES_NOT_APPLY,
+    NOT_APPLICABLE,
+    NOT_RUN,
+    Data,
+    backends,
+    baseline_of,
+    figures,
+    format_range,
+    format_ratio,
+    format_ratio_range,
+    format_value,
+    result_of,
+    shown_backends,
+    state,
+)
+from pydock.bench.plots import plot, plot_stems
 from pydock.bench.results import write_json
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
-NOT_RUN = "not run"
-SKIPPED = "skipped"
-DOES_NOT_APPLY = "does not apply"  # the runner's reason for a backend without the operation
-NOT_APPLICABLE = "-"
-SUMMARY = "summary"
-
-Data = dict[str, Any]
+# -- cells --------------------------------------------------------------------------------------
 
 
-def _backends(data: Data) -> list[str]:
-    """The backends that ran, in run order."""
-    return [str(b["name"]) for b in data.get("backends", []) if not b.get("skipped")]
-
-
-def _result(workload: Data, backend: str) -> Data | None:
-    for result in workload.get("results", []):
-        if result.get("backend") == backend:
-            return dict(result)
-    return None
-
-
-def _num(value: float) -> str:
-    """About three significant digits, never in exponent form."""
-    size = abs(value)
-    if size >= 100 or size == 0:
-        return f"{value:.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    if size >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
-
-def format_value(value: float, unit: str) -> str:
-    """``value`` in ``unit`` for people: seconds under one second are shown in ms."""
-    if unit == "s" and abs(value) < 1:
-        return f"{_num(value * 1000)} ms"
-    return f"{_num(value)} {unit}".rstrip()
-
-
-def format_ratio(ratio: float) -> str:
-    """``1.23x``; small ratios keep two significant digits (``0.0031x``), not ``0.00x``."""
-    if ratio == 0 or ratio >= 0.1:
-        return f"{ratio:.2f}x"
-    return f"{ratio:.2g}x"
-
-
-def _median(result: Data) -> float | None:
-    if result.get("median") is not None:
-        return float(result["median"])
-    samples = result.get("samples") or []
-    return float(statistics.median(samples)) if samples else None
-
-
-def cell_text(result: Data | None, unit: str) -> str:
-    """One table cell: median, ratio to the baseline, and spread when there are 2+ samples."""
-    if result is None:
-        return NOT_RUN
-    if result.get("skipped") == DOES_NOT_APPLY:
-        return NOT_APPLICABLE
-    if result.get("skipped"):
-        return SKIPPED
-    median = _median(result)
-    if median is None:
-        return NOT_RUN
-    parts = [format_value(median, unit)]
-    if result.get("ratio") is not None:
-        parts.append(f"({format_ratio(float(result['ratio']))})")
-    samples = [float(v) for v in result.get("samples") or []]
-    if len(samples) >= 2 and median:
-        spread = (max(samples) - min(samples)) / median * 100
-        parts.append(f"±{spread:.1f}%" if spread < 10 else f"±{spread:.0f}%")
+def cell_text(data: Data, workload: Data, backend: str) -> str:
+    """A grid cell: ``12.3 ms 0.52x faster``, the baseline's ``12.3 ms baseline``, or a state."""
+    found = figures(data, workload, backend)
+    if found is None:
+        return state(workload, backend) or NOT_RUN
+    parts = [format_value(found.median, str(workload.get("unit", "")))]
+    if backend == baseline_of(data):
+        parts.append(BASELINE)
+    elif found.ratio is not None:
+        parts.append(format_ratio(found.ratio))
+        if found.verdict is not None:
+            parts.append(found.verdict)
+    if found.flags:
+        parts.append(f"[{' '.join(found.flags)}]")
     return " ".join(parts)
+
+
+LIST_COLUMNS = ("workload", "backend", "median", "95% CI", "ratio", "ratio 95% CI", "verdict",
+                "flags")  # fmt: skip
+
+
+def list_rows(data: Data) -> list[dict[str, str]]:
+    """The list layout: one row per workload and shown backend where the workload applies."""
+    rows = []
+    baseline = baseline_of(data)
+    for workload in data.get("workloads", []):
+        unit = str(workload.get("unit", ""))
+        first = True
+        for name in shown_backends(data):
+            found = figures(data, workload, name)
+            row = dict.fromkeys(LIST_COLUMNS, "")
+            row["workload"] = str(workload["name"]) if first else ""
+            row["backend"] = name
+            if found is None:
+                where = state(workload, name)
+                if where == NOT_APPLICABLE:
+                    continue
+                row["median"] = where or NOT_RUN
+            else:
+                row["median"] = format_value(found.median, unit)
+                row["95% CI"] = format_range(found.ci, unit) if found.ci else ""
+                if name == baseline:
+                    row["ratio"] = BASELINE
+                elif found.ratio is not None:
+                    row["ratio"] = format_ratio(found.ratio)
+                row["ratio 95% CI"] = format_ratio_range(found.ratio_ci) if found.ratio_ci else ""
+                row["verdict"] = found.verdict or ""
+                row["flags"] = " ".join(found.flags)
+            rows.append(row)
+            first = False
+        if first:  # nothing shown for this workload: still say it was not run
+            rows.append({**dict.fromkeys(LIST_COLUMNS, ""), "workload": str(workload["name"]),
+                         "median": NOT_RUN})  # fmt: skip
+    return rows
+
+
+def _filled(rows: list[dict[str, str]], columns: tuple[str, ...]) -> list[str]:
+    """``columns`` without those empty in every row."""
+    return [c for c in columns if c in ("workload", "backend") or any(r[c] for r in rows)]
+
+
+# -- text ---------------------------------------------------------------------------------------
 
 
 def skip_reasons(data: Data) -> list[str]:
@@ -108,56 +119,138 @@ def skip_reasons(data: Data) -> list[str]:
             continue
         grouped: dict[str, list[str]] = {}
         for workload in data.get("workloads", []):
-            result = _result(workload, name)
+            result = result_of(workload, name)
             if result is not None and result.get("skipped") not in (None, "", DOES_NOT_APPLY):
                 grouped.setdefault(str(result["skipped"]), []).append(str(workload["name"]))
         lines += [f"{name} / {', '.join(names)}: {why}" for why, names in grouped.items()]
     return lines
 
 
+def flagged(data: Data) -> list[str]:
+    """``workload / backend: flags (samples)`` for every cell whose samples were flagged."""
+    lines = []
+    for workload in data.get("workloads", []):
+        unit = str(workload.get("unit", ""))
+        for name in backends(data):
+            found = figures(data, workload, name)
+            if found is not None and found.flags:
+                values = ", ".join(format_value(v, unit) for v in found.samples)
+                lines.append(f"{workload['name']} / {name}: {' and '.join(found.flags)} ({values})")
+    return lines
+
+
 def title(data: Data) -> str:
     """One line naming the run's settings, and whether it was cut short."""
     settings = data.get("settings", {})
+    warmup = settings.get("warmup")
     line = (
-        f"pydock bench: size {settings.get('size', '?')}, repeat {settings.get('repeat', '?')}, "
-        f"cache {settings.get('cache', '?')}, baseline {settings.get('baseline', '?')}"
+        f"pydock bench: size {settings.get('size', '?')}, repeat {settings.get('repeat', '?')}"
+        + (f" (+{warmup} warm-up)" if warmup else "")
+        + f", cache {settings.get('cache', '?')}, baseline {settings.get('baseline', '?')}"
     )
     if data.get("interrupted"):
         line += " (interrupted: partial results)"
     return line
 
 
-def legend(data: Data) -> str:
-    """How to read the ratio in every cell."""
-    baseline = data.get("settings", {}).get("baseline", "?")
-    return f"ratio = median / median of {baseline}; lower is better for times, higher for MiB/s"
-
-
-def text_table(data: Data) -> Table:
-    """A rich table: one row per workload, one column per backend that was not skipped."""
-    backends = _backends(data)
-    heading = title(data)
-    # as wide as the title, so that the title is not wrapped over a narrow table
-    table = Table(title=Text(heading), title_justify="left", min_width=len(heading))
-    table.add_column(Text("workload"), no_wrap=True)
-    for name in backends:
-        table.add_column(Text(name), justify="right")
+def _coverage(data: Data) -> str:
+    """The real coverage of the median intervals, which is below 95% for 5 samples or fewer."""
+    found = set()
     for workload in data.get("workloads", []):
-        unit = str(workload.get("unit", ""))
-        cells = [Text(cell_text(_result(workload, name), unit)) for name in backends]
+        for name in backends(data):
+            cell = figures(data, workload, name)
+            if cell is not None and cell.ci is not None:
+                found.add((len(cell.samples), round(cell.ci.coverage * 100)))
+    return ", ".join(f"{pct}% with {n} samples" for n, pct in sorted(found))
+
+
+def legend(data: Data) -> list[str]:
+    """How to read the cells."""
+    baseline = baseline_of(data) or "?"
+    lines = [
+        f"ratio = median / median of {baseline} (MiB/s: higher is better)",
+        "faster/slower: the two medians' intervals do not overlap; no difference: they do",
+    ]
+    coverage = _coverage(data)
+    if coverage:
+        lines.append(f"intervals: order statistics of the samples (coverage {coverage})")
+    return lines
+
+
+def settle_lines(data: Data) -> list[str]:
+    settings = data.get("settings", {})
+    done = settings.get("settle")
+    if not done:
+        return []
+    lines = [f"between rounds: {', '.join(done)}"]
+    lines += [f"not between rounds: {why}" for why in settings.get("settle_skipped") or []]
+    return lines
+
+
+def grid_table(data: Data) -> Table:
+    """The grid: one row per workload, one column per shown backend."""
+    names = shown_backends(data)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column(Text("workload"), no_wrap=True)
+    for name in names:
+        table.add_column(Text(name), justify="right", no_wrap=True)
+    for workload in data.get("workloads", []):
+        cells = [Text(cell_text(data, workload, name)) for name in names]
         table.add_row(Text(str(workload["name"])), *cells)
     return table
 
 
+def list_table(data: Data, columns: tuple[str, ...] = LIST_COLUMNS) -> Table:
+    """The list: one row per workload and backend, with ``columns`` that have data."""
+    rows = list_rows(data)
+    shown = _filled(rows, columns)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in shown:
+        right = column not in ("workload", "backend", "verdict", "flags")
+        table.add_column(Text(column), justify="right" if right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(row[c]) for c in shown))
+    return table
+
+
+UNBOUNDED = 100_000  # measure a table's natural width, not the console's
+
+# From the fullest to the most compact; the terminal gets the first that fits.
+NARROWER = (
+    ("workload", "backend", "median", "ratio", "ratio 95% CI", "verdict", "flags"),
+    ("workload", "backend", "median", "ratio", "verdict", "flags"),
+    ("workload", "backend", "ratio", "verdict"),
+)
+
+
+def _width(console: Console, table: Table) -> int:
+    return Measurement.get(console, console.options.update_width(UNBOUNDED), table).maximum
+
+
+def fitting_table(data: Data, console: Console) -> Table:
+    """The grid if it fits the console, else the widest list layout that does."""
+    candidates = [grid_table(data), list_table(data)]
+    candidates += [list_table(data, columns) for columns in NARROWER]
+    for table in candidates:
+        if _width(console, table) <= console.width:
+            return table
+    return candidates[-1]
+
+
 def print_table(data: Data, console: Console) -> None:
-    """The table, then the skip reasons and the legend, as plain text where there is no tty."""
-    console.print(text_table(data))
-    reasons = skip_reasons(data)
-    if reasons:
-        console.print(Text("skipped:"), highlight=False)
-        for line in reasons:
-            console.print(Text(f"  {line}"), highlight=False)
-    console.print(Text(legend(data)), highlight=False)
+    """Title, table, flags, skip reasons and legend, as plain text where there is no tty."""
+    console.print(Text(title(data)), highlight=False)
+    console.print(fitting_table(data, console))
+    for heading, lines in (("flagged:", flagged(data)), ("skipped:", skip_reasons(data))):
+        if lines:
+            console.print(Text(heading), highlight=False)
+            for line in lines:
+                console.print(Text(f"  {line}"), highlight=False)
+    for line in [*settle_lines(data), *legend(data)]:
+        console.print(Text(line), highlight=False)
+
+
+# -- Markdown -----------------------------------------------------------------------------------
 
 
 def _md(text: object) -> str:
@@ -169,32 +262,59 @@ def _md_row(cells: list[str]) -> str:
 
 
 def markdown_table(data: Data) -> str:
-    """The results table alone, in GitHub-flavoured Markdown (for pasting into the README)."""
-    backends = _backends(data)
-    lines = [_md_row(["workload", *backends]), "|---|" + "---:|" * len(backends)]
+    """The grid in GitHub-flavoured Markdown (for pasting into the README)."""
+    names = shown_backends(data)
+    lines = [_md_row(["workload", *names]), "|---|" + "---:|" * len(names)]
     for workload in data.get("workloads", []):
-        unit = str(workload.get("unit", ""))
-        cells = [cell_text(_result(workload, name), unit) for name in backends]
+        cells = [cell_text(data, workload, name) for name in names]
         lines.append(_md_row([str(workload["name"]), *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def markdown_list(data: Data) -> str:
+    """The list layout in Markdown, every column that has data."""
+    rows = list_rows(data)
+    shown = _filled(rows, LIST_COLUMNS)
+    align = ["---" if c in ("workload", "backend", "verdict", "flags") else "---:" for c in shown]
+    lines = [_md_row(shown), "|" + "|".join(align) + "|"]
+    lines += [_md_row([row[c] for c in shown]) for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def _machine_lines(machine: Data) -> list[str]:
     shown: list[tuple[str, str]] = []
-    for key in ("kernel", "arch", "cpus", "python", "work_fs"):
+    for key in ("hostname", "kernel", "arch", "cpus", "python"):
         if machine.get(key) is not None:
             shown.append((key, str(machine[key])))
     if machine.get("memory_bytes"):
-        shown.insert(3, ("memory", f"{int(machine['memory_bytes']) / 2**30:.1f} GiB"))
-    if machine.get("work_dir"):
-        shown.append(("work_dir", str(machine["work_dir"])))
+        shown.append(("memory", f"{int(machine['memory_bytes']) / 2**30:.1f} GiB"))
+    for key in ("work_dir", "work_fs", "work_mount", "work_device", "work_fs_options"):
+        if machine.get(key):
+            shown.append((key, str(machine[key])))
     if machine.get("load_average"):
         shown.append(("load_average", " ".join(f"{v:.2f}" for v in machine["load_average"])))
     return [f"- {key}: {value}" for key, value in shown]
 
 
+def _warmup_lines(data: Data) -> list[str]:
+    """Warm-up samples far from the counted median (first-use costs the warm-up kept out)."""
+    lines = []
+    for workload in data.get("workloads", []):
+        unit = str(workload.get("unit", ""))
+        for name in backends(data):
+            found = figures(data, workload, name)
+            if found is None or not found.median:
+                continue
+            far = [v for v in found.warmup if not 0.5 <= v / found.median <= 2]
+            if far:
+                shown = ", ".join(format_value(v, unit) for v in far)
+                lines.append(f"- {workload['name']} / {name}: warm-up {shown}, "
+                             f"median {format_value(found.median, unit)}")  # fmt: skip
+    return lines
+
+
 def markdown(data: Data) -> str:
-    """The whole report: command, machine, settings, results, skip reasons and plot links."""
+    """The whole report: command, machine, settings, results, flags, skips and plot links."""
     settings = data.get("settings", {})
     lines = ["# pydock bench report", ""]
     if data.get("interrupted"):
@@ -205,12 +325,22 @@ def markdown(data: Data) -> str:
     versions = data.get("versions", {})
     lines += ["## Versions", "", *(f"- {k}: {v}" for k, v in versions.items()), ""]
     lines += ["## Settings", ""]
-    for key in ("size", "repeat", "cache", "baseline"):
-        lines.append(f"- {key}: {settings.get(key, '?')}")
+    for key in ("size", "repeat", "warmup", "cache", "baseline"):
+        if key in settings or key != "warmup":
+            lines.append(f"- {key}: {settings.get(key, '?')}")
+    lines += [f"- {line}" for line in settle_lines(data)]
     if settings.get("note"):
         lines.append(f"- note: {settings['note']}")
     lines += [f"- data {key}: {value}" for key, value in settings.get("data", {}).items()]
-    lines += ["", "## Results", "", title(data), "", markdown_table(data), legend(data), ""]
+    lines += ["", "## Results", "", title(data), "", markdown_table(data)]
+    lines += [*(f"- {line}" for line in legend(data)), ""]
+    lines += ["### Every cell", "", markdown_list(data)]
+    found = flagged(data)
+    if found:
+        lines += ["### Flagged samples", "", *(f"- {_md(line)}" for line in found), ""]
+    warm = _warmup_lines(data)
+    if warm:
+        lines += ["### Warm-up samples left out", "", *warm, ""]
     lines += ["## Workloads", "", "| workload | unit | better | description |", "|---|---|---|---|"]
     for workload in data.get("workloads", []):
         fields = ["name", "unit", "better", "description"]
@@ -224,129 +354,10 @@ def markdown(data: Data) -> str:
     reasons = skip_reasons(data)
     if reasons:
         lines += ["## Skipped", "", *(f"- {_md(line)}" for line in reasons), ""]
-    links = [(alt, f"plots/{stem}.png") for alt, stem, _ in _plot_stems(data)]
+    links = [(alt, f"plots/{stem}.png") for alt, stem, _ in plot_stems(data)]
     if links:
         lines += ["## Plots", "", *(f"![{name}]({path})\n" for name, path in links)]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "workload"
-
-
-def _bars(data: Data, workload: Data) -> list[tuple[str, float, list[float]]]:
-    """(backend, median, samples) of each backend that ran this workload and has samples."""
-    bars = []
-    for name in _backends(data):
-        result = _result(workload, name)
-        if result is None or result.get("skipped") or not result.get("samples"):
-            continue
-        median = _median(result)
-        if median is not None:
-            bars.append((name, median, [float(v) for v in result["samples"]]))
-    return bars
-
-
-def _ratios(data: Data) -> list[tuple[Data, dict[str, float]]]:
-    """Each workload that has a ratio for some backend, with those ratios."""
-    rows = []
-    for workload in data.get("workloads", []):
-        ratios = {}
-        for name in _backends(data):
-            result = _result(workload, name)
-            if result and not result.get("skipped") and result.get("ratio") is not None:
-                ratios[name] = float(result["ratio"])
-        if ratios:
-            rows.append((workload, ratios))
-    return rows
-
-
-def _plot_stems(data: Data) -> list[tuple[str, str, Data | None]]:
-    """(alt text, file stem, workload or None for the summary) of every PNG :func:`plot` writes."""
-    stems: list[tuple[str, str, Data | None]] = []
-    if _ratios(data):
-        stems.append(("summary", SUMMARY, None))
-    taken = {SUMMARY}
-    for workload in data.get("workloads", []):
-        if not _bars(data, workload):
-            continue
-        stem = base = _slug(str(workload["name"]))
-        n = 2
-        while stem in taken:
-            stem, n = f"{base}-{n}", n + 1
-        taken.add(stem)
-        stems.append((str(workload["name"]), stem, workload))
-    return stems
-
-
-def _draw_workload(ax: Axes, workload: Data, bars: list[tuple[str, float, list[float]]]) -> None:
-    unit = str(workload.get("unit", ""))
-    scale, label = 1.0, unit
-    if unit == "s" and max(v for _, _, samples in bars for v in samples) < 1:
-        scale, label = 1000.0, "ms"
-    xs = list(range(len(bars)))
-    medians = [median * scale for _, median, _ in bars]
-    below = [max(0.0, (median - min(s)) * scale) for _, median, s in bars]
-    above = [max(0.0, (max(s) - median) * scale) for _, median, s in bars]
-    ax.bar(xs, medians, yerr=[below, above], capsize=5, color="tab:blue", alpha=0.7)
-    for x, (_, _, samples) in zip(xs, bars, strict=True):
-        step = 0.3 / max(1, len(samples) - 1)
-        offsets = [-0.15 + step * i for i in range(len(samples))] if len(samples) > 1 else [0.0]
-        points = [v * scale for v in samples]
-        ax.scatter([x + o for o in offsets], points, s=12, color="black", zorder=3)
-    ax.set_xticks(xs, [name for name, _, _ in bars])
-    ax.set_ylabel(f"{label} ({workload.get('better', '?')} is better)")
-    ax.set_ylim(bottom=0)
-    heading = f"{workload['name']}: {workload.get('description', '')}"
-    ax.set_title(textwrap.fill(heading, 60), fontsize=10)
-
-
-def _draw_summary(ax: Axes, data: Data, rows: list[tuple[Data, dict[str, float]]]) -> None:
-    names = [b for b in _backends(data) if any(b in ratios for _, ratios in rows)]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        xs = [j - 0.4 + width * (i + 0.5) for j, (_, r) in enumerate(rows) if name in r]
-        ys = [r[name] for _, r in rows if name in r]
-        ax.bar_label(ax.bar(xs, ys, width, label=name), fmt="%.2g", fontsize=6, rotation=90)
-    ax.set_yscale("log")  # ratios span 1000x and more; equal steps up and down look alike
-    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-    ticks = [f"{w['name']}\n({w.get('better', '?')} is better)" for w, _ in rows]
-    ax.set_xticks(list(range(len(rows))), ticks, fontsize=8)
-    baseline = data.get("settings", {}).get("baseline", "?")
-    ax.set_ylabel(f"median / median of {baseline} (log scale)")
-    ax.set_title("ratio to baseline: below 1 is faster for times, above 1 for MiB/s", fontsize=10)
-    ax.legend(fontsize=8)
-
-
-def plot(data: Data, out_dir: Path) -> list[Path]:
-    """Write ``out_dir/plots/<workload>.png`` per workload with samples and ``summary.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plots = out_dir / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    written = []
-    for _, stem, workload in _plot_stems(data):
-        path = plots / f"{stem}.png"
-        if workload is None:
-            rows = _ratios(data)
-            fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(rows) + 2), 6.0))
-        else:
-            bars = _bars(data, workload)
-            fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(bars) + 2), 4.0))
-        try:
-            if workload is None:
-                _draw_summary(ax, data, rows)
-            else:
-                _draw_workload(ax, workload, bars)
-            fig.tight_layout()
-            fig.savefig(path, dpi=100)
-        finally:
-            plt.close(fig)
-        written.append(path)
-    return written
 
 
 def write_all(data: Data, out_dir: Path) -> dict[str, Path]:
