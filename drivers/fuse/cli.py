@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_and_report(spec: MountSpec, mountpoint: str, ready_fd: int | None) -> None:
+async def serve_and_report(spec: MountSpec, mountpoint: str, ready_fd: int | None) -> None:
     async with trio.open_nursery() as nursery:
         try:
             await nursery.start(serve, spec.lowers, spec.upper, spec.work, mountpoint, spec.options)
@@ -148,7 +148,7 @@ def _daemonize(spec: MountSpec, mountpoint: str) -> int:
         os.setsid()
         os.chdir("/")
         try:
-            trio.run(_serve_and_report, spec, mountpoint, write_fd)
+            trio.run(serve_and_report, spec, mountpoint, write_fd)
         except BaseException:
             traceback.print_exc()  # to the caller's stderr until the mount is ready
             os._exit(1)
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         check_layers(spec.lowers, spec.upper, spec.work)
         check_mountpoint(mountpoint)
         if args.foreground or args.debug:
-            trio.run(_serve_and_report, spec, mountpoint, None)
+            trio.run(serve_and_report, spec, mountpoint, None)
             return 0
         return _daemonize(spec, mountpoint)
     except GraphDriverError as exc:

@@ -1,8 +1,15 @@
 """The fuse graph driver: the shared overlay layout, mounted by pydock's own FUSE filesystem.
 
-It holds no FUSE code: ``get`` starts one ``pydock-fuse-overlay`` process per mount, which
-returns only once the mount answers (or with a one-line error and nothing mounted); ``put``
-unmounts at the last reference (``fusermount3 -u``, then a lazy detach) and the process exits.
+It holds no FUSE code: ``get`` asks the user's resident mount server (``server``, started on
+first use, see ``client``) for a mount; the server forks one filesystem process, and ``get``
+returns only once the mount answers (or with a one-line error and nothing mounted). Where no
+server can run (``mount_server=false``, no usable run root) ``get`` starts one
+``pydock-fuse-overlay`` process instead, which does the same at the cost of a new interpreter.
+``put`` unmounts at the last reference (``fusermount3 -u``, then a lazy detach) and the
+filesystem process exits.
+
+Options: ``run_root`` (the application's run root; the server's socket is in
+``<run_root>/fuse/``; default as in DESIGN.md §3), ``mount_server`` (default true), ``fsync``.
 Mounts outlive the CLI that made them; a mount whose process died is found on the next ``get``
 ("transport endpoint is not connected"), detached and reported as ``MountError``. Layers are
 the same directories overlay2 uses, so a layer unpacked once serves both drivers.
@@ -18,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar, cast
 
+from drivers.fuse import client
 from drivers.fuse.check import check_fuse
 from drivers.fuse.errors import SetupError
 from graphdriver import NotSupportedError, mountutil, parse_bool
@@ -25,6 +33,12 @@ from graphdriver.overlaydriver import OverlayLayoutDriver
 
 MOUNT_TIMEOUT = 60.0
 MAX_LOWERS = 500  # as many as overlay2 stacks; FUSE itself sets no limit
+
+
+def _absolute_path(value: str) -> Path:
+    if not os.path.isabs(value):
+        raise ValueError(f"not an absolute path: {value!r}")
+    return Path(value)
 
 
 def _escape(path: Path) -> str:
@@ -40,6 +54,8 @@ class FuseDriver(OverlayLayoutDriver):
     priority: ClassVar[int] = 20
     option_parsers: ClassVar[Mapping[str, Callable[[str], object]]] = {
         "fsync": parse_bool,
+        "mount_server": parse_bool,
+        "run_root": _absolute_path,
     }
     max_depth = MAX_LOWERS
 
@@ -50,9 +66,17 @@ class FuseDriver(OverlayLayoutDriver):
         except SetupError as exc:
             raise NotSupportedError(str(exc), driver=cls.name) from exc
 
+    @property
+    def run_root(self) -> Path:
+        return cast(Path, self.options.get("run_root") or client.default_run_root())
+
     def status(self) -> list[tuple[str, str]]:
+        program = f"{sys.executable} -m drivers.fuse.cli (pydock-fuse-overlay)"
+        if self.options.get("mount_server", True):
+            socket = client.ServerPaths.under(self.run_root).socket
+            program = f"mount server at {socket}, else {program}"
         return [
-            ("Mount Program", f"{sys.executable} -m drivers.fuse.cli (pydock-fuse-overlay)"),
+            ("Mount Program", program),
             ("Copy-up fsync", str(self.options.get("fsync", True)).lower()),
             ("Layers", str(len(self.list_layers()))),
         ]
@@ -70,6 +94,16 @@ class FuseDriver(OverlayLayoutDriver):
         ]
         if not cast(bool, self.options.get("fsync", True)):
             options.append("fsync=0")
+        if self.options.get("mount_server", True):
+            try:
+                client.mount(self.run_root, options, merged, MOUNT_TIMEOUT)
+                return
+            except client.ServerUnavailableError:
+                pass  # nothing was mounted: the standalone command does the same, slower
+            except client.NotReadyError:
+                if self.is_mounted_at(merged):
+                    mountutil.detach(merged)
+                raise
         command = [sys.executable, "-m", "drivers.fuse.cli", "-o", ",".join(options), str(merged)]
         try:
             done = subprocess.run(
@@ -94,7 +128,7 @@ class FuseDriver(OverlayLayoutDriver):
         merged = self.layout.merged_dir(layer_id)
         if not self.is_mounted_at(merged):
             return None
-        if _server_pids(os.fspath(merged)):
+        if client.mount_pids(merged) or _server_pids(os.fspath(merged)):
             return None
         return f"the filesystem process serving layer {layer_id} is gone"
 
