@@ -38,8 +38,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pydock import builtin
-from pydock.content import digest_bytes
+from pydock.image import builtin
+from pydock.image.content import digest_bytes
 
 SEED = 20_000
 PODMAN_DRIVERS = {"vfs": "vfs", "overlay2": "overlay"}

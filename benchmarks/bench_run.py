@@ -40,7 +40,7 @@ from pathlib import Path
 import graphdriver
 from graphdriver.mountutil import mounts_under
 from pydock.bench.podman import PodmanError, PodmanStore, hide_hybrid_cgroup2
-from pydock.builtin import write_busybox_rootfs
+from pydock.image.builtin import write_busybox_rootfs
 from runtime import linux
 
 PODMAN_DRIVERS = {"overlay2": "overlay", "vfs": "vfs", "fuse": "overlay"}

@@ -77,7 +77,7 @@ def cmd_info(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_import(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Import a root filesystem tar as an image and print its id."""
-    image_id = engine.import_image(
+    image_id = engine.images.import_image(
         args.file, args.reference, message=args.message or "", stdin=sys.stdin.buffer
     )
     out.write(image_id + "\n")
@@ -86,7 +86,7 @@ def cmd_import(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_images(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """List images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE."""
-    rows = engine.list_images()
+    rows = engine.images.list_images()
     if args.quiet:
         ids = dict.fromkeys(short_id(row.id) for row in rows)
         out.write("".join(f"{image_id}\n" for image_id in ids))
@@ -125,7 +125,7 @@ def cmd_rmi(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     status = 0
     for name in args.images:
         try:
-            lines = engine.remove_image(name, force=args.force)
+            lines = engine.images.remove_image(name, force=args.force)
         except PydockError as exc:
             _fail(str(exc))
             status = EXIT_FAILURE

@@ -203,7 +203,7 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     """``inspect``: a container by name or id, else an image."""
     manager = engine.containers
     if not manager.exists(name):
-        return engine.inspect_image(name)
+        return engine.images.inspect_image(name)
     record = manager.lookup(name, doing="inspecting")
     record = lifecycle.refresh(manager, record) or record
     storage = manager.storage(record.storage)

@@ -17,7 +17,7 @@ from pydock.clock import parse_rfc3339, utc_now
 from pydock.engine import Engine
 from pydock.errors import UsageError
 from pydock.format import human_age, human_size, short_id, table
-from pydock.save import ArchiveFormat
+from pydock.image.save import ArchiveFormat
 
 Command = Callable[[Engine, argparse.Namespace, TextIO], int]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -34,7 +34,7 @@ def _tls_verify(text: str) -> bool:
 
 def cmd_load(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Load images from a docker-archive tar or an OCI layout (directory or tar)."""
-    lines = engine.load_images(args.input, platform=args.platform)
+    lines = engine.images.load_images(args.input, platform=args.platform)
     if not args.quiet:
         out.write("".join(f"{line}\n" for line in lines))
     return 0
@@ -44,19 +44,19 @@ def cmd_save(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Save images to a docker-archive or oci-archive tar."""
     if args.output is None and sys.stdout.isatty():
         raise UsageError("saving: refusing to write an archive to a terminal (use -o FILE)")
-    engine.save_images(args.images, args.output, kind=args.format)
+    engine.images.save_images(args.images, args.output, kind=args.format)
     return 0
 
 
 def cmd_tag(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a tag TARGET that refers to the image SOURCE."""
-    engine.tag_image(args.source, args.target)
+    engine.images.tag_image(args.source, args.target)
     return 0
 
 
 def cmd_history(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Show the history of an image: IMAGE, CREATED, CREATED BY, SIZE, COMMENT."""
-    rows = engine.image_history(args.image)
+    rows = engine.images.image_history(args.image)
     if args.quiet:
         out.write(
             "".join(f"{row.image if args.no_trunc else short_id(row.image)}\n" for row in rows)
@@ -89,7 +89,7 @@ def cmd_pull(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         and "@" not in args.reference
     ):
         out.write("Using default tag: latest\n")
-    ref, result = engine.pull_image(
+    ref, result = engine.images.pull_image(
         args.reference,
         platform=args.platform,
         tls_verify=args.tls_verify,
@@ -106,7 +106,7 @@ def cmd_pull(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_push(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Push an image to a registry."""
-    ref, result = engine.push_image(
+    ref, result = engine.images.push_image(
         args.image, args.destination, tls_verify=args.tls_verify, quiet=args.quiet, out=out
     )
     if args.quiet:
@@ -125,14 +125,14 @@ def cmd_login(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         password = args.password if args.password is not None else getpass.getpass("Password: ")
     if not username or not password:
         raise UsageError(f"logging in to {args.server}: a user name and a password are needed")
-    path = engine.login(args.server, username, password, tls_verify=args.tls_verify)
+    path = engine.images.login(args.server, username, password, tls_verify=args.tls_verify)
     out.write(f"Credentials saved in {path}\nLogin Succeeded\n")
     return 0
 
 
 def cmd_logout(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Forget the stored credentials of a registry."""
-    if engine.logout(args.server):
+    if engine.images.logout(args.server):
         out.write(f"Removing login credentials for {args.server}\n")
     else:
         out.write(f"Not logged in to {args.server}\n")
@@ -141,7 +141,7 @@ def cmd_logout(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Delete blobs of the content store that no image or layer refers to."""
-    report = engine.prune_blobs()
+    report = engine.images.prune_blobs()
     out.write("".join(f"Deleted blob: {digest}\n" for digest in report.deleted))
     out.write(f"Total reclaimed space: {human_size(report.reclaimed)}\n")
     return 0
@@ -170,7 +170,7 @@ def cmd_system_check(engine: Engine, args: argparse.Namespace, out: TextIO) -> i
 
 def cmd_system_df(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Show how much disk images, layers and blobs use."""
-    usage = engine.disk_usage()
+    usage = engine.images.disk_usage()
     if args.format == "json":
         for kind, facts in usage.items():
             out.write(json.dumps({"Type": kind, **facts}) + "\n")

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import graphdriver
-from pydock.layers import driver_step
+from pydock.image.layercache import driver_step
 from pydock.paths import is_rootless
 from pydock.store import Store
 

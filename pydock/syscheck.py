@@ -25,11 +25,11 @@ from pathlib import Path
 
 import graphdriver
 from graphdriver import mountutil
-from pydock import blobs
 from pydock.containers import lifecycle
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
-from pydock.image import ImageConfig
+from pydock.image import blobs
+from pydock.image.config import ImageConfig
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from graphdriver.mountutil import detach, mounts_under
-from pydock.builtin import write_busybox_rootfs
 from pydock.errors import PydockError
+from pydock.image.builtin import write_busybox_rootfs
 from runtime import linux
 
 IMAGE = "localhost/pydock-bench-busybox:latest"

@@ -20,8 +20,8 @@ from pydock.containers.config import ContainerConfig
 from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerStorage
 from pydock.errors import ContentError, LayerInputError, StorageError
-from pydock.image import store_layer_tar
-from pydock.reference import parse_reference
+from pydock.image.layertar import store_layer_tar
+from pydock.image.reference import parse_reference
 from pydock.store import ContainerRecord, ImageRecord
 
 if TYPE_CHECKING:

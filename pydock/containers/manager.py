@@ -39,11 +39,11 @@ from pydock.containers.errors import (
 from pydock.containers.files import ContainerFiles
 from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerStorage
-from pydock.content import ContentStore
 from pydock.errors import ImageUnknownError, PydockError
-from pydock.image import ImageConfig
-from pydock.reference import parse_reference
-from pydock.resolve import resolve_image
+from pydock.image.config import ImageConfig
+from pydock.image.content import ContentStore
+from pydock.image.reference import parse_reference
+from pydock.image.resolve import resolve_image
 from pydock.store import ContainerRecord, ImageRecord, Store, current_owner, is_owner_alive
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import graphdriver
-from pydock.content import ContentStore
 from pydock.errors import ContentError
-from pydock.image import ImageConfig
-from pydock.layers import DriverLookup, LayerManager, driver_step
+from pydock.image.config import ImageConfig
+from pydock.image.content import ContentStore
+from pydock.image.layercache import DriverLookup, LayerManager, driver_step
 from pydock.store import ImageRecord, Store
 
 

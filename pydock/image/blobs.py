@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pydock.content import ContentStore
 from pydock.errors import ContentError
+from pydock.image.content import ContentStore
 from pydock.store import Store, current_owner
 
 

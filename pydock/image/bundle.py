@@ -18,8 +18,8 @@ from typing import IO, BinaryIO, Protocol, cast
 
 import graphdriver
 from graphdriver.compression import Compression, detect, open_decompressed
-from pydock.content import CHUNK_SIZE
 from pydock.errors import ImageFormatError
+from pydock.image.content import CHUNK_SIZE
 
 # Members read whole into memory (manifests, indexes, configs) must be at most this big.
 SMALL_LIMIT = 64 << 20

@@ -10,14 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
-from graphdriver.compression import open_decompressed
-from pydock.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes
-from pydock.errors import LayerInputError
-from pydock.tarcheck import TarChecker
+from pydock.image.content import digest_bytes
 
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
@@ -113,29 +109,3 @@ class ImageConfig:
             config=inner if isinstance(inner, dict) else {},
             history=tuple(item for item in history or () if isinstance(item, dict)),
         )
-
-
-def store_layer_tar(stream: BinaryIO, content: ContentStore) -> Descriptor:
-    """Decompress a layer (plain, gzip or zstd), check it is a whole tar, store it.
-
-    Returns the stored uncompressed tar, whose digest is the layer's diff id. A truncated or
-    corrupt input raises (``LayerInputError`` or ``graphdriver.ArchiveError``) and stores
-    nothing.
-    """
-    return content.write(_checked_chunks(open_decompressed(stream)))
-
-
-def _checked_chunks(plain: BinaryIO) -> Iterator[bytes]:
-    """The input's chunks, checked; an error of the input is a ``LayerInputError``, so an
-    ``OSError`` from ``content.write`` is always one of writing the store."""
-    checker = TarChecker()
-    while True:
-        try:
-            chunk = plain.read(CHUNK_SIZE)
-        except OSError as exc:
-            raise LayerInputError(f"reading: {(exc.strerror or str(exc)).lower()}") from exc
-        if not chunk:
-            break
-        checker.feed(chunk)
-        yield chunk
-    checker.finish()

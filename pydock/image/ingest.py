@@ -4,7 +4,7 @@
 their blobs arrive; each blob's uncompressed content is hashed while it is unpacked and must
 match the diff id the config names. Nothing is visible until :meth:`ImageIngest.commit` writes
 the image, its tags and the layer rows in one transaction; on any failure the fresh layers are
-abandoned and the blobs written by the operation are deleted (see :mod:`pydock.blobs`).
+abandoned and the blobs written by the operation are deleted (see :mod:`pydock.image.blobs`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from graphdriver.compression import open_decompressed
-from pydock.blobs import Lease
 from pydock.clock import now_rfc3339, parse_rfc3339, to_rfc3339
-from pydock.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes, iter_chunks
 from pydock.errors import DigestMismatchError, ImageFormatError
-from pydock.image import ImageConfig
-from pydock.layers import LayerManager, PendingLayer
+from pydock.image.blobs import Lease
+from pydock.image.config import ImageConfig
+from pydock.image.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes, iter_chunks
+from pydock.image.layercache import LayerManager, PendingLayer
 from pydock.store import ImageRecord, LayerBlobRecord, Store
 
 

@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 import graphdriver
 from pydock.clock import now_rfc3339
-from pydock.content import ContentStore, digest_bytes
 from pydock.errors import LayerInputError, StorageError
-from pydock.image import chain_id
+from pydock.image.config import chain_id
+from pydock.image.content import ContentStore, digest_bytes
 from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
 
 # How often a second importer of the same layer looks whether the first one is done.

@@ -11,7 +11,12 @@ the entry it describes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from graphdriver.compression import open_decompressed
 from pydock.errors import LayerInputError
+from pydock.image.content import CHUNK_SIZE, ContentStore, Descriptor
 
 BLOCK = 512
 # Entry types whose size field does not announce content (as in Go's archive/tar).
@@ -152,3 +157,29 @@ def _pax_size(body: bytes, name: str) -> int | None:
             size = int(value)
         position += int(length_text)
     return size
+
+
+def store_layer_tar(stream: BinaryIO, content: ContentStore) -> Descriptor:
+    """Decompress a layer (plain, gzip or zstd), check it is a whole tar, store it.
+
+    Returns the stored uncompressed tar, whose digest is the layer's diff id. A truncated or
+    corrupt input raises (``LayerInputError`` or ``graphdriver.ArchiveError``) and stores
+    nothing.
+    """
+    return content.write(_checked_chunks(open_decompressed(stream)))
+
+
+def _checked_chunks(plain: BinaryIO) -> Iterator[bytes]:
+    """The input's chunks, checked; an error of the input is a ``LayerInputError``, so an
+    ``OSError`` from ``content.write`` is always one of writing the store."""
+    checker = TarChecker()
+    while True:
+        try:
+            chunk = plain.read(CHUNK_SIZE)
+        except OSError as exc:
+            raise LayerInputError(f"reading: {(exc.strerror or str(exc)).lower()}") from exc
+        if not chunk:
+            break
+        checker.feed(chunk)
+        yield chunk
+    checker.finish()

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from graphdriver.compression import Compression, detect
-from pydock import manifest as mf
-from pydock.bundle import Bundle, read_small
-from pydock.content import digest_bytes, iter_chunks
 from pydock.errors import ContentError, ImageFormatError, InvalidReferenceError
-from pydock.image import ImageConfig
-from pydock.ingest import ImageIngest, LayerBlob
-from pydock.reference import parse_reference
+from pydock.image import manifest as mf
+from pydock.image.bundle import Bundle, read_small
+from pydock.image.config import ImageConfig
+from pydock.image.content import digest_bytes, iter_chunks
+from pydock.image.ingest import ImageIngest, LayerBlob
+from pydock.image.reference import parse_reference
 
 DOCKER_MANIFEST = "manifest.json"
 OCI_INDEX = "index.json"

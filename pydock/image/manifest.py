@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from graphdriver.compression import Compression
-from pydock.content import check_digest
 from pydock.errors import ContentError, ImageFormatError
-from pydock.image import host_architecture
+from pydock.image.config import host_architecture
+from pydock.image.content import check_digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

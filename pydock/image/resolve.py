@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pydock.errors import ImageUnknownError, InvalidReferenceError
-from pydock.reference import parse_reference
+from pydock.image.reference import parse_reference
 from pydock.store import ImageRecord, Store
 
 _HEX_PREFIX = re.compile(r"[0-9a-f]{1,64}")

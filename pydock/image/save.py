@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from graphdriver.compression import Compression, open_decompressed
-from pydock import manifest as mf
-from pydock.content import CHUNK_SIZE, ContentStore, digest_bytes
 from pydock.errors import ContentError
-from pydock.image import ImageConfig
-from pydock.reference import parse_reference
+from pydock.image import manifest as mf
+from pydock.image.config import ImageConfig
+from pydock.image.content import CHUNK_SIZE, ContentStore, digest_bytes
+from pydock.image.reference import parse_reference
 from pydock.store import ImageRecord, Store
 
 _COMPRESSION_OF = {

@@ -1,7 +1,7 @@
-"""The engine's image verbs beyond import: load, save, tag, history, pull, push, login, prune, df.
+"""The image verbs: import, load, save, tag, rmi, inspect, history, pull, push, login, prune, df.
 
-:class:`ImageTransfer` is mixed into :class:`pydock.engine.Engine`, whose store, content
-store and layer manager it uses. Each verb prefixes its errors with what it was doing, so the
+:class:`Images` is composed into :class:`pydock.engine.Engine` from the root's store, content
+store and layer cache. Each verb prefixes its errors with what it was doing, so the
 CLI prints ``pydock: pulling localhost:5000/x:1: downloading blob sha256:...: ...``.
 """
 
@@ -19,25 +19,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import graphdriver
-from pydock import blobs
-from pydock.bundle import open_bundle
 from pydock.clock import now_rfc3339
-from pydock.content import CHUNK_SIZE, ContentStore
 from pydock.errors import (
+    ContentError,
+    ImageConflictError,
     ImageFormatError,
     InvalidReferenceError,
+    LayerInputError,
     PydockError,
     StorageError,
     UsageError,
 )
-from pydock.image import ImageConfig, chain_ids
-from pydock.ingest import ingesting
-from pydock.layers import LayerManager
-from pydock.load import ingest_image, read_archive
-from pydock.manifest import Platform
-from pydock.reference import Reference, parse_reference
-from pydock.resolve import resolve_image
-from pydock.save import ArchiveFormat, SaveItem, write_archive
+from pydock.format import short_id
+from pydock.image import blobs, builtin
+from pydock.image.bundle import open_bundle
+from pydock.image.config import HistoryEntry, ImageConfig, build_config, chain_ids
+from pydock.image.content import CHUNK_SIZE, ContentStore
+from pydock.image.ingest import ingesting
+from pydock.image.layercache import LayerManager, driver_step
+from pydock.image.layertar import store_layer_tar
+from pydock.image.load import ingest_image, read_archive
+from pydock.image.manifest import Platform
+from pydock.image.reference import Reference, parse_reference
+from pydock.image.resolve import resolve_image
+from pydock.image.save import ArchiveFormat, SaveItem, write_archive
 from pydock.store import ImageRecord, Store
 
 if TYPE_CHECKING:  # the registry client (and httpx) load only for the commands that use them
@@ -46,6 +51,17 @@ if TYPE_CHECKING:  # the registry client (and httpx) load only for the commands 
     from pydock.registry.push import PushResult
 
 SCRATCH = "tmp"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One line of ``pydock images``: an image under one of its tags (or none)."""
+
+    id: str
+    repository: str
+    tag: str
+    created: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -78,13 +94,19 @@ def doing(what: str) -> Iterator[None]:
         raise PydockError(f"{what}: {where}{reason}") from exc
 
 
-class ImageTransfer:
-    """Image verbs over the engine's store, content store and layers (a mixin)."""
+class Images:
+    """Every image verb of one root, over its store, content store and layer cache."""
 
-    root: Path
-    store: Store
-    content: ContentStore
-    layers: LayerManager
+    def __init__(
+        self, root: Path, store: Store, content: ContentStore, layers: LayerManager
+    ) -> None:
+        self.root = root
+        self.store = store
+        self.content = content
+        self.layers = layers
+        self.driver = layers.driver
+        self.home = layers.home
+
 
     # -- archives -----------------------------------------------------------------------------
 
@@ -316,6 +338,169 @@ class ImageTransfer:
                 "Reclaimable": loose_bytes,
             },
         }
+
+
+    # -- import, list, remove, inspect ---------------------------------------------------
+
+    def import_image(
+        self,
+        source: str,
+        reference: str | None = None,
+        *,
+        message: str = "",
+        stdin: BinaryIO | None = None,
+    ) -> str:
+        """Import a root filesystem tar (file, ``-`` or ``builtin:NAME``) as a new image."""
+        ref = _tag_reference(reference) if reference else None
+        with self._open_source(source, stdin) as stream:
+            try:
+                blob = store_layer_tar(stream, self.content)
+            except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
+                raise LayerInputError(f"importing {source}: {exc}") from exc
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                where = self.content.directory
+                raise PydockError(
+                    f"importing {source}: writing to {where}: {reason}", path=where
+                ) from exc
+        try:
+            pending = self.layers.register(blob.digest, None)
+        except BaseException:
+            self._forget_blob(blob.digest)
+            raise
+        image_id = ""
+        try:
+            created = now_rfc3339()
+            comment = message or f"Imported from {source}"
+            config = build_config(
+                [blob.digest], created=created, history=[HistoryEntry(created, comment=comment)]
+            )
+            image_id = self.content.write_bytes(config).digest
+            record = ImageRecord(
+                image_id, config.decode(), None, pending.chain_id, created, pending.size
+            )
+            with self.store.transaction():
+                self.layers.finish(pending)
+                self.store.images.add(record)
+                if ref is not None:
+                    self.store.images.tag(str(ref), image_id, created=created)
+        except BaseException:
+            self.layers.abandon(pending)
+            self._forget_blob(blob.digest)
+            if image_id and self.store.images.get(image_id) is None:
+                self.content.delete(image_id)
+            raise
+        return image_id
+
+    def list_images(self) -> list[ImageRow]:
+        """Every image once per tag (an untagged one once), newest first."""
+        rows = []
+        for image in self.store.images.list_images():
+            refs = [parse_reference(tag) for tag in image.tags]
+            if not refs:
+                rows.append(ImageRow(image.id, "<none>", "<none>", image.created, image.size))
+            for ref in refs:
+                tag = ref.tag or "<none>"
+                rows.append(ImageRow(image.id, ref.familiar_name, tag, image.created, image.size))
+        return rows
+
+    def remove_image(self, name: str, *, force: bool = False) -> list[str]:
+        """``rmi``: untag ``name``; delete the image and its unused layers when no tag is left.
+
+        Returns Docker's report lines (``Untagged: ...``, ``Deleted: sha256:...``).
+        """
+        image, tag = resolve_image(self.store, name, doing="removing image")
+        users = self.store.containers_using(image.id)
+        report: list[str] = []
+        if tag is not None and len(image.tags) > 1:
+            self.store.images.untag(tag)
+            return [f"Untagged: {parse_reference(tag).familiar}"]
+        if tag is None and len(image.tags) > 1 and not force:
+            raise ImageConflictError(
+                f"removing image {name}: unable to delete {short_id(image.id)} (must be forced)"
+                " - image is referenced in multiple repositories",
+                image_id=image.id,
+            )
+        if users:
+            raise ImageConflictError(
+                f"removing image {name}: image is used by container {short_id(users[0])}",
+                image_id=image.id,
+            )
+        diff_ids = list(ImageConfig.parse(image.config).diff_ids)
+        freed = self.image_blobs(image)
+        with self.store.transaction():
+            for each in image.tags:
+                self.store.images.untag(each)
+                report.append(f"Untagged: {parse_reference(each).familiar}")
+            self.store.images.remove(image.id)
+            doomed = self.layers.mark_unused(chain_ids(diff_ids))
+        self.content.delete(image.id)
+        report.append(f"Deleted: {image.id}")
+        removed = self.layers.remove_marked(doomed)
+        report.extend(f"Deleted: {chain}" for chain in removed)
+        self.free_blobs(freed)
+        return report
+
+    def inspect_image(self, name: str) -> dict[str, object]:
+        """``inspect``: the image as Docker's ``image inspect`` describes it."""
+        image, _ = resolve_image(self.store, name, doing="inspecting")
+        config = ImageConfig.parse(image.config)
+        comment = str(config.history[-1].get("comment", "")) if config.history else ""
+        graph: dict[str, object] = {"Name": self.driver.name, "Data": {}}
+        cache = self.store.layers.cache(image.top_layer or "", self.home)
+        if cache is not None and cache.complete:
+            with driver_step(f"reading layer {image.top_layer}"):
+                graph["Data"] = self.driver.metadata(cache.cache_id)
+        tag_times = [self.store.images.tag_time(tag) for tag in image.tags]
+        last_tag = max((when for when in tag_times if when), default="")
+        return {
+            "Id": image.id,
+            "RepoTags": [parse_reference(tag).familiar for tag in image.tags],
+            "RepoDigests": self.repo_digests(image.id),
+            "Parent": "",
+            "Comment": comment,
+            "Created": config.created or image.created,
+            "Author": "",
+            "Config": config.config,
+            "Architecture": config.architecture,
+            "Os": config.os,
+            "Size": image.size,
+            "GraphDriver": graph,
+            "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
+            "Metadata": {"LastTagTime": last_tag},
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _open_source(self, source: str, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
+        if builtin.is_builtin(source):
+            with builtin.open_builtin(source) as stream:
+                yield stream
+            return
+        if source == "-":
+            yield stdin if stdin is not None else sys.stdin.buffer
+            return
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below, after the yield
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise LayerInputError(f"importing {source}: {reason}", path=source) from exc
+        with stream:
+            yield stream
+
+    def _forget_blob(self, digest: str) -> None:
+        if not self.store.layers.uses_diff(digest):
+            self.content.delete(digest)
+
+
+def _tag_reference(text: str) -> Reference:
+    ref = parse_reference(text)
+    if ref.digest:
+        raise InvalidReferenceError(
+            f"tagging {text!r}: refusing to create a tag with a digest reference"
+        )
+    return ref
 
 
 def _domain(server: str) -> str:

@@ -17,8 +17,8 @@ from types import TracebackType
 
 import httpx
 
-from pydock import manifest as mf
-from pydock.content import CHUNK_SIZE, digest_bytes
+from pydock.image import manifest as mf
+from pydock.image.content import CHUNK_SIZE, digest_bytes
 from pydock.info import package_version
 from pydock.registry.auth import Challenge, basic_header, parse_challenges, repository_scope
 from pydock.registry.credentials import Credentials

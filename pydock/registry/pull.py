@@ -15,13 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pydock import manifest as mf
 from pydock.clock import now_rfc3339
-from pydock.content import ContentStore, Descriptor, digest_bytes
 from pydock.errors import ContentError, ImageFormatError
-from pydock.image import ImageConfig
-from pydock.ingest import ImageIngest, LayerBlob
-from pydock.reference import Reference
+from pydock.image import manifest as mf
+from pydock.image.config import ImageConfig
+from pydock.image.content import ContentStore, Descriptor, digest_bytes
+from pydock.image.ingest import ImageIngest, LayerBlob
+from pydock.image.reference import Reference
 from pydock.registry.client import RegistryClient
 from pydock.registry.errors import RegistryError
 from pydock.registry.progress import Progress

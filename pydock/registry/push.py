@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from graphdriver.compression import open_decompressed
-from pydock import manifest as mf
 from pydock.clock import now_rfc3339
-from pydock.content import ContentStore, iter_chunks
 from pydock.errors import ContentError
-from pydock.image import ImageConfig
-from pydock.reference import Reference
+from pydock.image import manifest as mf
+from pydock.image.config import ImageConfig
+from pydock.image.content import ContentStore, iter_chunks
+from pydock.image.reference import Reference
 from pydock.registry.client import RegistryClient
 from pydock.registry.errors import RegistryError
 from pydock.registry.progress import Progress

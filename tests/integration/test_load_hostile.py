@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 import graphdriver
-from pydock import load
-from pydock.bundle import DirectoryBundle
 from pydock.errors import ImageFormatError
-from pydock.manifest import Platform
+from pydock.image import load
+from pydock.image.bundle import DirectoryBundle
+from pydock.image.manifest import Platform
 
 from .fakeregistry import fake_registry, image_script
 from .imagebuild import (

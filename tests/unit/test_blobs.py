@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pydock import blobs
-from pydock.content import ContentStore
 from pydock.errors import ContentError
+from pydock.image import blobs
+from pydock.image.content import ContentStore
 from pydock.store import ImageRecord, LayerBlobRecord, Store, current_owner
 
 CREATED = "2024-01-01T00:00:00Z"

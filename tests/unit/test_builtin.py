@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pydock.builtin import is_builtin, open_builtin, write_busybox_rootfs
 from pydock.errors import LayerInputError
+from pydock.image.builtin import is_builtin, open_builtin, write_busybox_rootfs
 
 needs_busybox = pytest.mark.skipif(
     not Path("/bin/busybox").is_file(), reason="no /bin/busybox (install busybox-static)"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pydock.content import ContentStore, check_digest, digest_bytes
 from pydock.errors import ContentError, DigestMismatchError
+from pydock.image.content import ContentStore, check_digest, digest_bytes
 
 DATA = random.Random(1).randbytes(3 << 20)  # spans several write chunks
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()

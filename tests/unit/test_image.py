@@ -14,17 +14,17 @@ import pytest
 import zstandard
 
 import graphdriver
-from pydock.content import ContentStore
 from pydock.errors import LayerInputError
-from pydock.image import (
+from pydock.image.config import (
     HistoryEntry,
     ImageConfig,
     build_config,
     chain_id,
     chain_ids,
     image_id,
-    store_layer_tar,
 )
+from pydock.image.content import ContentStore
+from pydock.image.layertar import store_layer_tar
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

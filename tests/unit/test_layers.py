@@ -13,10 +13,11 @@ import pytest
 
 import graphdriver
 from pydock.clock import now_rfc3339
-from pydock.content import ContentStore
 from pydock.errors import StorageError
-from pydock.image import chain_id, store_layer_tar
-from pydock.layers import LayerManager
+from pydock.image.config import chain_id
+from pydock.image.content import ContentStore
+from pydock.image.layercache import LayerManager
+from pydock.image.layertar import store_layer_tar
 from pydock.store import Store, current_owner
 
 from .deadowner import dead_owner

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pydock import manifest as mf
 from pydock.errors import ImageFormatError
+from pydock.image import manifest as mf
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import graphdriver
-
 from pydock import paths
 from pydock.cli import build_parser, engine_config
 from pydock.errors import UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pydock.errors import InvalidReferenceError
-from pydock.reference import parse_reference
+from pydock.image.reference import parse_reference
 
 DIGEST = "sha256:" + "a" * 64
 

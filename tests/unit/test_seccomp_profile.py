@@ -213,7 +213,7 @@ def test_security_options(tmp_path: Path) -> None:
     chosen = parse_security_options([f"seccomp={path}", "no-new-privileges"])
     assert chosen.seccomp == '{"defaultAction":"SCMP_ACT_ALLOW"}'
     assert chosen.no_new_privileges
-    with pytest.raises(ContainerConfigError, match="No such file"):
+    with pytest.raises(ContainerConfigError, match="no such file or directory"):
         parse_security_options([f"seccomp={tmp_path / 'missing.json'}"])
     path.write_text('{"defaultAction": "SCMP_ACT_NOTIFY"}')
     with pytest.raises(ContainerConfigError, match="SCMP_ACT_NOTIFY"):

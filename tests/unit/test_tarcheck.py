@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from pydock.errors import LayerInputError
-from pydock.tarcheck import TarChecker
+from pydock.image.layertar import TarChecker
 
 
 def make_tar(tar_format: int = tarfile.PAX_FORMAT) -> bytes:
