@@ -169,6 +169,7 @@ class Server:
 
     def __init__(self, paths: ServerPaths, listener: socket.socket, lock_fd: int, idle: float):
         self.paths, self.listener, self.lock_fd, self.idle = paths, listener, lock_fd, idle
+        self.socket_ino = os.stat(paths.socket).st_ino  # the file this server bound
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
         self.children: dict[int, int] = {}  # pidfd -> pid of every process forked here
@@ -292,7 +293,7 @@ class Server:
         The spare sees its control socket close and exits; mounts keep serving.
         """
         with contextlib.suppress(OSError):
-            if os.stat(self.paths.socket).st_ino == os.fstat(self.listener.fileno()).st_ino:
+            if os.stat(self.paths.socket).st_ino == self.socket_ino:
                 os.unlink(self.paths.socket)
         if self.spare is not None:
             self.spare[1].close()
