@@ -226,8 +226,13 @@ def _draw_ratios(ax: Axes, data: Data, rows: list[tuple[Data, dict[str, Figures]
 
     # the legend shows each colour in full, whatever the verdict of the bar that was first
     shown = [name for name in order if name in labelled]
-    ax.legend([Patch(color=colour(name), alpha=0.9) for name in shown], shown, fontsize=8,
-              loc="lower right")  # fmt: skip
+    ax.legend(
+        [Patch(color=colour(name), alpha=0.9) for name in shown],
+        shown,
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )  # beside the bars, never on them
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -237,7 +242,7 @@ def _summary(data: Data) -> Figure:
     order = backends(data)
     panels = [(b, rows) for b in ("lower", "higher") if (rows := _ratios(data, b))]
     sizes = [0.28 * _ratio_slots(rows, order) + 1.3 for _, rows in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9.0, sum(sizes) + 0.6), squeeze=False,
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10.5, sum(sizes) + 0.6), squeeze=False,
                              gridspec_kw={"height_ratios": sizes})  # fmt: skip
     for ax, (better, rows) in zip(axes[:, 0], panels, strict=True):
         _draw_ratios(ax, data, rows, better)

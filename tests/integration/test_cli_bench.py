@@ -78,12 +78,14 @@ def test_quick_run_measures_every_workload_on_every_backend(tmp_path: Path, work
     assert status == 0, stderr[-3000:]
 
     data = json.loads((out / "results.json").read_text())
-    assert data["format"] == "pydock-bench/1"
+    assert data["format"] == "pydock-bench/2"
     assert data["interrupted"] is False
     assert data["settings"]["size"] == "small" and data["settings"]["repeat"] == 1
     assert data["settings"]["cache"] == "dropped"
     assert data["settings"]["baseline"] == "overlay2"
     assert data["machine"]["kernel"] == os.uname().release
+    assert data["machine"]["work_fs"] and data["machine"]["work_mount"]
+    assert data["settings"]["warmup"] == 1 and data["settings"]["settle"][0] == "sync"
     assert {"pydock", "fuse-overlayfs", "podman", "tar"} <= set(data["versions"])
     backends = {b["name"]: b for b in data["backends"]}
     assert list(backends) == [*DRIVERS, *REFERENCES]
@@ -102,6 +104,7 @@ def test_quick_run_measures_every_workload_on_every_backend(tmp_path: Path, work
             if spec.operation in offered:
                 assert cell["skipped"] is None, (workload["name"], name, cell["skipped"])
                 assert len(cell["samples"]) == 1 and cell["samples"][0] > 0
+                assert len(cell["warmup"]) == 1  # measured first, counted in nothing
                 assert cell["ratio"] is not None
                 measured += 1
             else:
@@ -109,8 +112,9 @@ def test_quick_run_measures_every_workload_on_every_backend(tmp_path: Path, work
         assert cells["overlay2"]["ratio"] == 1.0
     assert measured >= 40
 
-    rows = [line.split()[1] for line in stdout.splitlines() if line.startswith("│")]
-    assert rows == [w["name"] for w in data["workloads"]]  # the table has a row per workload
+    firsts = {line.split()[0] for line in stdout.splitlines() if line.strip()}
+    assert {w["name"] for w in data["workloads"]} <= firsts  # the table names every workload
+    assert "…" not in stdout
     report = (out / "report.md").read_text()
     assert "pydock bench --quick" in report
     for workload in data["workloads"]:
@@ -304,11 +308,10 @@ def test_redraw_draws_an_earlier_run_again_and_refuses_other_files(tmp_path: Pat
     out = tmp_path / "new"
     status, stdout, stderr = bench("--redraw", str(source), "--out", str(out))
     assert status == 0, stderr
-    assert "300 ms (1.00x)" in stdout and "100 ms (0.33x)" in stdout
+    assert "300 ms baseline" in stdout and "100 ms 0.33x faster" in stdout
     assert json.loads((out / "results.json").read_text()) == json.loads(source.read_text())
-    assert (
-        "| unpack | 300 ms (1.00x) ±67% | 100 ms (0.33x) ±0.0% |" in (out / "report.md").read_text()
-    )
+    report = (out / "report.md").read_text()
+    assert "| unpack | 300 ms baseline | 100 ms 0.33x faster |" in report
     assert (out / "plots" / "unpack.png").read_bytes()[:4] == b"\x89PNG"
 
     not_json = tmp_path / "notes.json"
@@ -318,3 +321,33 @@ def test_redraw_draws_an_earlier_run_again_and_refuses_other_files(tmp_path: Pat
     other.write_text('{"format": "something/9"}')
     assert_fails(bench("--redraw", str(other)), "not a pydock bench results file")
     assert_fails(bench("--redraw", str(tmp_path / "missing.json")), "no such file or directory")
+
+
+def test_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> None:
+    def results(name: str, tar: list[float]) -> Path:
+        backends = [{"name": n, "kind": "driver", "description": n, "skipped": None}
+                    for n in ("overlay2", "tar")]  # fmt: skip
+        settings = {"size": "small", "repeat": 3, "baseline": "overlay2"}
+        run = Run(["pydock", "bench"], name, {"kernel": "k"}, {}, settings, backends)
+        result = WorkloadResult("unpack", "unpack the layer tar", "s", "lower")
+        result.cells["overlay2"] = Cell("overlay2", [0.2, 0.21, 0.22])
+        result.cells["tar"] = Cell("tar", tar)
+        run.workloads.append(result)
+        path = tmp_path / name / "results.json"
+        path.parent.mkdir()
+        write_json(run.to_json(), path)
+        return path
+
+    before = results("before", [0.4, 0.41, 0.42])
+    after = results("after", [0.1, 0.11, 0.12])
+    command = [sys.executable, "-m", "pydock.bench.compare", str(before), str(after),
+               str(tmp_path / "cmp")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    tar = next(line for line in done.stdout.splitlines() if line.split()[:1] == ["tar"])
+    assert tar.split() == ["tar", "410", "ms", "110", "ms", "0.27x", "0.24-0.30x", "faster",
+                           "0.27x"]  # fmt: skip
+    assert (
+        "| unpack | overlay2 | 210 ms | 210 ms | 1.00x |"
+        in (tmp_path / "cmp" / "compare.md").read_text()
+    )
