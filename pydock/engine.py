@@ -6,9 +6,7 @@ processes left behind (see :mod:`pydock.image.layercache`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -23,17 +21,8 @@ from pydock.image.content import ContentStore
 from pydock.image.layercache import LayerManager
 from pydock.image.service import Images
 from pydock.presence import Presence
+from pydock.settings import EngineConfig
 from pydock.store import Store
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Where the engine keeps its data and which storage driver it uses."""
-
-    root: Path
-    run_root: Path
-    storage: str | None = None
-    storage_options: Mapping[str, str] = field(default_factory=dict)
 
 
 class Engine:
@@ -53,7 +42,9 @@ class Engine:
         self.was_alone = self.presence.alone
         try:
             self.content = ContentStore(self.root)
-            self.drivers = DriverSet(self.root, config.storage, config.storage_options)
+            self.drivers = DriverSet(
+                self.root, config.storage, config.storage_options, run_root=config.run_root
+            )
             self.driver, self.home = self.drivers.default, self.drivers.home
             self.layers = LayerManager(
                 self.store, self.content, self.driver, self.home, self.drivers.for_home

@@ -264,7 +264,7 @@ def test_a_terminal_gets_a_live_progress_bar(tmp_path: Path, work: Path) -> None
     assert done.returncode == 0, done.stdout[-2000:]
     screen = typescript.read_bytes().decode(errors="replace")  # keep the \r of redraws
     assert "unpack on vfs (round 1/1)" in screen
-    assert "2/2" in screen  # the bar's done/total column, redrawn in place
+    assert "4/4" in screen  # done/total (a warm-up and a round of each workload), redrawn
     assert "\r" in screen and "\x1b[" in screen
     assert "bench: [" not in screen  # the line-per-step form is only for pipes and files
     assert json.loads((out / "results.json").read_text())["interrupted"] is False

@@ -1,4 +1,4 @@
-"""The ``pydock`` commands that start processes: ``run``, ``create``, ``start`` and ``exec``.
+"""The commands that start processes: ``run``, ``create``, ``start`` and ``exec``.
 
 ``run``, ``start -a`` and ``exec`` pass the container's status on; a command that cannot be
 executed gives 126, one that does not exist 127; pydock's own failures give 125. Rootless, the
@@ -10,27 +10,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 from typing import TextIO
 
 from pydock import rootless
+from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.containers import attach, lifecycle
 from pydock.containers.config import RunOptions
 from pydock.containers.errors import ContainerConfigError, ContainerStartError
 from pydock.containers.execs import ExecOptions, start_exec
 from pydock.containers.state import ContainerState
-from pydock.engine import Engine, EngineConfig
+from pydock.engine import Engine
 from pydock.errors import PydockError
+from pydock.settings import EngineConfig
 from pydock.store import DATABASE_NAME, ContainerRecord, Store, is_owner_alive
-
-EXIT_FAILURE = 125
-
-
-def fail(message: str) -> None:
-    """Print one ``pydock: <message>`` line on standard error."""
-    sys.stderr.write("pydock: " + " ".join(message.split("\n")) + "\n")
-    sys.stderr.flush()
 
 
 def _options(args: argparse.Namespace) -> RunOptions:

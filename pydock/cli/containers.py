@@ -1,7 +1,5 @@
-"""The container commands of ``pydock``, one small function each, registered by :func:`register`.
-
-Those that start processes (``run``, ``create``, ``start``, ``exec``) live in
-:mod:`pydock.cli_run`; ``wait`` prints the exit status; pydock's own failures give 125.
+"""Container commands that start nothing: stop, kill, wait, rm, ps, inspect, logs, diff, commit,
+export, cleanup. ``wait`` prints the exit status; pydock's own failures give 125.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from pydock import cli_run
+from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import utc_now
 from pydock.containers import artifacts, lifecycle, logs, views
 from pydock.containers.errors import ContainerConfigError
@@ -25,11 +23,19 @@ from pydock.errors import PydockError
 from pydock.format import table
 from pydock.store import ContainerRecord
 
-EXIT_FAILURE = cli_run.EXIT_FAILURE
-prepare = cli_run.prepare
 
-Command = Callable[[Engine, argparse.Namespace, TextIO], int]
-Adder = Callable[[str, Command, str], argparse.ArgumentParser]
+def cmd_inspect(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Print a JSON array describing each image or container."""
+    found: list[dict[str, object]] = []
+    status = 0
+    for name in args.images:
+        try:
+            found.append(inspect_any(engine, name))
+        except PydockError as exc:
+            fail(str(exc))
+            status = EXIT_FAILURE
+    out.write(json.dumps(found, indent=4) + "\n")
+    return status
 
 
 def _each(
@@ -41,7 +47,7 @@ def _each(
         try:
             line = action(engine.containers.lookup(name, doing=doing))
         except PydockError as exc:
-            cli_run.fail(str(exc))
+            fail(str(exc))
             status = EXIT_FAILURE
             continue
         if line is not None:
@@ -212,72 +218,3 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
         graph["Data"] = storage.driver.metadata(record.rw_layer)
     log_path = str(manager.files(record.id).stdout_log)
     return views.inspect_document(record, graph, log_path=log_path)
-
-
-def register(add: Adder) -> None:
-    """Add the container commands to the ``pydock`` parser."""
-    sub = add("run", cli_run.cmd_run, "running a container")
-    sub.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    cli_run.add_container_options(sub)
-
-    cli_run.add_container_options(add("create", cli_run.cmd_create, "creating a container"))
-
-    sub = add("start", cli_run.cmd_start, "starting containers")
-    sub.add_argument("-a", "--attach", action="store_true", help="attach and wait")
-    sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
-    sub.add_argument("containers", metavar="CONTAINER", nargs="+")
-
-    sub = add("stop", cmd_stop, "stopping containers")
-    sub.add_argument("-t", "--time", type=int, default=10, help="seconds before SIGKILL")
-    sub.add_argument("names", metavar="CONTAINER", nargs="+")
-
-    sub = add("kill", cmd_kill, "killing containers")
-    sub.add_argument("-s", "--signal", default="KILL", help="signal to send (default KILL)")
-    sub.add_argument("names", metavar="CONTAINER", nargs="+")
-
-    sub = add("wait", cmd_wait, "waiting for containers")
-    sub.add_argument("names", metavar="CONTAINER", nargs="+")
-
-    sub = add("rm", cmd_rm, "removing containers")
-    sub.set_defaults(frees_space=True)
-    sub.add_argument("-f", "--force", action="store_true", help="kill running containers first")
-    sub.add_argument("names", metavar="CONTAINER", nargs="+")
-
-    sub = add("ps", cmd_ps, "listing containers")
-    sub.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-    sub.add_argument("-q", "--quiet", action="store_true", help="only show container ids")
-    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
-
-    sub = add("logs", cmd_logs, "reading logs")
-    sub.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
-    sub.add_argument("container", metavar="CONTAINER")
-
-    sub = add("exec", cli_run.cmd_exec, "executing in a container")
-    sub.set_defaults(joins_container=True)
-    sub.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
-    sub.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
-    sub.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]")
-    sub.add_argument("-w", "--workdir", help="working directory")
-    sub.add_argument("-u", "--user", help="user[:group]")
-    sub.add_argument("container", metavar="CONTAINER")
-    sub.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
-
-    sub = add("diff", cmd_diff, "reading the changes of a container")
-    sub.set_defaults(joins_container=True)
-    sub.add_argument("container", metavar="CONTAINER")
-
-    sub = add("commit", cmd_commit, "committing a container")
-    sub.set_defaults(joins_container=True)
-    sub.add_argument("-m", "--message", help="commit message")
-    sub.add_argument("-a", "--author", help="author of the new image")
-    sub.add_argument("container", metavar="CONTAINER")
-    sub.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
-
-    sub = add("export", cmd_export, "exporting a container")
-    sub.set_defaults(joins_container=True)
-    sub.add_argument("-o", "--output", help="write to FILE instead of standard output")
-    sub.add_argument("container", metavar="CONTAINER")
-
-    sub = add("cleanup", cmd_cleanup, "cleaning up a container")
-    sub.add_argument("container", metavar="CONTAINER_ID")

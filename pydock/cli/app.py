@@ -1,0 +1,166 @@
+"""Parsing the command line and running one command, with the one failure path.
+
+Failures of pydock itself print one line, ``pydock: <what failed>: <why>``, and exit 125
+(130 on Ctrl-C). Only the module of the command that runs is imported (see ``commands``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, cast
+
+import graphdriver
+from pydock import reserve
+from pydock.cli import commands
+from pydock.cli.base import EXIT_FAILURE, EXIT_INTERRUPTED, Command, fail
+from pydock.errors import PydockError, UsageError
+from pydock.paths import default_root, default_run_root
+from pydock.settings import EngineConfig
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit 125, as Docker's are."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"pydock: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_FAILURE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pydock`` argument parser, with every command and its help."""
+    parser = _Parser(
+        prog="pydock",
+        description="A container storage engine: images and layers over pluggable drivers.",
+    )
+    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--root", type=Path, help="root of pydock's data (env PYDOCK_ROOT)")
+    parser.add_argument(
+        "--run-root", type=Path, help="root of pydock's run-time state (env PYDOCK_RUN_ROOT)"
+    )
+    parser.add_argument(
+        "--storage", metavar="DRIVER", help="storage driver (overlay2, vfs, fuse; default: best)"
+    )
+    parser.add_argument(
+        "--storage-opt",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="storage driver option (repeatable)",
+    )
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    top.required = True
+    parents: dict[str, argparse._SubParsersAction[_Parser]] = {}
+
+    def add(
+        name: str, target: str, doing: str, summary: str, **defaults: object
+    ) -> argparse.ArgumentParser:
+        group, _, verb = name.rpartition(" ")
+        commands_of = top
+        if group:
+            if group not in parents:
+                parent = top.add_parser(group, help=f"{group} commands ({group} COMMAND)")
+                parents[group] = parent.add_subparsers(
+                    dest="verb", metavar="COMMAND", parser_class=_Parser
+                )
+                parents[group].required = True
+            commands_of = parents[group]
+        shown = {} if summary == argparse.SUPPRESS else {"help": summary}
+        sub = commands_of.add_parser(verb, description=summary, **shown)  # type: ignore[arg-type]
+        sub.set_defaults(implementation=target, doing=doing, **defaults)
+        return sub
+
+    commands.register(add)
+    # Commands meant for pydock itself (cleanup, run by a container's monitor) stay unlisted.
+    top._choices_actions = [a for a in top._choices_actions if a.help != argparse.SUPPRESS]
+    return parser
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The engine configuration the global options (and environment) ask for."""
+    options: dict[str, str] = {}
+    for text in args.storage_opt:
+        key, equals, value = text.partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"parsing --storage-opt {text!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    return EngineConfig(
+        root=args.root or default_root(),
+        run_root=args.run_root or default_run_root(),
+        storage=getattr(args, "container_storage", None) or args.storage or None,
+        storage_options=options,
+    )
+
+
+def _resolve(target: str) -> Callable[..., int]:
+    module, _, name = target.partition(":")
+    return cast(Callable[..., int], getattr(importlib.import_module(module), name))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``pydock`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    doing: str = args.doing
+    try:
+        func = _resolve(args.implementation)
+        if getattr(args, "standalone", False):  # needs no store of the user's
+            standalone_status: int = func(args)
+            return standalone_status
+        config = engine_config(args)
+        if os.geteuid() != 0:
+            from pydock.cli.run import prepare  # rootless: into pydock's user namespace
+
+            prepare(args, config)
+        if getattr(args, "frees_space", False):
+            reserve.release_if_short(Path(config.root))
+        from pydock.engine import Engine
+
+        with Engine(config) as engine:
+            status: int = cast(Command, func)(engine, args, sys.stdout)
+        sys.stdout.flush()
+        reserve.keep(Path(config.root))
+        return status
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``pydock images | head``): nothing left to say to anyone.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except PydockError as exc:
+        fail(str(exc))
+    except graphdriver.GraphDriverError as exc:
+        fail(f"{doing}: {exc}")
+    except OSError as exc:
+        fail(f"{doing}: {_describe_os_error(exc)}")
+    except sqlite3.Error as exc:
+        fail(f"{doing}: store: {str(exc).lower()}")
+    except Exception as exc:
+        if os.environ.get("PYDOCK_DEBUG"):
+            raise
+        fail(f"{doing}: internal error: {type(exc).__name__}: {exc} (PYDOCK_DEBUG=1 shows more)")
+    return EXIT_FAILURE
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = (exc.strerror or str(exc)).lower()
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for (the lookup is slow to import)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from pydock.info import package_version
+
+        print(f"pydock {package_version('pydock')}")
+        parser.exit()

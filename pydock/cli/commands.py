@@ -1,0 +1,283 @@
+"""Every ``pydock`` command and its arguments, declared in one place.
+
+A command is added with ``add(NAME, "MODULE:FUNCTION", DOING, SUMMARY)``: the module holding
+the function is imported only when that command runs, so a command pays for its own imports
+and for nobody else's. ``DOING`` opens the command's error line (``pydock: DOING: ...``). A
+name with a space (``system prune``) is a verb of a parent command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Protocol
+
+from pydock.cli.base import tls_verify
+
+SIZE_NAMES = ("small", "medium", "large")
+REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun")
+ARCHIVE_FORMATS = ("docker-archive", "oci-archive")
+
+
+class Add(Protocol):
+    """How a command is added to the parser."""
+
+    def __call__(
+        self, name: str, target: str, doing: str, summary: str, **defaults: object
+    ) -> argparse.ArgumentParser: ...
+
+
+def register(add: Add) -> None:
+    """Declare every command."""
+    _images(add)
+    _containers(add)
+    _system(add)
+    _bench(add)
+
+
+def _images(add: Add) -> None:
+    images = "pydock.cli.images"
+    sub = add("import", f"{images}:cmd_import", "importing an image",
+              "Import a root filesystem tar as an image and print its id.")  # fmt: skip
+    sub.add_argument("file", metavar="FILE|-", help="tar (plain, gzip, zstd), - or builtin:busybox")
+    sub.add_argument("reference", metavar="NAME[:TAG]", nargs="?", help="name of the new image")
+    sub.add_argument("-m", "--message", help="commit message of the image's history")
+
+    sub = add("images", f"{images}:cmd_images", "listing images",
+              "List images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE.")  # fmt: skip
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+
+    sub = add("rmi", f"{images}:cmd_rmi", "removing images",
+              "Untag images; delete those left without a tag, and their unused layers.",
+              frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="remove every tag of the image")
+    sub.add_argument("images", metavar="IMAGE", nargs="+", help="name, tag or id")
+
+    sub = add("load", f"{images}:cmd_load", "loading images",
+              "Load images from a docker-archive tar or an OCI layout"
+              " (directory or tar).")  # fmt: skip
+    sub.add_argument("-i", "--input", metavar="FILE", help="archive or OCI layout (default: stdin)")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    sub.add_argument("--platform", help="OS/ARCH to choose from an index (default: this host)")
+
+    sub = add("save", f"{images}:cmd_save", "saving images",
+              "Save images to a docker-archive or oci-archive tar.")  # fmt: skip
+    sub.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    sub.add_argument("--format", choices=ARCHIVE_FORMATS, default=ARCHIVE_FORMATS[0],
+                     help="archive format (default: docker-archive)")  # fmt: skip
+    sub.add_argument("images", metavar="IMAGE", nargs="+", help="name, tag or id")
+
+    sub = add("tag", f"{images}:cmd_tag", "tagging an image",
+              "Create a tag TARGET that refers to the image SOURCE.")  # fmt: skip
+    sub.add_argument("source", metavar="SOURCE", help="image name, tag or id")
+    sub.add_argument("target", metavar="TARGET", help="new NAME[:TAG]")
+
+    sub = add("history", f"{images}:cmd_history", "showing history",
+              "Show the history of an image: IMAGE, CREATED, CREATED BY,"
+              " SIZE, COMMENT.")  # fmt: skip
+    sub.add_argument("image", metavar="IMAGE", help="name, tag or id")
+    sub.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+
+    sub = add("pull", f"{images}:cmd_pull", "pulling an image", "Pull an image from a registry.")
+    sub.add_argument("reference", metavar="NAME[:TAG|@DIGEST]", help="image to pull")
+    sub.add_argument("--platform", help="OS/ARCH[/VARIANT] to choose from an index")
+    _registry_options(sub, "print only the image reference")
+
+    sub = add("push", f"{images}:cmd_push", "pushing an image", "Push an image to a registry.")
+    sub.add_argument("image", metavar="IMAGE", help="name, tag or id")
+    sub.add_argument("destination", metavar="DEST", nargs="?", help="NAME[:TAG] to push to")
+    _registry_options(sub, "print only the pushed reference")
+
+    sub = add("login", f"{images}:cmd_login", "logging in",
+              "Log in to a registry; credentials go to the Docker client config.")  # fmt: skip
+    sub.add_argument("server", metavar="SERVER", help="registry (host[:port])")
+    sub.add_argument("-u", "--username", help="user name")
+    sub.add_argument("-p", "--password", help="password (prefer --password-stdin)")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument("--tls-verify", type=tls_verify, default=True, metavar="BOOL",
+                     help="require HTTPS and verify certificates (default: true)")  # fmt: skip
+
+    sub = add("logout", f"{images}:cmd_logout", "logging out",
+              "Forget the stored credentials of a registry.")  # fmt: skip
+    sub.add_argument("server", metavar="SERVER", help="registry (host[:port])")
+
+
+def _registry_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
+    sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    sub.add_argument(
+        "--tls-verify", type=tls_verify, default=True, metavar="BOOL",
+        help="require HTTPS and verify certificates (default: true; false allows plain HTTP)",
+    )  # fmt: skip
+
+
+def _containers(add: Add) -> None:
+    run, containers = "pydock.cli.run", "pydock.cli.containers"
+    sub = add("run", f"{run}:cmd_run", "running a container",
+              "Create a container from an image and run its command.")  # fmt: skip
+    sub.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    _container_options(sub)
+
+    sub = add("create", f"{run}:cmd_create", "creating a container",
+              "Create a container (without starting it) and print its id.")  # fmt: skip
+    _container_options(sub)
+
+    sub = add("start", f"{run}:cmd_start", "starting containers",
+              "Start created or stopped containers (-a: attach and pass on"
+              " the exit status).")  # fmt: skip
+    sub.add_argument("-a", "--attach", action="store_true", help="attach and wait")
+    sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
+    sub.add_argument("containers", metavar="CONTAINER", nargs="+")
+
+    sub = add("stop", f"{containers}:cmd_stop", "stopping containers",
+              "Stop running containers: SIGTERM, then SIGKILL after -t seconds.")  # fmt: skip
+    sub.add_argument("-t", "--time", type=int, default=10, help="seconds before SIGKILL")
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("kill", f"{containers}:cmd_kill", "killing containers",
+              "Send a signal (default SIGKILL) to running containers.")  # fmt: skip
+    sub.add_argument("-s", "--signal", default="KILL", help="signal to send (default KILL)")
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("wait", f"{containers}:cmd_wait", "waiting for containers",
+              "Wait for containers to stop and print their exit codes.")  # fmt: skip
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("rm", f"{containers}:cmd_rm", "removing containers",
+              "Remove containers (-f: kill running ones first).", frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("ps", f"{containers}:cmd_ps", "listing containers",
+              "List containers: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES.")  # fmt: skip
+    sub.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show container ids")
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+
+    sub = add("inspect", f"{containers}:cmd_inspect", "inspecting",
+              "Print a JSON array describing each image or container.")  # fmt: skip
+    sub.add_argument("images", metavar="NAME", nargs="+", help="image or container: name or id")
+
+    sub = add("logs", f"{containers}:cmd_logs", "reading logs",
+              "Print what a container wrote (-f: keep following while it runs).")  # fmt: skip
+    sub.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
+    sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("exec", f"{run}:cmd_exec", "executing in a container",
+              "Run a command in a running container.", joins_container=True)  # fmt: skip
+    sub.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
+    sub.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
+    sub.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]")
+    sub.add_argument("-w", "--workdir", help="working directory")
+    sub.add_argument("-u", "--user", help="user[:group]")
+    sub.add_argument("container", metavar="CONTAINER")
+    sub.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+    sub = add("diff", f"{containers}:cmd_diff", "reading the changes of a container",
+              "List the files a container added (A), changed (C) or deleted (D).",
+              joins_container=True)  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("commit", f"{containers}:cmd_commit", "committing a container",
+              "Make a new image from a container's changes and print its id.",
+              joins_container=True)  # fmt: skip
+    sub.add_argument("-m", "--message", help="commit message")
+    sub.add_argument("-a", "--author", help="author of the new image")
+    sub.add_argument("container", metavar="CONTAINER")
+    sub.add_argument("reference", metavar="REPOSITORY[:TAG]", nargs="?")
+
+    sub = add("export", f"{containers}:cmd_export", "exporting a container",
+              "Write a container's file system as a tar archive (-o FILE, or standard output).",
+              joins_container=True)  # fmt: skip
+    sub.add_argument("-o", "--output", help="write to FILE instead of standard output")
+    sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("cleanup", f"{containers}:cmd_cleanup", "cleaning up a container",
+              argparse.SUPPRESS)  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER_ID")
+
+
+def _container_options(sub: argparse.ArgumentParser) -> None:
+    add = sub.add_argument
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("-i", "--interactive", action="store_true", help="keep standard input attached")
+    add("-t", "--tty", action="store_true", help="give the container a terminal")
+    add("--name", help="name of the container")
+    add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set a variable")
+    add("-w", "--workdir", help="working directory inside the container")
+    add("-u", "--user", help="user[:group] (name or id) inside the container")
+    add("--hostname", help="host name inside the container")
+    add("--network", choices=["none", "host"], default="none", help="network (default: none)")
+    add("--read-only", action="store_true", help="mount the root file system read-only")
+    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    add("-m", "--memory", help="memory limit (512m, 1g, ...)")
+    add("--cpus", help="number of CPUs (fractions allowed)")
+    add("--pids-limit", type=int, help="largest number of processes")
+    add("--init", action="store_true", help="run a reaper as pid 1 that forwards signals")
+    add("--entrypoint", help="override the image's entrypoint")
+    add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability")
+    add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability")
+    add("--security-opt", action="append", default=[], metavar="OPT",
+        help="no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json")  # fmt: skip
+    add("--privileged", action="store_true",
+        help="all capabilities, no seccomp, no masked paths, the host's devices")  # fmt: skip
+    add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
+    add("image", metavar="IMAGE")
+    add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _system(add: Add) -> None:
+    system = "pydock.cli.system"
+    sub = add("info", f"{system}:cmd_info", "reading system information",
+              "Show the versions, the storage drivers of this host and"
+              " where data lives.")  # fmt: skip
+    sub.add_argument("--format", choices=["json"], help="print JSON")
+
+    sub = add("system prune", f"{system}:cmd_system_prune", "pruning",
+              "Delete blobs of the content store that no image or layer refers to.",
+              frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
+
+    sub = add("system check", f"{system}:cmd_system_check", "checking the store",
+              "Check that the store agrees with the disk (--repair: fix what can be fixed).",
+              frees_space=True)  # fmt: skip
+    sub.add_argument("--repair", action="store_true", help="repair what can be repaired")
+
+    sub = add("system df", f"{system}:cmd_system_df", "reading disk usage",
+              "Show how much disk images, layers and blobs use.")  # fmt: skip
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+
+
+def _bench(add: Add) -> None:
+    sub = add("bench", "pydock.cli.bench:cmd_bench", "benchmarking",
+              "Measure the storage drivers side by side with the tools used instead",
+              standalone=True)  # fmt: skip
+    sub.add_argument(
+        "--storage", dest="backends", metavar="DRIVER,...",
+        help="pydock drivers to measure, in order (default: every registered driver)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--workload", dest="workloads", metavar="NAME,...",
+        help="workloads to run (default: all; 'mount' means every depth)",
+    )  # fmt: skip
+    sub.add_argument("--size", choices=SIZE_NAMES, default="small", help="amount of data")
+    sub.add_argument("--repeat", type=int, default=3, help="samples of each figure (default 3)")
+    sub.add_argument(
+        "--reference", dest="references", metavar="TOOL,...",
+        help=f"reference tools ({','.join(REFERENCE_NAMES)}; default: all; 'none' for none)",
+    )  # fmt: skip
+    sub.add_argument("--baseline", metavar="NAME", help="ratios against this (default: first)")
+    sub.add_argument("--out", type=Path, help="directory for the results (default: ./bench-TIME)")
+    sub.add_argument("--dir", type=Path, help="work directory for data and layers (kept)")
+    sub.add_argument("--quick", action="store_true", help="small size and one repeat (tests)")
+    sub.add_argument(
+        "--redraw", type=Path, metavar="RESULTS.json",
+        help="run nothing: draw the table, report and plots of an earlier run again",
+    )  # fmt: skip
+    sub.add_argument(
+        "--compare", nargs=2, type=Path, metavar=("BEFORE.json", "AFTER.json"),
+        help="run nothing: show two earlier runs side by side (with --out: write compare.md)",
+    )  # fmt: skip

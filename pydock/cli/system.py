@@ -1,0 +1,99 @@
+"""System commands: info, system prune, system check, system df."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from pydock.engine import Engine
+from pydock.format import human_size, table
+
+
+def cmd_info(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Show the versions, the storage drivers of this host and where data lives."""
+    facts = engine.info()
+    if args.format == "json":
+        out.write(json.dumps(facts) + "\n")
+        return 0
+    lines = [
+        "Client:",
+        f" Version: {facts['Version']}",
+        f" Python: {facts['Python']}",
+        f" SQLite: {facts['SQLite']} (sqlite-utils {facts['SqliteUtils']})",
+        f"Storage Driver: {facts['Driver']}",
+    ]
+    lines += [f" {key}: {value}" for key, value in _pairs(facts["DriverStatus"])]
+    lines.append("Drivers:")
+    for driver in _dicts(facts["Drivers"]):
+        state = "supported" if driver["Supported"] else f"not supported: {driver['Reason']}"
+        lines.append(f" {driver['Name']}: {state}")
+    lines += [
+        f"Root Dir: {facts['RootDir']}",
+        f"Run Root: {facts['RunRoot']}",
+        f"Store: {facts['Store']}",
+        f"Rootless: {str(facts['Rootless']).lower()}",
+        f"Images: {facts['Images']}",
+        f"Layers: {facts['Layers']}",
+        f"Kernel Version: {facts['KernelVersion']}",
+        f"Architecture: {facts['Architecture']}",
+    ]
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _pairs(value: object) -> list[tuple[str, str]]:
+    items = value if isinstance(value, list) else []
+    return [(str(item[0]), str(item[1])) for item in items if len(item) == 2]
+
+
+def _dicts(value: object) -> list[dict[str, object]]:
+    items = value if isinstance(value, list) else []
+    return [item for item in items if isinstance(item, dict)]
+
+
+def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Delete blobs of the content store that no image or layer refers to."""
+    report = engine.images.prune_blobs()
+    out.write("".join(f"Deleted blob: {digest}\n" for digest in report.deleted))
+    out.write(f"Total reclaimed space: {human_size(report.reclaimed)}\n")
+    return 0
+
+
+def cmd_system_check(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Check that the store agrees with the disk (--repair: fix what can be fixed)."""
+    from pydock import syscheck  # only this command needs it
+
+    findings, alone = syscheck.check(engine)
+    left = 0
+    for finding in findings:
+        if args.repair and finding.repair is not None:
+            finding.repair()
+            out.write(f"repaired: {finding.text}\n")
+        else:
+            out.write(f"{finding.text}\n")
+            left += 1
+    if not alone:
+        out.write("other pydock commands are running: mounts, directories and blobs that may be "
+                  "their work in progress were not checked\n")  # fmt: skip
+    if not findings:
+        out.write("no problems found\n")
+    return 1 if left else 0
+
+
+def cmd_system_df(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Show how much disk images, layers and blobs use."""
+    usage = engine.images.disk_usage()
+    if args.format == "json":
+        for kind, facts in usage.items():
+            out.write(json.dumps({"Type": kind, **facts}) + "\n")
+        return 0
+    cells = []
+    for kind, facts in usage.items():
+        size = facts["Size"]
+        spare = facts.get("Reclaimable")
+        share = f" ({100 * spare // size}%)" if spare is not None and size else ""
+        reclaim = "-" if spare is None else human_size(spare) + share
+        cells.append([kind, str(facts["Total"]), str(facts["Active"]), human_size(size), reclaim])
+    out.write(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], cells) + "\n")
+    return 0
