@@ -3,7 +3,9 @@ on demand (a container kept in another driver, a layer copy in another home).
 
 A driver's home is ``<root>/<home_name>``, where ``home_name`` is what the driver declares
 (``graphdriver.Driver.home_name``): drivers that declare the same one share their layers.
-Storage options (``--storage-opt``) apply to the driver they were given for.
+Storage options (``--storage-opt``) apply to the driver they were given for. A driver that
+declares a ``run_root`` option (the fuse driver keeps its mount server's socket there) gets the
+application's run root.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from pydock.errors import StorageError
 class DriverSet:
     """Selection, homes and options of the graph drivers of one root."""
 
-    def __init__(self, root: Path, wanted: str | None, options: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        wanted: str | None,
+        options: Mapping[str, str],
+        *,
+        run_root: Path | None = None,
+    ) -> None:
         self.root = Path(root)
+        self.run_root = run_root
         self.wanted = wanted
         self.options = dict(options)
         self._by_name: dict[str, graphdriver.Driver] = {}
@@ -54,7 +64,13 @@ class DriverSet:
         return used + [name for name in names if name not in used]
 
     def _open(self, name: str, options: Mapping[str, str]) -> graphdriver.Driver:
-        driver = graphdriver.get_driver(name, self.root / self.home_of(name), dict(options))
+        given = dict(options)
+        driver_class = graphdriver.registered().get(name)
+        wants_run_root = driver_class is not None and "run_root" in driver_class.option_parsers
+        if wants_run_root and self.run_root is not None:
+            if not any(key.removeprefix(f"{name}.") == "run_root" for key in given):
+                given["run_root"] = str(self.run_root)
+        driver = graphdriver.get_driver(name, self.root / self.home_of(name), given)
         self._by_name[name] = driver
         self._by_home.setdefault(self.home_of(name), driver)
         return driver

@@ -26,18 +26,12 @@ pytestmark = [
 
 
 def _fuse_servers(root: Path) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(b"drivers.fuse.cli" in a for a in argv) and any(
-            str(root).encode() in a for a in argv
-        ):
-            pids.append(int(entry))
+    """The processes serving the FUSE mounts under ``root`` (forked by the mount server)."""
+    from drivers.fuse import client
+
+    pids: list[int] = []
+    for point in mounts_under(root):
+        pids += client.mount_pids(Path(point))
     return pids
 
 
