@@ -24,13 +24,11 @@ from graphdriver.compression import open_decompressed
 from graphdriver.errors import ArchiveError, BreakoutError, GraphDriverError
 from graphdriver.journal import Journal
 from graphdriver.lowerview import LowerView
+from graphdriver.markers import META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX
 from graphdriver.pathscope import Resolver, clean_name
 from graphdriver.tarstream import Entry, TarReader
 from graphdriver.tarwriter import TarWriter
 from graphdriver.whiteouts import (
-    META_PREFIX,
-    OPAQUE_MARKER,
-    WHITEOUT_PREFIX,
     DeleteWhiteouts,
     OverlayWhiteouts,
     WhiteoutFormat,

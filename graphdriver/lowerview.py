@@ -12,14 +12,13 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphdriver.whiteouts import META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX
-
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    """A 0/0 character device: overlayfs's marker of a deleted name."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+from graphdriver.markers import (
+    META_PREFIX,
+    OPAQUE_MARKER,
+    OPAQUE_XATTRS,
+    WHITEOUT_PREFIX,
+    is_whiteout,
+)
 
 
 def is_opaque(path: str) -> bool:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-_MNT_DETACH = 0x2
+from graphdriver import syscalls
 
 
 def detach(target: Path) -> None:
@@ -17,10 +15,11 @@ def detach(target: Path) -> None:
 
     Raises ``OSError`` when neither works.
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.umount2(os.fsencode(target), ctypes.c_int(_MNT_DETACH)) == 0:
+    try:
+        syscalls.umount2(target, syscalls.MNT_DETACH)
         return
-    code = ctypes.get_errno()
+    except OSError as exc:
+        code = exc.errno or 0
     helper = shutil.which("fusermount3")
     if helper is not None:
         done = subprocess.run(

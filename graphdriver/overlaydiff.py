@@ -17,8 +17,8 @@ from typing import BinaryIO
 from graphdriver import archive
 from graphdriver.change import Change, ChangeKind
 from graphdriver.changes import changes_size, entry_differs, finish_changes
-from graphdriver.lowerview import LowerView, is_opaque, is_whiteout
-from graphdriver.whiteouts import META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX
+from graphdriver.lowerview import LowerView, is_opaque
+from graphdriver.markers import META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_whiteout
 
 
 def overlay_changes(upper: Path | str, lowers: Sequence[Path | str]) -> list[Change]:

@@ -13,11 +13,9 @@ import abc
 import os
 
 from graphdriver.journal import Journal
+from graphdriver.markers import OPAQUE_MARKER, WHITEOUT_PREFIX
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 # Names starting with this are bookkeeping of other tools (aufs hard-link dirs); never unpacked.
-META_PREFIX = ".wh..wh."
 
 
 class WhiteoutFormat(abc.ABC):

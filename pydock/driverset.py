@@ -67,9 +67,9 @@ class DriverSet:
         given = dict(options)
         driver_class = graphdriver.registered().get(name)
         wants_run_root = driver_class is not None and "run_root" in driver_class.option_parsers
-        if wants_run_root and self.run_root is not None:
-            if not any(key.removeprefix(f"{name}.") == "run_root" for key in given):
-                given["run_root"] = str(self.run_root)
+        named = any(key.removeprefix(f"{name}.") == "run_root" for key in given)
+        if wants_run_root and self.run_root is not None and not named:
+            given["run_root"] = str(self.run_root)
         driver = graphdriver.get_driver(name, self.root / self.home_of(name), given)
         self._by_name[name] = driver
         self._by_home.setdefault(self.home_of(name), driver)

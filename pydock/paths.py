@@ -41,4 +41,3 @@ def default_run_root(env: Mapping[str, str] | None = None) -> Path:
         return SYSTEM_RUN_ROOT
     runtime_dir = env.get("XDG_RUNTIME_DIR") or f"/tmp/pydock-{os.geteuid()}"
     return Path(runtime_dir) / "pydock"
-

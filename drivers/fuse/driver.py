@@ -17,8 +17,6 @@ the same directories overlay2 uses, so a layer unpacked once serves both drivers
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import os
 import shutil
@@ -31,7 +29,7 @@ from typing import ClassVar, cast
 from drivers.fuse import client
 from drivers.fuse.check import check_fuse
 from drivers.fuse.errors import SetupError
-from graphdriver import NotSupportedError, mountutil, parse_bool
+from graphdriver import NotSupportedError, mountutil, parse_bool, syscalls
 from graphdriver.overlaydriver import OverlayLayoutDriver
 
 MOUNT_TIMEOUT = 60.0
@@ -142,11 +140,8 @@ class FuseDriver(OverlayLayoutDriver):
     def unmount(self, merged: Path) -> None:
         if self._may_umount:
             # As root the syscall does what fusermount3 would, without starting a program.
-            libc = _libc()
-            if libc.umount2(os.fsencode(merged), ctypes.c_int(0)) == 0:
-                return
-            code = ctypes.get_errno()
-            raise OSError(code, f"umount2: {os.strerror(code)}", os.fspath(merged))
+            syscalls.umount2(merged)
+            return
         helper = shutil.which("fusermount3")
         if helper is not None:
             done = subprocess.run(
@@ -156,11 +151,6 @@ class FuseDriver(OverlayLayoutDriver):
                 return
             raise OSError(done.stderr.strip() or f"fusermount3 -u exit {done.returncode}")
         mountutil.detach(merged)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _server_pids(mountpoint: str) -> list[int]:

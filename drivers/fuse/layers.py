@@ -22,18 +22,13 @@ import shutil
 import stat
 from dataclasses import dataclass
 
-WHITEOUT_PREFIX = b".wh."
-META_PREFIX = b".wh..wh."
-OPAQUE_MARKER = b".wh..wh..opq"
-OPAQUE_XATTRS = (b"trusted.overlay.opaque", b"user.overlay.opaque")
+from graphdriver.markers import OPAQUE_XATTRS_B as OPAQUE_XATTRS
+from graphdriver.markers import WHITEOUT_PREFIX_B as WHITEOUT_PREFIX
+from graphdriver.markers import is_whiteout
+
 # Bookkeeping xattrs of overlay implementations: never shown, set or copied up.
 HIDDEN_XATTR_PREFIXES = (b"trusted.overlay.", b"user.overlay.", b"user.fuseoverlayfs.")
 WORK_SUBDIR = b"pydock-fuse"
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    """A 0/0 character device: a deleted name."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def is_hidden_xattr(name: bytes) -> bool:
@@ -124,11 +119,6 @@ class LayerStack:
     def temp_path(self) -> bytes:
         """A fresh name in the work dir (same filesystem as the upper dir)."""
         return b"%s/t%d" % (self.work, next(self._counter))
-
-    def same_filesystem(self) -> bool:
-        """Whether the work dir can be renamed into the upper dir."""
-        assert self.upper is not None
-        return os.stat(os.path.dirname(self.work)).st_dev == self.upper.dev
 
     def write_whiteout(self, rel_dir: bytes, name: bytes) -> None:
         """Mark ``name`` deleted in the upper dir, replacing a non-directory there atomically."""

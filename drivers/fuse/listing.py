@@ -10,14 +10,11 @@ import os
 import stat
 
 from drivers.fuse.inodes import Entry
-from drivers.fuse.layers import (
-    META_PREFIX,
-    OPAQUE_MARKER,
-    WHITEOUT_PREFIX,
-    LayerStack,
-    has_opaque_xattr,
-    is_whiteout,
-)
+from drivers.fuse.layers import LayerStack, has_opaque_xattr
+from graphdriver.markers import META_PREFIX_B as META_PREFIX
+from graphdriver.markers import OPAQUE_MARKER_B as OPAQUE_MARKER
+from graphdriver.markers import WHITEOUT_PREFIX_B as WHITEOUT_PREFIX
+from graphdriver.markers import is_whiteout
 
 S_IFDIR, S_IFREG, S_IFLNK = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK
 

@@ -16,8 +16,9 @@ import pyfuse3
 
 from drivers.fuse.copyup import IS_ROOT
 from drivers.fuse.inodes import Entry, Node
-from drivers.fuse.layers import WHITEOUT_PREFIX, join
+from drivers.fuse.layers import join
 from drivers.fuse.tree import UPPER, Tree, fail
+from graphdriver.markers import WHITEOUT_PREFIX_B as WHITEOUT_PREFIX
 
 EUID, EGID = os.geteuid(), os.getegid()
 

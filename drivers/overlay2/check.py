@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from drivers.overlay2 import mount as mnt
-from graphdriver import NotSupportedError, mountutil
+from graphdriver import NotSupportedError, mountutil, syscalls
 
 _OVERLAY_MAGIC = 0x794C7630
 _CACHE_FILE = ".probed.json"
@@ -58,7 +58,7 @@ class _StatFs(ctypes.Structure):
 def _filesystem_magic(path: Path) -> int | None:
     """The statfs magic number of ``path``'s filesystem."""
     buf = _StatFs()
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = syscalls.libc()
     if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         return None
     return int(buf.f_type) & 0xFFFFFFFF
@@ -73,7 +73,7 @@ def supports_d_type(directory: Path) -> bool:
     number = _SYS_GETDENTS64.get(platform.machine())
     if number is None:
         return True  # cannot ask directly here; the test mount will tell
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = syscalls.libc()
     buf = ctypes.create_string_buffer(8192)
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

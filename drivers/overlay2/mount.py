@@ -16,7 +16,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-_libc: ctypes.CDLL | None = None
+from graphdriver import syscalls
+
 _chdir_lock = threading.Lock()
 
 # Syscall numbers of the new mount API are the same on every architecture (added in 5.2).
@@ -37,10 +38,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _lib() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return _libc
+    return syscalls.libc()
 
 
 def _check(result: int, call: str, path: str | None = None) -> int:

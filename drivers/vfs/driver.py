@@ -34,6 +34,7 @@ from graphdriver import (
     LayerInUseError,
     LayerUnknownError,
     parse_bool,
+    syscalls,
 )
 from graphdriver.mountutil import filesystem_type
 
@@ -312,12 +313,4 @@ def _is_running(temp_name: str) -> bool:
         pid = int(temp_name.split("-")[1])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return syscalls.pid_alive(pid)

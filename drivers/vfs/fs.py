@@ -13,6 +13,8 @@ import os
 import stat
 from collections.abc import Callable
 
+from graphdriver import syscalls
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Bytes per piece when a path is too long for one syscall; well under PATH_MAX.
@@ -130,7 +132,7 @@ def _grant_owner_access(name: str, dir_fd: int | None, mode: int) -> None:
 def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
     """libc's ``renameat2``, loaded once; ``None`` where libc lacks it."""
     try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
+        func = syscalls.libc().renameat2
     except AttributeError:
         return None
     func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]

@@ -156,4 +156,3 @@ class _LayerOpener:
             f"unpacking layer {self.diff_id}: no blob of it is in the content store",
             digest=self.diff_id,
         )
-

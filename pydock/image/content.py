@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from graphdriver import syscalls
 from pydock.errors import ContentError, DigestMismatchError
 
 ALGORITHM = "sha256"
@@ -139,7 +140,7 @@ class ContentStore:
         removed = 0
         for entry in self.directory.glob(f"{_TEMP_PREFIX}*"):
             pid_text = entry.name[len(_TEMP_PREFIX) :].partition("-")[0]
-            if pid_text.isdigit() and _is_running(int(pid_text)):
+            if pid_text.isdigit() and syscalls.pid_alive(int(pid_text)):
                 continue
             entry.unlink(missing_ok=True)
             removed += 1
@@ -168,13 +169,3 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -21,7 +21,7 @@ from pydock.clock import now_rfc3339, parse_rfc3339, to_rfc3339
 from pydock.errors import DigestMismatchError, ImageFormatError
 from pydock.image.blobs import Lease
 from pydock.image.config import ImageConfig
-from pydock.image.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes, iter_chunks
+from pydock.image.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes
 from pydock.image.layercache import LayerManager, PendingLayer
 from pydock.store import ImageRecord, LayerBlobRecord, Store
 
@@ -226,8 +226,3 @@ def _created(text: str, fallback: str) -> str:
         return to_rfc3339(parse_rfc3339(text)) if text else fallback
     except ValueError:
         return fallback
-
-
-def chunks_of(stream: BinaryIO) -> Iterable[bytes]:
-    """The chunks of ``stream`` (for :meth:`ImageIngest.store_blob`)."""
-    return iter_chunks(stream)

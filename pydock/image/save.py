@@ -17,7 +17,7 @@ import json
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from graphdriver.compression import Compression, open_decompressed
 from pydock.errors import ContentError
@@ -231,8 +231,3 @@ def _count(stream: BinaryIO) -> int:
 
 def _no_layer(diff_id: str) -> ContentError:
     return ContentError(f"saving layer {diff_id}: no blob of it is in the content store")
-
-
-def as_binary(stream: object) -> BinaryIO:
-    """``stream`` typed as a binary file (for ``sys.stdout.buffer``)."""
-    return cast(BinaryIO, stream)

@@ -107,7 +107,6 @@ class Images:
         self.driver = layers.driver
         self.home = layers.home
 
-
     # -- archives -----------------------------------------------------------------------------
 
     def load_images(
@@ -338,7 +337,6 @@ class Images:
                 "Reclaimable": loose_bytes,
             },
         }
-
 
     # -- import, list, remove, inspect ---------------------------------------------------
 
