@@ -9,12 +9,21 @@ from __future__ import annotations
 import argparse
 
 from pydock.cli.commands import REFERENCE_NAMES, SIZE_NAMES
+from pydock.errors import PydockError
 
 __all__ = ["REFERENCE_NAMES", "SIZE_NAMES", "cmd_bench"]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments ask for; write and print the results."""
+    import importlib.util
+
+    missing = [m for m in ("rich", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise PydockError(
+            f"benchmarking: {' and '.join(missing)} not installed"
+            " (install pydock with its bench extra: pip install 'pydock[bench]')"
+        )
     from pydock.bench.command import run_bench
 
     return run_bench(args)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from unit.tarmaker import Item, make_tar
+from unit.graphdriver.tarmaker import Item, make_tar
 
 import graphdriver
 from graphdriver import LayerInUseError, MountError, NotSupportedError

@@ -20,7 +20,7 @@ from drivers.vfs import VfsDriver
 from drivers.vfs.copy import METHODS, probe_method
 from drivers.vfs.fs import remove_tree, rename_noreplace
 
-from .test_vfs_copy import IS_ROOT, NOBODY, as_nobody, build_tree, needs_root, tree_state
+from .vfstrees import IS_ROOT, NOBODY, as_nobody, build_tree, needs_root, tree_state
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ class Item:
     gid: int = 0
     mtime: float = 1_700_000_000.25
     xattrs: dict[str, str] = field(default_factory=dict)
+    device: tuple[int, int] = (1, 3)  # for chr: /dev/null's numbers
 
 
 _TYPES = {
@@ -41,6 +42,8 @@ def make_tar(items: list[Item], fmt: int = tarfile.PAX_FORMAT) -> bytes:
             info.uid, info.gid = item.uid, item.gid
             info.mtime = item.mtime
             info.linkname = item.link
+            if item.kind == "chr":
+                info.devmajor, info.devminor = item.device
             if item.xattrs:
                 info.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in item.xattrs.items()}
             if item.kind == "file":

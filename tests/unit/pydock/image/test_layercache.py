@@ -19,8 +19,7 @@ from pydock.image.content import ContentStore
 from pydock.image.layercache import LayerManager
 from pydock.image.layertar import store_layer_tar
 from pydock.store import Store, current_owner
-
-from .deadowner import dead_owner
+from unit.pydock.store.deadowner import dead_owner
 
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
