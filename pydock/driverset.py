@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import graphdriver
-from pydock.errors import StorageError
+from pydock.errors import DriverError
 
 
 class DriverSet:
@@ -50,12 +50,12 @@ class DriverSet:
                 return self._open(name, self.options)
             except graphdriver.NotSupportedError as exc:
                 if self.wanted:
-                    raise StorageError(f"starting storage driver {name}: {exc}") from exc
+                    raise DriverError(f"starting storage driver {name}: {exc}") from exc
                 reasons.append(f"{name}: {exc}")
             except graphdriver.GraphDriverError as exc:
-                raise StorageError(f"starting storage driver {name}: {exc}") from exc
+                raise DriverError(f"starting storage driver {name}: {exc}") from exc
         detail = "; ".join(reasons) or "no driver is installed"
-        raise StorageError(f"choosing a storage driver: none works here ({detail})")
+        raise DriverError(f"choosing a storage driver: none works here ({detail})")
 
     def _candidates(self) -> list[str]:
         """Registered drivers, best first, those that already hold layers here first."""
@@ -84,7 +84,7 @@ class DriverSet:
         try:
             return self._open(name, options)
         except graphdriver.GraphDriverError as exc:
-            raise StorageError(f"using storage driver {name}: {exc}") from exc
+            raise DriverError(f"using storage driver {name}: {exc}") from exc
 
     def for_home(self, home: str) -> graphdriver.Driver | None:
         """A driver for home ``home`` (to remove or recover layers kept there), if one works."""
@@ -126,7 +126,7 @@ class DriverSet:
 def release_mounts(driver: graphdriver.Driver) -> None:
     """At the end of a process: drop every mount reference it still holds.
 
-    Mounts of running containers were handed over (``ContainerStorage.keep_mounted``) and
+    Mounts of running containers were handed over (``ContainerLayers.keep_mounted``) and
     stay; nothing that another pydock process mounted is touched.
     """
     failures: list[str] = []
@@ -137,7 +137,7 @@ def release_mounts(driver: graphdriver.Driver) -> None:
         except graphdriver.GraphDriverError as exc:
             failures.append(str(exc))
     if failures:
-        raise StorageError(f"releasing mounts of driver {driver.name}: {'; '.join(failures)}")
+        raise DriverError(f"releasing mounts of driver {driver.name}: {'; '.join(failures)}")
 
 
 def _has_entries(path: Path) -> bool:

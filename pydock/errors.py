@@ -56,7 +56,7 @@ class LayerInputError(PydockError):
     """A layer archive given to pydock is empty, truncated, corrupt or not a tar."""
 
 
-class StorageError(PydockError):
+class DriverError(PydockError):
     """A graph-driver operation failed; wraps the driver's error with what pydock was doing."""
 
 

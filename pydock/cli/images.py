@@ -74,15 +74,6 @@ def cmd_rmi(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
-def _tls_verify(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-
-
 def cmd_load(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Load images from a docker-archive tar or an OCI layout (directory or tar)."""
     lines = engine.images.load_images(args.input, platform=args.platform)
@@ -188,11 +179,3 @@ def cmd_logout(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(f"Not logged in to {args.server}\n")
     return 0
-
-
-def _registry_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
-    sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
-    sub.add_argument(
-        "--tls-verify", type=_tls_verify, default=True, metavar="BOOL",
-        help="require HTTPS and verify certificates (default: true; false allows plain HTTP)",
-    )  # fmt: skip

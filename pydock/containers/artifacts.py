@@ -18,8 +18,8 @@ import graphdriver
 from pydock.clock import now_rfc3339
 from pydock.containers.config import ContainerConfig
 from pydock.containers.state import Action, ContainerState, transition
-from pydock.containers.storage import ContainerStorage
-from pydock.errors import ContentError, LayerInputError, StorageError
+from pydock.containers.storage import ContainerLayers
+from pydock.errors import ContentError, DriverError, LayerInputError
 from pydock.image.layertar import store_layer_tar
 from pydock.image.reference import parse_reference
 from pydock.store import ContainerRecord, ImageRecord
@@ -34,13 +34,13 @@ def _image_top(
     """The container's image and the driver id of its top layer in the container's driver."""
     image = manager.store.images.get(record.image)
     if image is None:
-        raise StorageError(f"reading container {record.name}: its image {record.image} is gone")
+        raise DriverError(f"reading container {record.name}: its image {record.image} is gone")
     if image.top_layer is None:
         return image, None
     storage = manager.storage(record.storage)
     cache = manager.store.layers.cache(image.top_layer, storage.home)
     if cache is None or not cache.complete:
-        raise StorageError(
+        raise DriverError(
             f"reading container {record.name}: the image's top layer is not in driver "
             f"{record.storage}",
             layer_id=image.top_layer,
@@ -49,7 +49,7 @@ def _image_top(
 
 
 @contextmanager
-def _pinned(storage: ContainerStorage, record: ContainerRecord) -> Iterator[None]:
+def _pinned(storage: ContainerLayers, record: ContainerRecord) -> Iterator[None]:
     """Hold a reference to a running container's mount for the body."""
     if record.state != ContainerState.RUNNING:
         yield
@@ -93,7 +93,7 @@ def commit(
         try:
             blob = store_layer_tar(stream, content)
         except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
-            raise StorageError(f"committing container {record.name}: {exc}") from exc
+            raise DriverError(f"committing container {record.name}: {exc}") from exc
     pending = storage.layers.register(blob.digest, image.top_layer)
     image_id = ""
     try:

@@ -24,7 +24,7 @@ from pydock.clock import now_rfc3339
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, ContainerState, transition
-from pydock.containers.storage import ContainerStorage
+from pydock.containers.storage import ContainerLayers
 from pydock.errors import PydockError
 from pydock.store import ContainerRecord, is_owner_alive, owner_of
 
@@ -42,7 +42,7 @@ class Started:
 
     record: ContainerRecord
     container: runtime.Container
-    storage: ContainerStorage
+    storage: ContainerLayers
 
 
 def runtime_spec(

@@ -38,10 +38,11 @@ from pydock.containers.errors import (
 )
 from pydock.containers.files import ContainerFiles
 from pydock.containers.state import Action, ContainerState, transition
-from pydock.containers.storage import ContainerStorage
+from pydock.containers.storage import ContainerLayers
 from pydock.errors import ImageUnknownError, PydockError
 from pydock.image.config import ImageConfig
 from pydock.image.content import ContentStore
+from pydock.image.layercache import LayerManager
 from pydock.image.reference import parse_reference
 from pydock.image.resolve import resolve_image
 from pydock.store import ContainerRecord, ImageRecord, Store, current_owner, is_owner_alive
@@ -75,20 +76,21 @@ class ContainerManager:
         self.root = drivers.root
         self.run_root = Path(run_root)
         self._import_image = import_image
-        self._storages: dict[str, ContainerStorage] = {}
+        self._storages: dict[str, ContainerLayers] = {}
 
     # -- storage ----------------------------------------------------------------------------
 
-    def storage(self, driver_name: str) -> ContainerStorage:
+    def storage(self, driver_name: str) -> ContainerLayers:
         """The container storage of driver ``driver_name`` (built on first use)."""
         if driver_name not in self._storages:
-            self._storages[driver_name] = ContainerStorage(
+            layers = LayerManager(
                 self.store,
                 self.content,
                 self.drivers.driver(driver_name),
                 self.drivers.home_of(driver_name),
                 self.drivers.for_home,
             )
+            self._storages[driver_name] = ContainerLayers(layers)
         return self._storages[driver_name]
 
     # -- finding ----------------------------------------------------------------------------
@@ -185,7 +187,7 @@ class ContainerManager:
         self,
         name: str | None,
         image: ImageRecord,
-        storage: ContainerStorage,
+        storage: ContainerLayers,
         config: ContainerConfig,
     ) -> ContainerRecord:
         while True:

@@ -22,26 +22,17 @@ import graphdriver
 from pydock.errors import ContentError
 from pydock.image.config import ImageConfig
 from pydock.image.content import ContentStore
-from pydock.image.layercache import DriverLookup, LayerManager, driver_step
+from pydock.image.layercache import LayerManager, driver_step
 from pydock.store import ImageRecord, Store
 
 
-class ContainerStorage:
+class ContainerLayers:
     """Image layers and writable layers of containers in one graph driver."""
 
-    def __init__(
-        self,
-        store: Store,
-        content: ContentStore,
-        driver: graphdriver.Driver,
-        home: str,
-        lookup: DriverLookup,
-    ) -> None:
-        self.store = store
-        self.content = content
-        self.driver = driver
-        self.home = home
-        self.layers = LayerManager(store, content, driver, home, lookup)
+    def __init__(self, layers: LayerManager) -> None:
+        self.layers = layers
+        self.store, self.content = layers.store, layers.content
+        self.driver, self.home = layers.driver, layers.home
 
     def prepare_image(self, image: ImageRecord) -> str | None:
         """Make every layer of ``image`` present in the driver; return the top's driver id."""

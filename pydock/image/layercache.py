@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import graphdriver
 from pydock.clock import now_rfc3339
-from pydock.errors import LayerInputError, StorageError
+from pydock.errors import DriverError, LayerInputError
 from pydock.image.config import chain_id
 from pydock.image.content import ContentStore, digest_bytes
 from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
@@ -123,7 +123,7 @@ class LayerManager:
         layer = self.store.layers.get(pending.chain_id)
         cache = self.store.layers.cache(pending.chain_id, self.home)
         if layer is None or not layer.complete or cache is None or not cache.complete:
-            raise StorageError(
+            raise DriverError(
                 f"using layer {pending.chain_id}: another pydock removed it meanwhile; try again",
                 layer_id=pending.chain_id,
             )
@@ -193,7 +193,7 @@ class LayerManager:
             listed = []
         removed: list[str] = []
         for cache in self.store.stale_caches():
-            with suppress(StorageError):
+            with suppress(DriverError):
                 if self._discard(cache):
                     removed.append(cache.cache_id)
         stale = [layer.chain_id for layer in self.store.stale_layers()]
@@ -220,7 +220,7 @@ class LayerManager:
         # A parent this process unpacked moments ago is still incomplete: the layers of one
         # image are completed together, with the image, when it is committed.
         if cache is None or not (cache.complete or cache.owner == current_owner()):
-            raise StorageError(
+            raise DriverError(
                 f"registering a layer on {parent}: the parent is not in driver {self.driver.name}",
                 layer_id=parent,
             )
@@ -244,8 +244,8 @@ class LayerManager:
 
 @contextmanager
 def driver_step(doing: str) -> Iterator[None]:
-    """Turn a graph-driver error in the body into a ``StorageError`` saying what was done."""
+    """Turn a graph-driver error in the body into a ``DriverError`` saying what was done."""
     try:
         yield
     except graphdriver.GraphDriverError as exc:
-        raise StorageError(f"{doing}: {exc}", layer_id=exc.layer_id, path=exc.path) from exc
+        raise DriverError(f"{doing}: {exc}", layer_id=exc.layer_id, path=exc.path) from exc

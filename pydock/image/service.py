@@ -22,12 +22,12 @@ import graphdriver
 from pydock.clock import now_rfc3339
 from pydock.errors import (
     ContentError,
+    DriverError,
     ImageConflictError,
     ImageFormatError,
     InvalidReferenceError,
     LayerInputError,
     PydockError,
-    StorageError,
     UsageError,
 )
 from pydock.format import short_id
@@ -85,7 +85,7 @@ def doing(what: str) -> Iterator[None]:
         exc.args = (exc.message,)
         raise
     except graphdriver.GraphDriverError as exc:
-        raise StorageError(f"{what}: {exc}") from exc
+        raise DriverError(f"{what}: {exc}") from exc
     except (tarfile.TarError, EOFError) as exc:  # an archive cut short or corrupt
         raise ImageFormatError(f"{what}: reading the archive: {exc}") from exc
     except OSError as exc:

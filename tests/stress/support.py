@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from integration.containers_support import processes_of
+
 from graphdriver.mountutil import mounts_under
 
 LONG = os.environ.get("PYDOCK_STRESS") == "long"
@@ -56,20 +58,12 @@ def run_and_kill(root: Path, args: list[str], after: float) -> int | None:
 
 def processes_under(root: Path) -> list[str]:
     """Processes (but this test's) whose command line names the root: monitors, FUSE servers."""
-    needle = str(root).encode()
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
+    for pid in processes_of(root):
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                argv = handle.read()
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state = handle.read().rpartition(b")")[2].split()[0]
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
         except OSError:
             continue
-        if needle in argv and state != b"Z":
-            found.append(argv.replace(b"\0", b" ").decode(errors="replace"))
     return found
 
 

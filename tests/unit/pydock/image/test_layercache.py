@@ -13,7 +13,7 @@ import pytest
 
 import graphdriver
 from pydock.clock import now_rfc3339
-from pydock.errors import StorageError
+from pydock.errors import DriverError
 from pydock.image.config import chain_id
 from pydock.image.content import ContentStore
 from pydock.image.layercache import LayerManager
@@ -97,7 +97,7 @@ def test_failed_unpack_leaves_no_row_and_no_directory(world: World) -> None:
     data = layer_tar(3)
     # Store a broken blob under a made-up digest, as if the content store had been damaged.
     broken = world.content.write_bytes(data[:700]).digest
-    with pytest.raises(StorageError, match="unpacking layer"):
+    with pytest.raises(DriverError, match="unpacking layer"):
         world.layers.register(broken, None)
     assert world.store.layers.list_layers() == []
     assert world.store.layers.caches() == []
@@ -163,5 +163,5 @@ def test_reused_layer_removed_meanwhile_is_refused(world: World) -> None:
     reused = world.layers.register(first.diff_id, None)
     assert not reused.fresh
     world.layers.remove_marked(world.layers.mark_unused([first.chain_id]))
-    with pytest.raises(StorageError, match="removed it meanwhile"):
+    with pytest.raises(DriverError, match="removed it meanwhile"):
         world.layers.finish(reused)
