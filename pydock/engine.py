@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from contextlib import suppress
 from pathlib import Path
-from types import TracebackType
 
 from pydock import info
+from pydock.closing import Closing
 from pydock.containers.manager import ContainerManager
 from pydock.driverset import DriverSet
 from pydock.errors import (
@@ -25,7 +25,7 @@ from pydock.settings import EngineConfig
 from pydock.store import Store
 
 
-class Engine:
+class Engine(Closing):
     """Images and layers over the store, the content store and a graph driver."""
 
     def __init__(self, config: EngineConfig) -> None:
@@ -84,17 +84,6 @@ class Engine:
                 import_image=self.images.import_image,
             )
         return self._containers
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- verbs ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +278,18 @@ def mount(run_root: Path, options: list[str], mountpoint: Path, timeout: float) 
     raise OSError(verdict or "the filesystem process exited before the mount was ready")
 
 
+def _cmdlines() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, argv)`` of every process whose command line can be read."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                yield int(entry), handle.read().split(b"\0")
+        except OSError:
+            continue
+
+
 def mount_pids(mountpoint: Path) -> list[int]:
     """Filesystem processes forked by a mount server that serve ``mountpoint``.
 
@@ -286,15 +299,21 @@ def mount_pids(mountpoint: Path) -> list[int]:
     wanted = os.path.realpath(mountpoint)
     marker = MARKER.encode()
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, argv in _cmdlines():
+        if marker not in argv:
             continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if marker not in handle.read().split(b"\0"):
-                    continue
-            if os.readlink(f"/proc/{entry}/cwd") == wanted:
-                found.append(int(entry))
-        except OSError:
-            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/cwd") == wanted:
+                found.append(pid)
     return found
+
+
+def standalone_pids(mountpoint: Path) -> list[int]:
+    """Processes of the standalone command (``pydock-fuse-overlay``, ``-m drivers.fuse.cli``)
+    serving ``mountpoint``, read from /proc, never from the mount."""
+    needle = os.fsencode(mountpoint)
+    return [
+        pid
+        for pid, argv in _cmdlines()
+        if needle in argv and any(b"drivers.fuse.cli" in a or b"fuse-overlay" in a for a in argv)
+    ]

@@ -133,7 +133,7 @@ class FuseDriver(OverlayLayoutDriver):
         merged = self.layout.merged_dir(layer_id)
         if not self.is_mounted_at(merged):
             return None
-        if client.mount_pids(merged) or _server_pids(os.fspath(merged)):
+        if client.mount_pids(merged) or client.standalone_pids(merged):
             return None
         return f"the filesystem process serving layer {layer_id} is gone"
 
@@ -151,21 +151,3 @@ class FuseDriver(OverlayLayoutDriver):
                 return
             raise OSError(done.stderr.strip() or f"fusermount3 -u exit {done.returncode}")
         mountutil.detach(merged)
-
-
-def _server_pids(mountpoint: str) -> list[int]:
-    """Processes of pydock-fuse-overlay serving ``mountpoint`` (read from /proc, never from
-    the mount)."""
-    needle = os.fsencode(mountpoint)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in argv and any(b"drivers.fuse.cli" in a or b"fuse-overlay" in a for a in argv):
-            found.append(int(entry))
-    return found

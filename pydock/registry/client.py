@@ -13,10 +13,10 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 
 import httpx
 
+from pydock.closing import Closing
 from pydock.image import manifest as mf
 from pydock.image.content import CHUNK_SIZE, digest_bytes
 from pydock.info import package_version
@@ -32,7 +32,7 @@ _HUB = {"docker.io": "registry-1.docker.io"}
 Progress = Callable[[int], None]
 
 
-class RegistryClient:
+class RegistryClient(Closing):
     """One registry (``domain``), possibly with credentials; share it between threads."""
 
     def __init__(
@@ -59,14 +59,6 @@ class RegistryClient:
     def close(self) -> None:
         """Close the connections."""
         self.http.close()
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- plumbing -----------------------------------------------------------------------------
 

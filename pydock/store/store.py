@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 from sqlite_utils import Database
 
+from pydock.closing import Closing
 from pydock.store.containers import ContainerStore
 from pydock.store.db import applied_migrations, open_database, transaction
 from pydock.store.distribution import DistributionStore
@@ -20,7 +20,7 @@ from pydock.store.records import CacheRecord, LayerRecord
 DATABASE_NAME = "pydock.db"
 
 
-class Store:
+class Store(Closing):
     """Layers, images and containers in one SQLite database."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:
@@ -45,17 +45,6 @@ class Store:
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:

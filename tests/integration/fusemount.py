@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivers.fuse import client
 from graphdriver.mountutil import mount_points
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,20 +54,8 @@ def is_mounted(mountpoint: Path) -> bool:
 
 
 def server_pids(mountpoint: Path) -> list[int]:
-    """Process ids of filesystem processes serving ``mountpoint``."""
-    found = []
-    needle = str(mountpoint).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
-        except OSError:
-            continue
-        if b"drivers.fuse.cli" in argv and needle in argv:
-            found.append(int(entry))
-    return found
+    """Process ids of standalone filesystem processes serving ``mountpoint``."""
+    return client.standalone_pids(mountpoint)
 
 
 def unmount(mountpoint: Path) -> None:
