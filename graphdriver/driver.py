@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar, cast
 
@@ -163,19 +163,24 @@ class Driver(abc.ABC):
         try:
             root = self.get(layer_id)
             try:
-                opts = self.unpack_options()
-                return archive.apply_layer(
-                    root,
-                    stream,
-                    whiteouts=self.whiteout_format(),
-                    skip_devices=opts.get("skip_devices", False),
-                    ignore_chown_errors=opts.get("ignore_chown_errors", False),
-                )
+                return self.unpack(root, stream)
             finally:
                 self.put(layer_id)
         except GraphDriverError as exc:
             exc.about_layer(layer_id, self.name, "unpacking into")
             raise
+
+    def unpack(self, root: Path, stream: BinaryIO, *, lowers: Sequence[Path] = ()) -> int:
+        """Unpack a layer tar into the directory ``root`` with this driver's options."""
+        opts = self.unpack_options()
+        return archive.apply_layer(
+            root,
+            stream,
+            whiteouts=self.whiteout_format(),
+            skip_devices=opts.get("skip_devices", False),
+            ignore_chown_errors=opts.get("ignore_chown_errors", False),
+            lowers=lowers,
+        )
 
     def mount_problem(self, layer_id: str) -> str | None:
         """Why the mount of ``layer_id`` no longer serves its files, or ``None``.

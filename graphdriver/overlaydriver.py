@@ -239,12 +239,4 @@ class OverlayLayoutDriver(Driver):
                     layer_id=layer_id,
                     driver=self.name,
                 )
-            opts = self.unpack_options()
-            return archive.apply_layer(
-                diff_dir,
-                stream,
-                whiteouts=self.whiteout_format(),
-                skip_devices=opts.get("skip_devices", False),
-                ignore_chown_errors=opts.get("ignore_chown_errors", False),
-                lowers=lowers,
-            )
+            return self.unpack(diff_dir, stream, lowers=lowers)

@@ -71,13 +71,21 @@ class FuseDriver(OverlayLayoutDriver):
     def _may_umount(self) -> bool:
         return os.geteuid() == 0 and mountutil.in_initial_user_namespace()
 
+    @functools.cached_property
+    def _use_server(self) -> bool:
+        """Mount through the resident server, unless this process runs in a user namespace of
+        its own: rootless pydock enters a new one per command, where a server would serve one
+        command and then idle (mounts there use the standalone command)."""
+        wanted = bool(self.options.get("mount_server", True))
+        return wanted and mountutil.in_initial_user_namespace()
+
     @property
     def run_root(self) -> Path:
         return cast(Path, self.options.get("run_root") or client.default_run_root())
 
     def status(self) -> list[tuple[str, str]]:
         program = f"{sys.executable} -m drivers.fuse.cli (pydock-fuse-overlay)"
-        if self.options.get("mount_server", True):
+        if self._use_server:
             socket = client.ServerPaths.under(self.run_root).socket
             program = f"mount server at {socket}, else {program}"
         return [
@@ -99,7 +107,7 @@ class FuseDriver(OverlayLayoutDriver):
         ]
         if not cast(bool, self.options.get("fsync", True)):
             options.append("fsync=0")
-        if self.options.get("mount_server", True):
+        if self._use_server:
             try:
                 client.mount(self.run_root, options, merged, MOUNT_TIMEOUT)
                 return

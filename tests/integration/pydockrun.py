@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -112,3 +113,23 @@ fcntl.lockf(fd, fcntl.LOCK_SH)
 print("held", flush=True)
 sys.stdin.read()
 """
+
+
+def inspect(root: Path, name: str) -> dict[str, object]:
+    """``inspect NAME`` as one parsed object."""
+    document: dict[str, object] = json.loads(ok(root, "inspect", name))[0]
+    return document
+
+
+def diff_ids(root: Path, name: str) -> list[str]:
+    """The diff ids of image ``name``, base first."""
+    rootfs = inspect(root, name)["RootFS"]
+    assert isinstance(rootfs, dict)
+    return list(rootfs["Layers"])
+
+
+def untar(archive: Path, directory: Path) -> Path:
+    """Unpack ``archive`` into ``directory`` (made if missing) with GNU tar."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(directory)], check=True, timeout=60)
+    return directory

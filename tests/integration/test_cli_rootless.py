@@ -14,6 +14,7 @@ import os
 import pwd
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class User:
             f"HOME={self.home}",
             "PYTHONDONTWRITEBYTECODE=1",
             "LANG=C.UTF-8",
+            # The fuse mount server leaves after this much idle time (minutes by default).
+            "PYDOCK_FUSE_SERVER_IDLE=0.5",
         ]
         command = ["runuser", "-u", self.name, "--", "env", "-i", *env, str(installed("pydock"))]
         done = subprocess.run(
@@ -72,13 +75,21 @@ class User:
         assert done.err == "", (args, done.err)
         return done.out
 
-    def processes(self) -> list[str]:
-        """Processes of the user still running (zombies are gone already: pid 1 reaps them)."""
-        listed = subprocess.run(
-            ["ps", "-u", str(self.uid), "-o", "pid=,stat=,args="], capture_output=True, text=True
-        )
-        lines = [line.split(None, 2) for line in listed.stdout.splitlines() if line.strip()]
-        return [" ".join(fields) for fields in lines if not fields[1].startswith("Z")]
+    def processes(self, settle: float = 10.0) -> list[str]:
+        """Processes of the user still running once ``settle`` seconds allowed them to end
+        (zombies are gone already: pid 1 reaps them; an idle fuse mount server leaves)."""
+        deadline = time.monotonic() + settle
+        while True:
+            listed = subprocess.run(
+                ["ps", "-u", str(self.uid), "-o", "pid=,stat=,args="],
+                capture_output=True,
+                text=True,
+            )
+            lines = [line.split(None, 2) for line in listed.stdout.splitlines() if line.strip()]
+            found = [" ".join(fields) for fields in lines if not fields[1].startswith("Z")]
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -31,26 +31,18 @@ from .pydockrun import (
     assert_fails,
     cli,
     cli_process,
+    diff_ids,
+    inspect,
     layer_path,
     ok,
     snapshot,
+    untar,
 )
 from .registry_support import require
 
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
 )
-
-
-def inspect(root: Path, name: str) -> dict[str, object]:
-    document: dict[str, object] = json.loads(ok(root, "inspect", name))[0]
-    return document
-
-
-def diff_ids(root: Path, name: str) -> list[str]:
-    rootfs = inspect(root, name)["RootFS"]
-    assert isinstance(rootfs, dict)
-    return list(rootfs["Layers"])
 
 
 def run_tool(*command: str) -> str:
@@ -193,9 +185,7 @@ def test_umoci_unpacks_what_pydock_saves_and_pydock_loads_umoci_images(tmp_path:
     ok(root, "load", "-i", str(tmp_path / "in.tar"))
     archive = tmp_path / "saved.tar"
     ok(root, "save", "--format", "oci-archive", "-o", str(archive), "um/img:1")
-    layout = tmp_path / "saved"
-    layout.mkdir()
-    subprocess.run(["tar", "-xf", str(archive), "-C", str(layout)], check=True, timeout=60)
+    layout = untar(archive, tmp_path / "saved")
     bundle = tmp_path / "bundle"
     run_tool("umoci", "unpack", "--image", f"{layout}:1", str(bundle))
     unpacked = bundle / "rootfs"

@@ -26,7 +26,7 @@ from .imagebuild import (
     write_multi_arch_layout,
     write_oci_layout,
 )
-from .pydockrun import assert_fails, cli, cli_process, ok, snapshot
+from .pydockrun import assert_fails, cli, cli_process, inspect, ok, snapshot, untar
 from .registry_support import Registry, free_port, require, running_registry
 
 pytestmark = [
@@ -49,11 +49,6 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "docker-config"
     monkeypatch.setenv("DOCKER_CONFIG", str(directory))
     return directory
-
-
-def inspect(root: Path, name: str) -> dict[str, object]:
-    document: dict[str, object] = json.loads(ok(root, "inspect", name))[0]
-    return document
 
 
 def load_seeded(root: Path, tmp_path: Path, seed: int, tag: str) -> str:
@@ -401,9 +396,7 @@ def _umoci_image(tmp_path: Path) -> tuple[Path, str]:
     ok(maker, "import", "builtin:busybox", "busybox")
     saved = tmp_path / "busybox.tar"
     ok(maker, "save", "--format", "oci-archive", "-o", str(saved), "busybox")
-    layout = tmp_path / "layout"
-    layout.mkdir()
-    subprocess.run(["tar", "-xf", str(saved), "-C", str(layout)], check=True, timeout=60)
+    layout = untar(saved, tmp_path / "layout")
     hello = tmp_path / "hello.txt"
     hello.write_text("hello from umoci\n")
     subprocess.run(
@@ -454,9 +447,7 @@ def test_an_image_made_by_umoci_loads_runs_and_round_trips(
     ok(root, "tag", image, "um/hello:1")
     saved = tmp_path / "saved.tar"
     ok(root, "save", "--format", "oci-archive", "-o", str(saved), "um/hello:1")
-    again = tmp_path / "again"
-    again.mkdir()
-    subprocess.run(["tar", "-xf", str(saved), "-C", str(again)], check=True, timeout=60)
+    again = untar(saved, tmp_path / "again")
     assert json.loads((again / "index.json").read_text())["manifests"][0]["digest"] == (
         manifest_digest
     )
