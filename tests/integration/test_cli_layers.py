@@ -8,7 +8,6 @@ import json
 import sqlite3
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,6 @@ from .containers_support import (
     assert_no_leaks,
     clean_env,
     container_drivers,
-    driver_params,
-    workspace,
 )
 
 pytestmark = ROOT_CONTAINER_TESTS
@@ -32,13 +29,6 @@ CHANGES = (
     "echo new > /newfile; rm /etc/group; mkdir -p /tmp/made/deeper; "
     "echo more >> /etc/passwd; ln -s /newfile /bin/newlink"
 )
-
-
-@pytest.fixture(scope="module", params=driver_params())
-def ws(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workspace]:
-    yield from workspace(tmp_path_factory.mktemp(f"layers-{request.param}") / "root", request.param)
 
 
 def test_diff_commit_export(ws: Workspace, tmp_path: Path) -> None:

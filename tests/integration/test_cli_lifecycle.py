@@ -7,10 +7,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from .containers_support import (
     CONTAINER_ID,
@@ -19,29 +16,11 @@ from .containers_support import (
     Snapshot,
     Workspace,
     assert_no_leaks,
-    container_drivers,
-    driver_params,
     fails,
     mounts_under,
-    workspace,
 )
 
 pytestmark = ROOT_CONTAINER_TESTS
-
-
-@pytest.fixture(scope="module", params=driver_params())
-def ws(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workspace]:
-    yield from workspace(tmp_path_factory.mktemp(f"life-{request.param}") / "root", request.param)
-
-
-@pytest.fixture(scope="module")
-def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    drivers = container_drivers()
-    if not drivers:
-        pytest.skip("no storage driver works here")
-    yield from workspace(tmp_path_factory.mktemp("life-one") / "root", drivers[0])
 
 
 def ps_status(ws: Workspace, name: str) -> str:

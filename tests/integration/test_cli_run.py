@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,7 @@ from .containers_support import (
     ROOT_CONTAINER_TESTS,
     Pydock,
     Workspace,
-    container_drivers,
-    driver_params,
     fails,
-    workspace,
 )
 
 pytestmark = ROOT_CONTAINER_TESTS
@@ -40,23 +36,6 @@ echo nets=$(ls /sys/class/net)
 echo shpid=$$
 grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -d ' \t' | tr : =
 """
-
-
-@pytest.fixture(scope="module", params=driver_params())
-def ws(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workspace]:
-    root = tmp_path_factory.mktemp(f"run-{request.param}") / "root"
-    yield from workspace(root, request.param)
-
-
-@pytest.fixture(scope="module")
-def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    """One workspace on the best driver, for what does not depend on storage."""
-    drivers = container_drivers()
-    if not drivers:
-        pytest.skip("no storage driver works here")
-    yield from workspace(tmp_path_factory.mktemp("run-one") / "root", drivers[0])
 
 
 def facts(output: str) -> dict[str, str]:

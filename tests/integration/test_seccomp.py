@@ -13,7 +13,6 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,7 @@ from runtime import capabilities
 from .containers_support import (
     ROOT_CONTAINER_TESTS,
     Workspace,
-    container_drivers,
     fails,
-    workspace,
 )
 
 pytestmark = ROOT_CONTAINER_TESTS
@@ -68,14 +65,6 @@ REFUSED_BY_DEFAULT = (
     "unshare", "keyctl", "add_key", "request_key", "bpf", "userfaultfd", "personality_bsd",
     "socket_vsock", "socket_alg", "kcmp",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    drivers = container_drivers()
-    if not drivers:
-        pytest.skip("no storage driver works here")
-    yield from workspace(tmp_path_factory.mktemp("seccomp") / "root", drivers[0])
 
 
 @pytest.fixture(scope="module")
