@@ -88,7 +88,8 @@ def test_execute_joins_the_container(runner: Runner) -> None:
 
 def test_exit_command_runs_after_the_exit_file(runner: Runner, tmp_path: Path) -> None:
     exit_file, marker = tmp_path / "exit", tmp_path / "marker"
-    command = ("/bin/sh", "-c", f"cat {exit_file} > {marker}")
+    # Written aside and renamed, so that the marker appears only once it is complete.
+    command = ("/bin/sh", "-c", f"cat {exit_file} > {marker}.part && mv {marker}.part {marker}")
     container = runner.create(runner.spec("sh", "-c", "exit 6"), exit_file=exit_file,
                               exit_command=command)  # fmt: skip
     container.start()
