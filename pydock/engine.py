@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydock import info
 from pydock.closing import Closing
-from pydock.containers.manager import ContainerManager
 from pydock.driverset import DriverSet
 from pydock.errors import (
     PydockError,
@@ -22,6 +22,9 @@ from pydock.image.layercache import LayerManager
 from pydock.image.service import Images
 from pydock.presence import Presence
 from pydock.settings import EngineConfig
+
+if TYPE_CHECKING:  # containers (and the runtime) load only for the commands that use them
+    from pydock.containers.manager import ContainerManager
 from pydock.store import Store
 
 
@@ -51,7 +54,8 @@ class Engine(Closing):
             )
             self.images = Images(self.root, self.store, self.content, self.layers)
             self.layers.recover()
-            self.containers.recover()
+            if self.store.containers.has_owned_rows():
+                self.containers.recover()
             if self.presence.alone:
                 with suppress(PydockError, OSError):
                     blobs.collect(self.store, self.content)
@@ -76,6 +80,8 @@ class Engine(Closing):
     def containers(self) -> ContainerManager:
         """The containers of this root."""
         if self._containers is None:
+            from pydock.containers.manager import ContainerManager
+
             self._containers = ContainerManager(
                 self.store,
                 self.content,

@@ -32,17 +32,12 @@ from pydock.errors import (
 )
 from pydock.format import short_id
 from pydock.image import blobs, builtin
-from pydock.image.bundle import open_bundle
 from pydock.image.config import HistoryEntry, ImageConfig, build_config, chain_ids
 from pydock.image.content import CHUNK_SIZE, ContentStore
-from pydock.image.ingest import ingesting
 from pydock.image.layercache import LayerManager, driver_step
 from pydock.image.layertar import store_layer_tar
-from pydock.image.load import ingest_image, read_archive
-from pydock.image.manifest import Platform
 from pydock.image.reference import Reference, parse_reference
 from pydock.image.resolve import resolve_image
-from pydock.image.save import ArchiveFormat, SaveItem, write_archive
 from pydock.store import ImageRecord, Store
 
 if TYPE_CHECKING:  # the registry client (and httpx) load only for the commands that use them
@@ -115,6 +110,11 @@ class Images:
         """``load``: every image of a docker-archive or OCI layout; Docker's report lines."""
         name = source or "-"
         with doing(f"loading {name}"):
+            from pydock.image.bundle import open_bundle
+            from pydock.image.ingest import ingesting
+            from pydock.image.load import ingest_image, read_archive
+            from pydock.image.manifest import Platform
+
             wanted = Platform.parse(platform) if platform else Platform.default()
             with self._input(source, stdin) as path, open_bundle(path, self._scratch()) as bundle:
                 images = read_archive(bundle, platform=wanted)
@@ -134,6 +134,8 @@ class Images:
         """``save``: images into one archive at ``output`` (stdout if ``None``)."""
         with doing(f"saving {' '.join(names)}"):
             try:
+                from pydock.image.save import ArchiveFormat, SaveItem, write_archive
+
                 archive = ArchiveFormat(kind)
             except ValueError as exc:
                 raise UsageError(f"unknown format {kind!r}") from exc
@@ -228,6 +230,8 @@ class Images:
         out: TextIO | None = None,
     ) -> tuple[Reference, PullResult]:
         """``pull``: the image ``name`` from its registry, for ``platform``."""
+        from pydock.image.ingest import ingesting
+        from pydock.image.manifest import Platform
         from pydock.registry.progress import Progress
         from pydock.registry.pull import pull
 

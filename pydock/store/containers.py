@@ -154,6 +154,13 @@ class ContainerStore:
             cursor = self.db.execute(f"UPDATE containers SET {sets} WHERE {where}", args)
             return bool(cursor.rowcount)
 
+    def has_owned_rows(self) -> bool:
+        """Whether any container row names an owner process (work that recovery may finish)."""
+        return (
+            self.db.execute("SELECT 1 FROM containers WHERE owner IS NOT NULL LIMIT 1").fetchone()
+            is not None
+        )
+
     def remove(self, container_id: str) -> None:
         """Delete the container's row."""
         self.db.execute("DELETE FROM containers WHERE id = ?", [container_id])
