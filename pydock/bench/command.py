@@ -148,7 +148,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments ask for; write and print the results."""
     if args.redraw is not None:
         return redraw(args.redraw, args.out)
-    if getattr(args, "compare", None):  # the flag arrives with the CLI's next version
+    if getattr(args, "compare", None):
         return compare_runs(args.compare[0], args.compare[1], args.out)
     drivers = list(graphdriver.registered())
     backend_names = _names(args.backends, drivers, "storage") or drivers

@@ -340,8 +340,8 @@ def test_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> None:
 
     before = results("before", [0.4, 0.41, 0.42])
     after = results("after", [0.1, 0.11, 0.12])
-    command = [sys.executable, "-m", "pydock.bench.compare", str(before), str(after),
-               str(tmp_path / "cmp")]  # fmt: skip
+    command = [sys.executable, "-m", "pydock", "bench", "--compare", str(before), str(after),
+               "--out", str(tmp_path / "cmp")]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     tar = next(line for line in done.stdout.splitlines() if line.split()[:1] == ["tar"])
