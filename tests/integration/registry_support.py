@@ -55,6 +55,13 @@ class Registry:
     storage: Path
     username: str | None = None
     password: str | None = None
+    log: Path | None = None
+
+    def requests(self, method: str, path_prefix: str) -> list[str]:
+        """The access-log lines of ``METHOD /path...`` requests the registry answered."""
+        assert self.log is not None
+        needle = f'"{method} {path_prefix}'
+        return [line for line in self.log.read_text().splitlines() if needle in line]
 
     def blob_data_path(self, digest: str) -> Path:
         """Where the filesystem driver keeps blob ``digest``."""
@@ -67,7 +74,7 @@ def _config(storage: Path, port: int, htpasswd: Path | None, auth: str) -> str:
         auth = f"auth:\n  htpasswd:\n    realm: pydock-test\n    path: {htpasswd}\n"
     return (
         "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
         "  delete:\n    enabled: true\n"
         "  maintenance:\n    uploadpurging:\n      enabled: false\n"
@@ -124,7 +131,7 @@ def running_registry(
         address = f"127.0.0.1:{port}"
         _wait_ready(address, process, log)
         user, secret = credentials if credentials else (None, None)
-        yield Registry(address, storage, user, secret)
+        yield Registry(address, storage, user, secret, log)
     finally:
         process.kill()
         process.wait(timeout=30)

@@ -115,10 +115,15 @@ def test_push_then_pull_gives_the_same_image(registry: Registry, tmp_path: Path)
     assert "Pushed" not in repush and "Layer already exists" in repush
     assert repush.splitlines()[-1] == f"1: digest: {digest} size: {pushed[-1].split()[-1]}"
 
+    # Pushing again asked the registry whether each blob exists, and uploaded none.
+    assert registry.requests("HEAD", "/v2/team/app/blobs/sha256:")
     # A push to another repository of the same registry mounts the blobs.
     other = f"{registry.address}/elsewhere/app:2"
     mounted = ok(target, "push", NO_TLS, name, other)
     assert "Mounted from team/app" in mounted
+    mounts = registry.requests("POST", "/v2/elsewhere/app/blobs/uploads/?mount=sha256:")
+    assert mounts and all("from=team%2Fapp" in line or "from=team/app" in line for line in mounts)
+    assert registry.requests("PATCH", "/v2/elsewhere/app/blobs/uploads/") == []
 
     # Quiet pull prints the reference only.
     quiet = tmp_path / "quiet"
@@ -139,6 +144,10 @@ def test_chunked_upload(
     ok(source, "push", "-q", NO_TLS, name)
     ok(target, "pull", "-q", NO_TLS, name)
     assert inspect(target, name)["Id"] == image_id
+    # What the registry received: the layers (tens of KiB each) went up in 4 KiB PATCHes.
+    patches = registry.requests("PATCH", "/v2/chunked/img/blobs/uploads/")
+    puts = registry.requests("PUT", "/v2/chunked/img/blobs/uploads/")
+    assert len(puts) >= 3 and len(patches) > 3 * len(puts), (len(patches), len(puts))
 
 
 def test_pull_by_digest(registry: Registry, tmp_path: Path) -> None:
