@@ -52,12 +52,23 @@ def missing_prerequisite() -> str | None:
 
 @contextmanager
 def unprivileged_user() -> Iterator[str]:
-    """An unprivileged user with /etc/subuid ranges; created if missing, kept for reuse."""
+    """An unprivileged user with /etc/subuid ranges, removed again (home, ranges) at the end."""
+    created = False
     try:
         pwd.getpwnam(USER)
     except KeyError:
         subprocess.run(["useradd", "--create-home", USER], check=True, capture_output=True)
-    yield USER
+        created = True
+    try:
+        yield USER
+    finally:
+        if created:
+            subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
+            subprocess.run(["userdel", "--remove", USER], capture_output=True)
+            for table in ("/etc/subuid", "/etc/subgid"):
+                lines = Path(table).read_text().splitlines(keepends=True)
+                kept = "".join(line for line in lines if not line.startswith(f"{USER}:"))
+                Path(table).write_text(kept)
 
 
 def copy_of_tests(dest: Path) -> Path:
