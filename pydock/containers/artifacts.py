@@ -20,6 +20,7 @@ from pydock.containers.config import ContainerConfig
 from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerLayers
 from pydock.errors import ContentError, DriverError, LayerInputError
+from pydock.image import blobs
 from pydock.image.layertar import store_layer_tar
 from pydock.image.reference import parse_reference
 from pydock.store import ContainerRecord, ImageRecord
@@ -84,6 +85,19 @@ def commit(
     author: str = "",
 ) -> str:
     """``commit``: the container's changes become a new layer on its image; the new image id."""
+    # Leased from before each blob appears until the image records it (see Images.import_image).
+    with blobs.leased(manager.store, manager.content) as lease:
+        return _commit(manager, record, reference, message, author, lease)
+
+
+def _commit(
+    manager: ContainerManager,
+    record: ContainerRecord,
+    reference: str | None,
+    message: str,
+    author: str,
+    lease: blobs.Lease,
+) -> str:
     transition(record.state, Action.COMMIT, name=record.name)
     ref = parse_reference(reference) if reference else None
     image, top = _image_top(manager, record)
@@ -91,7 +105,7 @@ def commit(
     content = manager.content
     with _pinned(storage, record), storage.diff(record.rw_layer, top) as stream:
         try:
-            blob = store_layer_tar(stream, content)
+            blob = store_layer_tar(stream, content, before_publish=lease.hold)
         except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
             raise DriverError(f"committing container {record.name}: {exc}") from exc
     pending = storage.layers.register(blob.digest, image.top_layer)
@@ -99,7 +113,7 @@ def commit(
     try:
         created = now_rfc3339()
         config = _committed_config(image, record, blob.digest, created, message, author)
-        image_id = content.write_bytes(config).digest
+        image_id = content.write_bytes(config, before_publish=lease.hold).digest
         new = ImageRecord(
             image_id, config.decode(), None, pending.chain_id, created, image.size + pending.size
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -59,8 +59,19 @@ class ContentStore:
         """Whether the blob ``digest`` is stored."""
         return self.path(digest).is_file()
 
-    def write(self, chunks: Iterable[bytes], *, expected: str | None = None) -> Descriptor:
-        """Store the concatenated ``chunks``; with ``expected``, refuse any other digest."""
+    def write(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        expected: str | None = None,
+        before_publish: Callable[[str], None] | None = None,
+    ) -> Descriptor:
+        """Store the concatenated ``chunks``; with ``expected``, refuse any other digest.
+
+        ``before_publish(digest)`` runs once the digest is known and before the blob appears
+        under it: a caller leases the digest there, so no collection can take the blob between
+        its appearing and the caller recording it.
+        """
         if expected is not None:
             check_digest(expected)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -81,6 +92,8 @@ class ContentStore:
                 raise DigestMismatchError(
                     f"writing blob {expected}: content has digest {digest}", digest=expected
                 )
+            if before_publish is not None:
+                before_publish(digest)
             os.rename(temp, self.path(digest))
             _fsync_directory(self.directory)
         except BaseException:
@@ -92,9 +105,15 @@ class ContentStore:
         """Store everything read from ``stream``; see :meth:`write`."""
         return self.write(iter_chunks(stream), expected=expected)
 
-    def write_bytes(self, data: bytes, *, expected: str | None = None) -> Descriptor:
+    def write_bytes(
+        self,
+        data: bytes,
+        *,
+        expected: str | None = None,
+        before_publish: Callable[[str], None] | None = None,
+    ) -> Descriptor:
         """Store ``data``; see :meth:`write`."""
-        return self.write([data], expected=expected)
+        return self.write([data], expected=expected, before_publish=before_publish)
 
     def open(self, digest: str) -> BinaryIO:
         """Open the blob ``digest`` for reading."""

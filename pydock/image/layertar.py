@@ -11,7 +11,7 @@ the entry it describes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from graphdriver.compression import open_decompressed
@@ -159,14 +159,19 @@ def _pax_size(body: bytes, name: str) -> int | None:
     return size
 
 
-def store_layer_tar(stream: BinaryIO, content: ContentStore) -> Descriptor:
+def store_layer_tar(
+    stream: BinaryIO,
+    content: ContentStore,
+    *,
+    before_publish: Callable[[str], None] | None = None,
+) -> Descriptor:
     """Decompress a layer (plain, gzip or zstd), check it is a whole tar, store it.
 
     Returns the stored uncompressed tar, whose digest is the layer's diff id. A truncated or
     corrupt input raises (``LayerInputError`` or ``graphdriver.ArchiveError``) and stores
     nothing.
     """
-    return content.write(_checked_chunks(open_decompressed(stream)))
+    return content.write(_checked_chunks(open_decompressed(stream)), before_publish=before_publish)
 
 
 def _checked_chunks(plain: BinaryIO) -> Iterator[bytes]:

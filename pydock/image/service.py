@@ -353,10 +353,23 @@ class Images:
         stdin: BinaryIO | None = None,
     ) -> str:
         """Import a root filesystem tar (file, ``-`` or ``builtin:NAME``) as a new image."""
+        # Leased from before each blob appears until the image records it: a concurrent
+        # ``system prune`` must not take the layer or the config in between.
+        with blobs.leased(self.store, self.content) as lease:
+            return self._import(source, reference, message, stdin, lease)
+
+    def _import(
+        self,
+        source: str,
+        reference: str | None,
+        message: str,
+        stdin: BinaryIO | None,
+        lease: blobs.Lease,
+    ) -> str:
         ref = _tag_reference(reference) if reference else None
         with self._open_source(source, stdin) as stream:
             try:
-                blob = store_layer_tar(stream, self.content)
+                blob = store_layer_tar(stream, self.content, before_publish=lease.hold)
             except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
                 raise LayerInputError(f"importing {source}: {exc}") from exc
             except OSError as exc:
@@ -377,7 +390,7 @@ class Images:
             config = build_config(
                 [blob.digest], created=created, history=[HistoryEntry(created, comment=comment)]
             )
-            image_id = self.content.write_bytes(config).digest
+            image_id = self.content.write_bytes(config, before_publish=lease.hold).digest
             record = ImageRecord(
                 image_id, config.decode(), None, pending.chain_id, created, pending.size
             )

@@ -62,3 +62,21 @@ def test_a_failed_lease_deletes_only_what_it_wrote(store: Store, tmp_path: Path)
         raise ContentError("boom")
     assert content.list_digests() == [kept]
     assert store.distribution.leased() == set()
+
+
+def test_a_blob_is_leased_before_it_appears(store: Store, tmp_path: Path) -> None:
+    """The window a concurrent prune could use: blob stored, not yet recorded by its writer."""
+    content = ContentStore(tmp_path)
+    seen: list[bool] = []
+    with blobs.leased(store, content) as lease:
+
+        def hold(digest: str) -> None:
+            seen.append(content.exists(digest))  # not there yet when the lease is taken
+            lease.hold(digest)
+
+        written = content.write_bytes(b"layer in flight", before_publish=hold).digest
+        report = blobs.collect(store, content)  # a prune between the write and the record
+        assert report.deleted == () and content.exists(written)
+    assert seen == [False]
+    unleased = content.write_bytes(b"nobody holds this").digest
+    assert blobs.collect(store, content).deleted == (unleased,)
