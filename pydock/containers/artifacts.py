@@ -105,7 +105,7 @@ def _commit(
     content = manager.content
     with _pinned(storage, record), storage.diff(record.rw_layer, top) as stream:
         try:
-            blob = store_layer_tar(stream, content, before_publish=lease.hold)
+            blob = store_layer_tar(stream, content, before_publish=lease.publishing)
         except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
             raise DriverError(f"committing container {record.name}: {exc}") from exc
     pending = storage.layers.register(blob.digest, image.top_layer)
@@ -113,7 +113,7 @@ def _commit(
     try:
         created = now_rfc3339()
         config = _committed_config(image, record, blob.digest, created, message, author)
-        image_id = content.write_bytes(config, before_publish=lease.hold).digest
+        image_id = content.write_bytes(config, before_publish=lease.publishing).digest
         new = ImageRecord(
             image_id, config.decode(), None, pending.chain_id, created, image.size + pending.size
         )
@@ -123,11 +123,7 @@ def _commit(
             if ref is not None:
                 manager.store.images.tag(str(ref), image_id, created=created)
     except BaseException:
-        storage.layers.abandon(pending)
-        if not manager.store.layers.uses_diff(blob.digest):
-            content.delete(blob.digest)
-        if image_id and manager.store.images.get(image_id) is None:
-            content.delete(image_id)
+        storage.layers.abandon(pending)  # the lease collects the blobs written, if unused
         raise
     return image_id
 

@@ -100,6 +100,12 @@ class Lease:
             self.store.distribution.lease(fresh, self.owner)
             self.digests.update(fresh)
 
+    def publishing(self, digest: str) -> None:
+        """For ``ContentStore.write(before_publish=...)``: lease a blob about to appear, and
+        count it as this operation's (collected, unless something else uses it, on failure)."""
+        self.hold(digest)
+        self.wrote(digest)
+
     def wrote(self, digest: str) -> None:
         """Note that this operation created blob ``digest`` (deleted again on failure)."""
         self.written.add(digest)

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import graphdriver
 from pydock.clock import now_rfc3339
 from pydock.errors import DriverError, LayerInputError
+from pydock.image import blobs
 from pydock.image.config import chain_id
 from pydock.image.content import ContentStore, digest_bytes
 from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
@@ -176,8 +177,9 @@ class LayerManager:
             if not self.store.layers.remove(chain):
                 break
             removed.append(chain)
-            if layer is not None and not self.store.layers.uses_diff(layer.diff_id):
-                self.content.delete(layer.diff_id)
+            if layer is not None:
+                # Not a plain delete: another command may hold the same content under a lease.
+                blobs.collect(self.store, self.content, [layer.diff_id])
         return removed
 
     def recover(self) -> list[str]:

@@ -369,7 +369,7 @@ class Images:
         ref = _tag_reference(reference) if reference else None
         with self._open_source(source, stdin) as stream:
             try:
-                blob = store_layer_tar(stream, self.content, before_publish=lease.hold)
+                blob = store_layer_tar(stream, self.content, before_publish=lease.publishing)
             except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
                 raise LayerInputError(f"importing {source}: {exc}") from exc
             except OSError as exc:
@@ -378,11 +378,7 @@ class Images:
                 raise PydockError(
                     f"importing {source}: writing to {where}: {reason}", path=where
                 ) from exc
-        try:
-            pending = self.layers.register(blob.digest, None)
-        except BaseException:
-            self._forget_blob(blob.digest)
-            raise
+        pending = self.layers.register(blob.digest, None)  # on failure the lease collects it
         image_id = ""
         try:
             created = now_rfc3339()
@@ -390,7 +386,7 @@ class Images:
             config = build_config(
                 [blob.digest], created=created, history=[HistoryEntry(created, comment=comment)]
             )
-            image_id = self.content.write_bytes(config, before_publish=lease.hold).digest
+            image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
             record = ImageRecord(
                 image_id, config.decode(), None, pending.chain_id, created, pending.size
             )
@@ -400,10 +396,7 @@ class Images:
                 if ref is not None:
                     self.store.images.tag(str(ref), image_id, created=created)
         except BaseException:
-            self.layers.abandon(pending)
-            self._forget_blob(blob.digest)
-            if image_id and self.store.images.get(image_id) is None:
-                self.content.delete(image_id)
+            self.layers.abandon(pending)  # the lease collects the blobs written, if unused
             raise
         return image_id
 
@@ -503,10 +496,6 @@ class Images:
             raise LayerInputError(f"importing {source}: {reason}", path=source) from exc
         with stream:
             yield stream
-
-    def _forget_blob(self, digest: str) -> None:
-        if not self.store.layers.uses_diff(digest):
-            self.content.delete(digest)
 
 
 def _tag_reference(text: str) -> Reference:
