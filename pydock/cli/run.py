@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from pathlib import Path
 from typing import TextIO
 
@@ -82,8 +83,17 @@ def _run_attached(
     return status
 
 
+def _require_terminal(args: argparse.Namespace, doing: str) -> None:
+    """``-it`` attached needs a terminal on standard input, as Docker says (else it would
+    wait forever for a terminal that is not there)."""
+    wants = args.tty and args.interactive and not getattr(args, "detach", False)
+    if wants and not os.isatty(0):
+        raise ContainerConfigError(f"{doing}: the input device is not a TTY")
+
+
 def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container from an image and run its command."""
+    _require_terminal(args, "running a container")
     manager = engine.containers
     record = manager.create(_options(args), starting=True)
     files = manager.files(record.id)
@@ -158,6 +168,7 @@ def cmd_exec(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         command.pop(0)
     if not command:
         raise ContainerConfigError(f"executing in {args.container}: no command given")
+    _require_terminal(args, f"executing in {args.container}")
     options = ExecOptions(
         command=tuple(command),
         env=tuple(args.env),

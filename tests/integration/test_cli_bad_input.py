@@ -104,6 +104,12 @@ CASES = [
         id="seccomp-file",
     ),
     pytest.param(["run", "--rm", "-w", "rel", "busybox", "true"], 125, "absolute", id="workdir"),
+    pytest.param(
+        ["run", "--rm", "-it", "busybox", "cat"], 125, "the input device is not a TTY", id="it-run"
+    ),
+    pytest.param(
+        ["exec", "-it", "taken", "cat"], 125, "the input device is not a TTY", id="it-exec"
+    ),
     pytest.param(["start", "nosuch"], 125, "no such container", id="start-unknown"),
     pytest.param(["exec", "nosuch", "true"], 125, "no such container", id="exec-unknown"),
     pytest.param(["kill", "-s", "NOPE", "taken"], 125, "no such signal", id="signal"),
