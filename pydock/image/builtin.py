@@ -59,6 +59,15 @@ def builtin_names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def image_settings(source: str) -> tuple[float, dict[str, object]]:
+    """The creation time and container settings of built-in image ``source``.
+
+    Taken from what the image is made of (the busybox binary's mtime; ``CMD ["sh"]`` as Docker
+    Hub's busybox has), so the same busybox-static gives the same image id on every machine.
+    """
+    return BUSYBOX.stat().st_mtime, {"Cmd": ["sh"]}
+
+
 def open_builtin(source: str) -> BinaryIO:
     """A readable temporary file holding the root filesystem tar of ``builtin:NAME``."""
     name = source.removeprefix(PREFIX)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydock.image.content import digest_bytes
@@ -50,14 +50,19 @@ def host_architecture() -> str:
 
 
 def build_config(
-    diff_ids: Sequence[str], *, created: str, history: Sequence[HistoryEntry]
+    diff_ids: Sequence[str],
+    *,
+    created: str,
+    history: Sequence[HistoryEntry],
+    settings: Mapping[str, object] | None = None,
 ) -> bytes:
-    """An OCI image config for a root filesystem of ``diff_ids``, as canonical JSON bytes."""
+    """An OCI image config for a root filesystem of ``diff_ids``, as canonical JSON bytes;
+    ``settings`` are the container defaults (``Cmd``, ``Env``, ...)."""
     config = {
         "architecture": host_architecture(),
         "os": "linux",
         "created": created,
-        "config": {},
+        "config": dict(settings or {}),
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
         "history": [_history_json(entry) for entry in history],
     }

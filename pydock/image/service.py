@@ -7,6 +7,7 @@ CLI prints ``pydock: pulling localhost:5000/x:1: downloading blob sha256:...: ..
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import graphdriver
-from pydock.clock import now_rfc3339
+from pydock.clock import now_rfc3339, to_rfc3339
 from pydock.errors import (
     ContentError,
     DriverError,
@@ -382,9 +383,16 @@ class Images:
         image_id = ""
         try:
             created = now_rfc3339()
+            settings: dict[str, object] = {}
+            if builtin.is_builtin(source):
+                mtime, settings = builtin.image_settings(source)
+                created = to_rfc3339(dt.datetime.fromtimestamp(int(mtime), dt.UTC))
             comment = message or f"Imported from {source}"
             config = build_config(
-                [blob.digest], created=created, history=[HistoryEntry(created, comment=comment)]
+                [blob.digest],
+                created=created,
+                history=[HistoryEntry(created, comment=comment)],
+                settings=settings,
             )
             image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
             record = ImageRecord(

@@ -449,3 +449,13 @@ def test_root_from_environment(tmp_path: Path) -> None:
 def test_version(root: Path) -> None:
     done = run(root, "--version", raw=True)
     assert done.returncode == 0 and done.stdout.startswith("pydock ")
+
+
+def test_the_builtin_busybox_is_reproducible_and_runs_sh(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    ids = {ok(first, "import", "builtin:busybox", "a").strip()}
+    ids.add(ok(second, "import", "builtin:busybox", "b").strip())
+    assert len(ids) == 1  # the same busybox-static gives the same image on every store
+    described = json.loads(ok(first, "inspect", "a"))[0]
+    assert described["Config"]["Cmd"] == ["sh"]
+    assert described["Created"] == json.loads(ok(second, "inspect", "b"))[0]["Created"]

@@ -7,8 +7,10 @@ codes, terminals, standard input, ``--init`` and the cgroup limits.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -130,7 +132,13 @@ def test_init_reaps_orphans(one: Workspace) -> None:
 def test_entrypoint_and_image_command(one: Workspace) -> None:
     out = one.pydock.ok("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b")
     assert out == "a b\n"
-    fails(one.pydock.run("run", "--rm", "busybox"), "no command specified")
+    # An imported root filesystem has no command of its own (the built-in busybox runs sh).
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("etc/marker")
+        tar.addfile(info, io.BytesIO(b""))
+    one.pydock.ok("import", "-", "nocmd", stdin=layer.getvalue())
+    fails(one.pydock.run("run", "--rm", "nocmd"), "no command specified")
 
 
 def test_cgroup_limits(one: Workspace) -> None:
@@ -163,3 +171,8 @@ def test_builtin_busybox_is_built_on_demand(tmp_path: Path) -> None:
     assert pydock.ok("run", "--rm", "busybox", "echo", "hi") == "hi\n"
     assert pydock.ok("images").splitlines()[1].split()[:2] == ["busybox", "latest"]
     fails(pydock.run("run", "--rm", "otherimage", "true"), "no such image")
+
+
+def test_the_builtin_busybox_runs_sh_by_default(one: Workspace) -> None:
+    done = one.pydock.run("run", "--rm", "-i", "busybox", stdin=b"echo from-sh; exit 3\n")
+    assert (done.status, done.out) == (3, "from-sh\n"), done.err
