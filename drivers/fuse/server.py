@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import selectors
+import signal
 import socket
 import struct
 import sys
@@ -211,6 +212,7 @@ class Server:
         if pid == 0:
             status = 1
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's stop is not ours
                 self._close_in_child()
                 os.setsid()  # a signal to the server's group or session does not reach it
                 status = body()
@@ -301,6 +303,10 @@ class Server:
         self.listener.close()
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pydock-fuse-server")
     parser.add_argument("--dir", required=True, type=Path)
@@ -339,6 +345,8 @@ def main(argv: list[str]) -> int:
     os.close(null)
     os.close(log)
     server = Server(paths, listener, lock_fd, args.idle)
+    # SIGTERM leaves as idling out does: socket first, lock last (mounts keep serving).
+    signal.signal(signal.SIGTERM, _stop)
     try:
         server.run()
     finally:
