@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
 
@@ -28,7 +29,7 @@ def umount2(target: str | os.PathLike[str], flags: int = 0) -> None:
     path = os.fsencode(target)
     while libc().umount2(path, ctypes.c_int(flags)) != 0:
         code = ctypes.get_errno()
-        if code != 0 and code != 4:  # EINTR: try again
+        if code != errno.EINTR:
             raise OSError(code, f"umount2: {os.strerror(code)}", os.fsdecode(path))
 
 

@@ -27,14 +27,19 @@ from pydock.settings import EngineConfig
 from pydock.store import DATABASE_NAME, ContainerRecord, Store, is_owner_alive
 
 
-def _options(args: argparse.Namespace) -> RunOptions:
-    """The ``run``/``create`` options from the parsed command line."""
+def _command(args: argparse.Namespace) -> tuple[str, ...]:
+    """The command words after the options (a leading ``--`` dropped)."""
     command = list(args.command)
     if command and command[0] == "--":
         command.pop(0)
+    return tuple(command)
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    """The ``run``/``create`` options from the parsed command line."""
     return RunOptions(
         image=args.image,
-        command=tuple(command),
+        command=_command(args),
         name=args.name,
         env=tuple(args.env),
         workdir=args.workdir,
@@ -163,14 +168,12 @@ def cmd_start(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_exec(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Run a command in a running container."""
-    command = list(args.command)
-    if command and command[0] == "--":
-        command.pop(0)
+    command = _command(args)
     if not command:
         raise ContainerConfigError(f"executing in {args.container}: no command given")
     _require_terminal(args, f"executing in {args.container}")
     options = ExecOptions(
-        command=tuple(command),
+        command=command,
         env=tuple(args.env),
         workdir=args.workdir,
         user=args.user,

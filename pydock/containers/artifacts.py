@@ -108,24 +108,17 @@ def _commit(
             blob = store_layer_tar(stream, content, before_publish=lease.publishing)
         except (LayerInputError, graphdriver.ArchiveError, ContentError) as exc:
             raise DriverError(f"committing container {record.name}: {exc}") from exc
+    created = now_rfc3339()
+    config = _committed_config(image, record, blob.digest, created, message, author)
     pending = storage.layers.register(blob.digest, image.top_layer)
-    image_id = ""
-    try:
-        created = now_rfc3339()
-        config = _committed_config(image, record, blob.digest, created, message, author)
-        image_id = content.write_bytes(config, before_publish=lease.publishing).digest
-        new = ImageRecord(
-            image_id, config.decode(), None, pending.chain_id, created, image.size + pending.size
-        )
-        with manager.store.transaction():
-            storage.layers.finish(pending)
-            manager.store.images.add(new)
-            if ref is not None:
-                manager.store.images.tag(str(ref), image_id, created=created)
-    except BaseException:
-        storage.layers.abandon(pending)  # the lease collects the blobs written, if unused
-        raise
-    return image_id
+    return storage.layers.commit_image(
+        pending,
+        config,
+        created=created,
+        size=image.size + pending.size,
+        tag=str(ref) if ref is not None else None,
+        lease=lease,
+    )
 
 
 def _committed_config(

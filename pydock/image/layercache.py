@@ -24,7 +24,7 @@ from pydock.errors import DriverError, LayerInputError
 from pydock.image import blobs
 from pydock.image.config import chain_id
 from pydock.image.content import ContentStore, digest_bytes
-from pydock.store import CacheRecord, Store, current_owner, is_owner_alive
+from pydock.store import CacheRecord, ImageRecord, Store, current_owner, is_owner_alive
 
 # How often a second importer of the same layer looks whether the first one is done.
 WAIT_INTERVAL_SECONDS = 0.2
@@ -128,6 +128,32 @@ class LayerManager:
                 f"using layer {pending.chain_id}: another pydock removed it meanwhile; try again",
                 layer_id=pending.chain_id,
             )
+
+    def commit_image(
+        self,
+        pending: PendingLayer,
+        config: bytes,
+        *,
+        created: str,
+        size: int,
+        tag: str | None,
+        lease: blobs.Lease,
+    ) -> str:
+        """Store the image ``config`` and record it, its new top layer ``pending`` and ``tag``
+        in one transaction; the image id. On failure the layer is abandoned (the lease collects
+        the blobs written, if nothing else uses them)."""
+        try:
+            image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
+            record = ImageRecord(image_id, config.decode(), None, pending.chain_id, created, size)
+            with self.store.transaction():
+                self.finish(pending)
+                self.store.images.add(record)
+                if tag is not None:
+                    self.store.images.tag(tag, image_id, created=created)
+        except BaseException:
+            self.abandon(pending)
+            raise
+        return image_id
 
     def abandon(self, pending: PendingLayer) -> None:
         """Undo :meth:`register` of a fresh layer after a failure; keeps rows it cannot undo."""

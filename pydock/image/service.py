@@ -379,34 +379,22 @@ class Images:
                 raise PydockError(
                     f"importing {source}: writing to {where}: {reason}", path=where
                 ) from exc
+        created = now_rfc3339()
+        settings: dict[str, object] = {}
+        if builtin.is_builtin(source):
+            mtime, settings = builtin.image_settings(source)
+            created = to_rfc3339(dt.datetime.fromtimestamp(int(mtime), dt.UTC))
+        config = build_config(
+            [blob.digest],
+            created=created,
+            history=[HistoryEntry(created, comment=message or f"Imported from {source}")],
+            settings=settings,
+        )
         pending = self.layers.register(blob.digest, None)  # on failure the lease collects it
-        image_id = ""
-        try:
-            created = now_rfc3339()
-            settings: dict[str, object] = {}
-            if builtin.is_builtin(source):
-                mtime, settings = builtin.image_settings(source)
-                created = to_rfc3339(dt.datetime.fromtimestamp(int(mtime), dt.UTC))
-            comment = message or f"Imported from {source}"
-            config = build_config(
-                [blob.digest],
-                created=created,
-                history=[HistoryEntry(created, comment=comment)],
-                settings=settings,
-            )
-            image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
-            record = ImageRecord(
-                image_id, config.decode(), None, pending.chain_id, created, pending.size
-            )
-            with self.store.transaction():
-                self.layers.finish(pending)
-                self.store.images.add(record)
-                if ref is not None:
-                    self.store.images.tag(str(ref), image_id, created=created)
-        except BaseException:
-            self.layers.abandon(pending)  # the lease collects the blobs written, if unused
-            raise
-        return image_id
+        tag = str(ref) if ref is not None else None
+        return self.layers.commit_image(
+            pending, config, created=created, size=pending.size, tag=tag, lease=lease
+        )
 
     def list_images(self) -> list[ImageRow]:
         """Every image once per tag (an untagged one once), newest first."""
