@@ -25,7 +25,7 @@ import pytest
 import graphdriver
 
 from .containers_support import CONTAINER_ID, IMAGE_ID, Done, fails
-from .unprivileged import installed, missing_prerequisite
+from .unprivileged import installed, missing_prerequisite, remove_user
 
 DEV_FUSE = "/dev/fuse"
 
@@ -102,11 +102,7 @@ def user() -> Iterator[User]:
         entry = pwd.getpwnam(name)
         yield User(name, entry.pw_uid, Path(entry.pw_dir))
     finally:
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-        subprocess.run(["userdel", "--remove", name], capture_output=True)
-        for table in ("/etc/subuid", "/etc/subgid"):
-            lines = Path(table).read_text().splitlines(keepends=True)
-            Path(table).write_text("".join(x for x in lines if not x.startswith(f"{name}:")))
+        remove_user(name)
 
 
 def _rootless_drivers() -> list[object]:

@@ -63,12 +63,20 @@ def unprivileged_user() -> Iterator[str]:
         yield USER
     finally:
         if created:
-            subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
-            subprocess.run(["userdel", "--remove", USER], capture_output=True)
-            for table in ("/etc/subuid", "/etc/subgid"):
-                lines = Path(table).read_text().splitlines(keepends=True)
-                kept = "".join(line for line in lines if not line.startswith(f"{USER}:"))
-                Path(table).write_text(kept)
+            remove_user(USER)
+
+
+def remove_user(name: str) -> None:
+    """Remove a test user everywhere it left a trace: processes, home, subordinate id ranges,
+    and the run roots pydock and its fuse mount server made for it under /tmp."""
+    uid = pwd.getpwnam(name).pw_uid
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    subprocess.run(["userdel", "--remove", name], capture_output=True)
+    for table in ("/etc/subuid", "/etc/subgid"):
+        lines = Path(table).read_text().splitlines(keepends=True)
+        Path(table).write_text("".join(line for line in lines if not line.startswith(f"{name}:")))
+    for run_root in (f"/tmp/pydock-{uid}", f"/tmp/pydock-run-{uid}"):
+        shutil.rmtree(run_root, ignore_errors=True)
 
 
 def copy_of_tests(dest: Path) -> Path:
