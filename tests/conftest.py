@@ -3,7 +3,8 @@
 A fuse mount (``--storage fuse``, the fuse conformance cases) starts a resident mount server
 that stays for a few idle minutes by design. At the end of the session every server that this
 user's session started is stopped with SIGTERM: the server removes its socket and leaves, its
-spare goes with it, and a mount process still serving a test's mount unmounts it.
+spare goes with it, and a mount process still serving a test's mount unmounts it; then the
+lock and log files those servers kept go too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 MARKER = b"pydock-fuse-server"
 
 
-def _servers() -> set[int]:
+def _servers() -> dict[int, list[bytes]]:
     """This user's mount servers, with their spares and mount processes (forks: same argv)."""
-    found = set()
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -31,20 +32,35 @@ def _servers() -> set[int]:
         except OSError:
             continue
         if owner == os.getuid() and MARKER in argv:
-            found.add(int(entry))
+            found[int(entry)] = argv
     return found
+
+
+def _files_of(argv: list[bytes]) -> list[Path]:
+    """The lock and log a server keeps beside its socket (``--dir D --key K``)."""
+    try:
+        directory = Path(os.fsdecode(argv[argv.index(b"--dir") + 1]))
+        key = os.fsdecode(argv[argv.index(b"--key") + 1])
+    except (ValueError, IndexError):
+        return []
+    return [directory / f"mount-{key}.lock", directory / f"mount-{key}.log"]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def stop_mount_servers() -> Iterator[None]:
-    before = _servers()
+    before = set(_servers())
     yield
-    started = _servers() - before
+    started = {pid: argv for pid, argv in _servers().items() if pid not in before}
     for pid in started:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + 10
-    while started & _servers() and time.monotonic() < deadline:
+    while started.keys() & _servers().keys() and time.monotonic() < deadline:
         time.sleep(0.05)
+    # Then their lock and log files: no server of theirs is left to race for the lock.
+    if not started.keys() & _servers().keys():
+        for argv in started.values():
+            for path in _files_of(argv):
+                path.unlink(missing_ok=True)
