@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 from graphdriver.driver import Driver
+from graphdriver.entrypoints import entry_points
 from graphdriver.errors import GraphDriverError, NotSupportedError
 
 ENTRY_POINT_GROUP = "pydock.graphdrivers"
@@ -28,7 +28,7 @@ def _load_entry_points() -> None:
     with _load_lock:
         if _entry_points_loaded:
             return
-        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry in entry_points(ENTRY_POINT_GROUP):
             if entry.name in _registered:
                 continue
             loaded = entry.load()

@@ -9,7 +9,6 @@ filesystem process can use it without loading anything else.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -21,7 +20,7 @@ MNT_DETACH = 0x2
 @functools.cache
 def libc() -> ctypes.CDLL:
     """The C library, loaded once."""
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)  # dlopen(NULL): libc is already in the process
 
 
 def umount2(target: str | os.PathLike[str], flags: int = 0) -> None:

@@ -6,7 +6,6 @@ import platform
 import sqlite3
 import sys
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 import graphdriver
@@ -17,6 +16,8 @@ from pydock.store import Store
 
 def package_version(name: str) -> str:
     """The installed version of distribution ``name`` (``unknown`` if not installed)."""
+    from importlib import metadata  # costly to import; only ``info`` and errors need it
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -8,7 +8,6 @@ loaded once, on first use, with ``use_errno=True`` so ``ctypes.get_errno`` is re
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -80,7 +79,7 @@ class _CapData(ctypes.Structure):
 @functools.cache
 def _libc() -> ctypes.CDLL:
     """Load the C library once, with errno capture."""
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)  # dlopen(NULL): libc is already in the process
 
 
 def _encode(path: str | os.PathLike[str] | None) -> bytes | None:
