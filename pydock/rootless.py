@@ -1,19 +1,47 @@
 """Rootless pydock runs in a user namespace of its own, as podman does.
 
-Before it opens its store, an unprivileged pydock moves into a new user and mount namespace in
+Before it opens its store, an unprivileged pydock moves into a user and mount namespace in
 which it is root: the image layers may then hold files of every id the maps cover (the caller's
 own id as root, plus its ``/etc/subuid`` range), overlay2 can mount (with ``userxattr``), and
 containers share that namespace. ``exec`` joins the namespaces of the container's monitor
 instead, where the container's own namespaces can be entered.
+
+Every command of one user and run root uses the same namespace. The first one makes it and
+starts a pause process in it (``<run root>/rootless/pause.pid``) that keeps it alive between
+commands; later commands join it. So mounts made by one command are there for the next, and
+the fuse driver's resident mount server serves every command. The pause process is a shell
+loop that leaves once no other process has been in the namespace for ``PYDOCK_PAUSE_IDLE``
+seconds (60 by default); the next command then makes a new namespace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import subprocess
+from pathlib import Path
 
 import runtime.idmap
 import runtime.userns
 from pydock.errors import PydockError
+
+PAUSE_MARK = "pydock-pause"
+PAUSE_IDLE_ENV = "PYDOCK_PAUSE_IDLE"
+DEFAULT_PAUSE_IDLE = 60.0
+
+# $1: idle seconds. Only shell built-ins run between the sleeps, so no process of the loop's
+# own is in the namespace when it looks for others.
+_PAUSE_LOOP = """
+me=/proc/$$/ns/user
+while sleep "$1"; do
+    for p in /proc/[0-9]*; do
+        [ "$p" = "/proc/$$" ] && continue
+        [ "$p/ns/user" -ef "$me" ] && continue 2
+    done
+    exit 0
+done
+"""
 
 
 def needs_namespace() -> bool:
@@ -21,16 +49,65 @@ def needs_namespace() -> bool:
     return os.geteuid() != 0 and runtime.userns.in_initial_namespace()
 
 
-def enter() -> None:
-    """Move into a new user and mount namespace as root (when rootless and not there yet)."""
+def enter(run_root: Path) -> None:
+    """Move into pydock's user and mount namespace as root (when rootless and not there yet):
+    join the one the pause process of ``run_root`` keeps, or make it and start that process."""
     if not needs_namespace():
         return
+    state = Path(run_root) / "rootless"
     try:
-        runtime.userns.enter(runtime.idmap.plan())
-    except runtime.NamespaceUnavailableError:
-        return  # user namespaces are off here: vfs still works, overlay2 will say why not
-    except runtime.ContainerError as exc:
-        raise PydockError(f"setting up rootless mode: {exc}") from exc
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(state / "pause.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise PydockError(f"setting up rootless mode: {state}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pause = live_pause(state)
+        if pause is not None:
+            with contextlib.suppress(runtime.ContainerError):
+                runtime.userns.join(pause)
+                return
+            # It left between the look and the join: nothing was entered; make a new one.
+        try:
+            runtime.userns.enter(runtime.idmap.plan())
+        except runtime.NamespaceUnavailableError:
+            return  # user namespaces are off here: vfs still works, overlay2 will say why not
+        except runtime.ContainerError as exc:
+            raise PydockError(f"setting up rootless mode: {exc}") from exc
+        _start_pause(state)
+    finally:
+        os.close(lock)
+
+
+def live_pause(state: Path) -> int | None:
+    """The pid of the live pause process recorded in ``state``, if there is one."""
+    try:
+        pid = int((state / "pause.pid").read_text())
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            words = file.read().split(b"\0")
+        owner = os.stat(f"/proc/{pid}").st_uid
+    except (OSError, ValueError):
+        return None
+    return pid if PAUSE_MARK.encode() in words and owner == os.getuid() else None
+
+
+def _start_pause(state: Path) -> None:
+    idle = os.environ.get(PAUSE_IDLE_ENV) or str(DEFAULT_PAUSE_IDLE)
+    # Without a pause process this command still works; the next one makes a namespace again.
+    with contextlib.suppress(OSError):
+        process = subprocess.Popen(
+            [PAUSE_MARK, "-c", _PAUSE_LOOP, PAUSE_MARK, idle],  # ps shows it by this name
+            executable="/bin/sh",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=True,
+            cwd="/",
+        )
+        temporary = state / f"pause.pid.{os.getpid()}"
+        temporary.write_text(f"{process.pid}\n")
+        temporary.replace(state / "pause.pid")
 
 
 def join(monitor_pid: int) -> None:

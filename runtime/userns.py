@@ -75,18 +75,27 @@ def enter(mapping: idmap.IdMapping) -> None:
 
 
 def join(pid: int) -> None:
-    """Join the user and mount namespaces of process ``pid`` (a container's monitor)."""
-    for name, kind in (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS)):
-        path = f"/proc/{pid}/ns/{name}"
-        try:
-            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                continue
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise SetupError(f"joining {path}: {exc.strerror}", errno=exc.errno) from exc
-        try:
-            linux.setns(fd, kind)
-        except OSError as exc:
-            raise SetupError(f"joining {path}: {exc.strerror}", errno=exc.errno) from exc
-        finally:
+    """Join the user and mount namespaces of process ``pid``.
+
+    Both are opened before either is entered: an open namespace file keeps its namespace
+    alive, so a process that exits meanwhile cannot leave the caller in its user namespace
+    but outside its mount namespace.
+    """
+    opened: list[tuple[int, int, str]] = []
+    try:
+        for name, kind in (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS)):
+            path = f"/proc/{pid}/ns/{name}"
+            try:
+                if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                opened.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind, path))
+            except OSError as exc:
+                raise SetupError(f"joining {path}: {exc.strerror}", errno=exc.errno) from exc
+        for fd, kind, path in opened:
+            try:
+                linux.setns(fd, kind)
+            except OSError as exc:
+                raise SetupError(f"joining {path}: {exc.strerror}", errno=exc.errno) from exc
+    finally:
+        for fd, _, _ in opened:
             os.close(fd)

@@ -73,11 +73,11 @@ class FuseDriver(OverlayLayoutDriver):
 
     @functools.cached_property
     def _use_server(self) -> bool:
-        """Mount through the resident server, unless this process runs in a user namespace of
-        its own: rootless pydock enters a new one per command, where a server would serve one
-        command and then idle (mounts there use the standalone command)."""
-        wanted = bool(self.options.get("mount_server", True))
-        return wanted and mountutil.in_initial_user_namespace()
+        """Mount through the resident server (``mount_server=false``: the standalone command).
+
+        A server serves the user and mount namespace it runs in; rootless pydock keeps one
+        namespace for all its commands (see ``pydock.rootless``), so one server serves them."""
+        return bool(self.options.get("mount_server", True))
 
     @property
     def run_root(self) -> Path:

@@ -202,7 +202,7 @@ def prepare(args: argparse.Namespace, config: EngineConfig) -> None:
         if monitor is not None:
             rootless.join(monitor)
             return
-    rootless.enter()
+    rootless.enter(Path(config.run_root))
 
 
 def _running_monitor(root: Path, name: str) -> int | None:

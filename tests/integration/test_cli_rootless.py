@@ -56,6 +56,8 @@ class User:
             "LANG=C.UTF-8",
             # The fuse mount server leaves after this much idle time (minutes by default).
             "PYDOCK_FUSE_SERVER_IDLE=0.5",
+            # pydock's pause process leaves after this much time with nothing in its namespace.
+            "PYDOCK_PAUSE_IDLE=0.5",
         ]
         command = ["runuser", "-u", self.name, "--", "env", "-i", *env, str(installed("pydock"))]
         done = subprocess.run(
@@ -81,7 +83,7 @@ class User:
         deadline = time.monotonic() + settle
         while True:
             listed = subprocess.run(
-                ["ps", "-u", str(self.uid), "-o", "pid=,stat=,args="],
+                ["ps", "-ww", "-u", str(self.uid), "-o", "pid=,stat=,args="],
                 capture_output=True,
                 text=True,
             )
@@ -164,6 +166,7 @@ def _check_rootless(user: User, driver: str) -> None:
     assert CONTAINER_ID.fullmatch(container_id)
     assert user.ok("exec", name, "sh", "-c", "test -e /made || sleep 1; cat /made") == "x\n"
     assert user.ok("logs", name) == "started\n"
+    _check_one_namespace(user, driver, name)
     assert "A /made" in user.ok("diff", name).splitlines()
     image_id = user.ok("commit", name, f"snap:{driver}").strip()
     assert IMAGE_ID.fullmatch(image_id)
@@ -179,6 +182,27 @@ def _check_rootless(user: User, driver: str) -> None:
     assert user.ok("ps", "-a", "-q") == ""
     assert user.processes() == []
     user.ok("rmi", f"snap:{driver}")
+
+
+def _check_one_namespace(user: User, driver: str, running: str) -> None:
+    """Every command joins the namespace the pause process keeps: a second container shares
+    the first one's user namespace, and fuse mounts go through one resident mount server."""
+    other = user.ok("run", "-d", "busybox", "sleep", "30").strip()
+    pids = [json.loads(user.ok("inspect", name))[0]["State"]["Pid"] for name in (running, other)]
+    namespaces = {os.stat(f"/proc/{pid}/ns/user").st_ino for pid in pids}
+    assert len(namespaces) == 1, pids
+    pause = [line for line in user.processes(settle=0) if "pydock-pause" in line]
+    assert len(pause) == 1, pause
+    pause_pid = int(pause[0].split()[0])
+    assert os.stat(f"/proc/{pause_pid}/ns/user").st_ino in namespaces
+    if driver == "fuse":
+        # The server and the filesystem process it forked for each mount carry its marker.
+        served = [line for line in user.processes(settle=0) if "pydock-fuse-server" in line]
+        assert served, user.processes(settle=0)
+        assert {os.stat(f"/proc/{line.split()[0]}/ns/user").st_ino for line in served} == (
+            namespaces
+        )
+    user.ok("rm", "-f", other)
 
 
 @pytest.mark.fuse
