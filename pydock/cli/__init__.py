@@ -7,6 +7,6 @@ turns failures into one line and exit status 125.
 
 from __future__ import annotations
 
-from pydock.cli.app import build_parser, engine_config, main
+from pydock.cli.app import build_parser, console, engine_config, main
 
-__all__ = ["build_parser", "engine_config", "main"]
+__all__ = ["build_parser", "console", "engine_config", "main"]
