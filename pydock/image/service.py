@@ -84,6 +84,8 @@ def doing(what: str) -> Iterator[None]:
         raise DriverError(f"{what}: {exc}") from exc
     except (tarfile.TarError, EOFError) as exc:  # an archive cut short or corrupt
         raise ImageFormatError(f"{what}: reading the archive: {exc}") from exc
+    except BrokenPipeError:
+        raise  # the reader went away (`save | head`): the CLI leaves quietly, as Docker does
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         where = f"{exc.filename}: " if exc.filename else ""

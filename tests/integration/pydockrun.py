@@ -61,6 +61,15 @@ def assert_fails(result: tuple[int, str, str], *needles: str) -> str:
     return lines[0]
 
 
+def ok_process(root: Path, *args: str) -> str:
+    """Run as a subprocess (the real command); assert success and a silent stderr; return
+    stdout."""
+    status, out, err = cli_process(root, *args)
+    assert status == 0, err
+    assert err == ""
+    return out
+
+
 def snapshot(root: Path) -> dict[str, object]:
     """Everything a failed command must leave as it was: rows, blobs, layer directories."""
     found: dict[str, object] = {}

@@ -268,11 +268,13 @@ def _rootfs_tar(tmp_path: Path) -> Path:
 
 def test_a_tar_that_is_not_an_image(loaded: Path, tmp_path: Path) -> None:
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(_rootfs_tar(tmp_path))), "not an image archive")
+    assert_fails(
+        cli_process(loaded, "load", "-i", str(_rootfs_tar(tmp_path))), "not an image archive"
+    )
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01garbage" * 300)
-    assert_fails(cli(loaded, "load", "-i", str(junk)), f"loading {junk}")
-    assert_fails(cli(loaded, "load", "-i", str(tmp_path / "nope.tar")), "no such file")
+    assert_fails(cli_process(loaded, "load", "-i", str(junk)), f"loading {junk}")
+    assert_fails(cli_process(loaded, "load", "-i", str(tmp_path / "nope.tar")), "no such file")
     assert snapshot(loaded) == before
 
 
@@ -281,7 +283,7 @@ def test_manifest_naming_a_missing_blob(loaded: Path, tmp_path: Path) -> None:
     image = write_oci_layout(layout, seeded_layers(11), name="miss:1")
     (layout / "blobs" / "sha256" / image.blobs[1].partition(":")[2]).unlink()
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(layout)), image.blobs[1], "missing")
+    assert_fails(cli_process(loaded, "load", "-i", str(layout)), image.blobs[1], "missing")
     assert snapshot(loaded) == before
 
 
@@ -312,7 +314,7 @@ def test_config_and_layer_that_disagree(loaded: Path, tmp_path: Path) -> None:
             info.size = len(data)
             tar.addfile(info, __import__("io").BytesIO(data))
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(archive)), sha256(layers[1]), "uncompressed")
+    assert_fails(cli_process(loaded, "load", "-i", str(archive)), sha256(layers[1]), "uncompressed")
     assert snapshot(loaded) == before
     assert ok(loaded, "system", "prune") == "Total reclaimed space: 0B\n"
 
@@ -323,7 +325,7 @@ def test_truncated_layer(loaded: Path, tmp_path: Path) -> None:
     blob = layout / "blobs" / "sha256" / image.blobs[0].partition(":")[2]
     blob.write_bytes(blob.read_bytes()[:-100])
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(layout)), image.blobs[0])
+    assert_fails(cli_process(loaded, "load", "-i", str(layout)), image.blobs[0])
     assert snapshot(loaded) == before
 
 
@@ -335,19 +337,19 @@ def test_archive_cut_short(loaded: Path, tmp_path: Path) -> None:
         cut = tmp_path / f"cut{fraction}.tar"
         cut.write_bytes(data[: int(len(data) * fraction)])
         before = snapshot(loaded)
-        assert_fails(cli(loaded, "load", "-i", str(cut)), f"loading {cut}")
+        assert_fails(cli_process(loaded, "load", "-i", str(cut)), f"loading {cut}")
         assert snapshot(loaded) == before
 
 
 def test_unknown_images_and_bad_references(loaded: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.tar"
-    assert_fails(cli(loaded, "save", "-o", str(out), "nosuch"), "no such image")
+    assert_fails(cli_process(loaded, "save", "-o", str(out), "nosuch"), "no such image")
     assert not out.exists() and list(tmp_path.glob(".out.tar.*")) == []
     assert_fails(cli(loaded, "tag", "nosuch", "x:1"), "no such image")
     assert_fails(cli(loaded, "tag", "base:1", "Bad:Name"), "must be lowercase")
     assert_fails(cli(loaded, "tag", "base:1", "a//b"), "invalid reference format")
     assert_fails(cli(loaded, "history", "nosuch"), "no such image")
-    assert_fails(cli(loaded, "save", "--format", "zip", "base:1"), "invalid choice")
+    assert_fails(cli_process(loaded, "save", "--format", "zip", "base:1"), "invalid choice")
 
 
 def test_leftover_blobs_are_collected_by_a_start_with_no_other_command(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from .imagebuild import (
     write_multi_arch_layout,
     write_oci_layout,
 )
-from .pydockrun import assert_fails, cli, ok, snapshot
+from .pydockrun import assert_fails, cli, cli_process, ok, snapshot
 
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
@@ -156,7 +156,7 @@ def test_index_over_the_entry_limit_is_refused(loaded: Path, tmp_path: Path) -> 
     _index(layout, [descriptor] * (load.MAX_ENTRIES + 1))
     before = snapshot(loaded)
     assert_fails(
-        cli(loaded, "load", "-i", str(layout)),
+        cli_process(loaded, "load", "-i", str(layout)),
         f"loading {layout}: reading index.json: more than {load.MAX_ENTRIES} entries",
     )
     assert snapshot(loaded) == before
@@ -224,7 +224,9 @@ def test_layer_size_is_checked_when_the_blob_is_stored_already(
     assert str(descriptor["digest"]) != image.manifest
     _index(lying, [_named(descriptor, "size/lie:1")])
     before = snapshot(loaded)
-    line = assert_fails(cli(loaded, "load", "-i", str(lying)), image.blobs[0], "manifest says 5")
+    line = assert_fails(
+        cli_process(loaded, "load", "-i", str(lying)), image.blobs[0], "manifest says 5"
+    )
     assert f"loading {lying}: " in line
     assert snapshot(loaded) == before
 
@@ -237,7 +239,7 @@ def test_config_size_is_checked(loaded: Path, tmp_path: Path) -> None:
     manifest["config"]["size"] = 5
     _index(layout, [_named(_put(layout, json.dumps(manifest).encode()), "size/cfg:1")])
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(layout)), "config", "descriptor says 5")
+    assert_fails(cli_process(loaded, "load", "-i", str(layout)), "config", "descriptor says 5")
     assert snapshot(loaded) == before
 
 
@@ -254,7 +256,7 @@ def test_zero_byte_layer_file_in_a_docker_archive_is_refused(loaded: Path, tmp_p
     }
     _docker_archive(archive, [entry], {"config.json": config, "layer.tar": EMPTY})
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(archive)), "layer.tar: 0 bytes, not a tar")
+    assert_fails(cli_process(loaded, "load", "-i", str(archive)), "layer.tar: 0 bytes, not a tar")
     assert snapshot(loaded) == before
 
 
@@ -266,7 +268,7 @@ def test_empty_layer_blob_in_an_oci_layout_is_refused(
     layout = tmp_path / "layout"
     _index(layout, [_named(_one_manifest(layout, EMPTY, kind=kind), "empty/layer:1")])
     before = snapshot(loaded)
-    assert_fails(cli(loaded, "load", "-i", str(layout)), "0 bytes, not a tar")
+    assert_fails(cli_process(loaded, "load", "-i", str(layout)), "0 bytes, not a tar")
     assert snapshot(loaded) == before
 
 
@@ -287,6 +289,7 @@ def test_pull_refuses_an_empty_layer(loaded: Path) -> None:
     before = snapshot(loaded)
     with fake_registry(script) as address:
         assert_fails(
-            cli(loaded, "pull", "--tls-verify=false", f"{address}/x/empty:1"), "0 bytes, not a tar"
+            cli_process(loaded, "pull", "--tls-verify=false", f"{address}/x/empty:1"),
+            "0 bytes, not a tar",
         )
     assert snapshot(loaded) == before

@@ -26,7 +26,7 @@ from .imagebuild import (
     write_multi_arch_layout,
     write_oci_layout,
 )
-from .pydockrun import assert_fails, cli, cli_process, inspect, ok, snapshot, untar
+from .pydockrun import assert_fails, cli_process, inspect, ok, ok_process, snapshot, untar
 from .registry_support import Registry, free_port, require, running_registry
 
 pytestmark = [
@@ -83,12 +83,12 @@ def test_push_then_pull_gives_the_same_image(registry: Registry, tmp_path: Path)
     image_id = load_seeded(source, tmp_path, 1, "app:1")
     name = f"{registry.address}/team/app:1"
     ok(source, "tag", "app:1", name)
-    pushed = ok(source, "push", NO_TLS, name).splitlines()
+    pushed = ok_process(source, "push", NO_TLS, name).splitlines()
     assert pushed[0] == f"The push refers to repository [{registry.address}/team/app]"
     assert pushed[-1].startswith("1: digest: sha256:")
     digest = pushed[-1].split()[2]
 
-    pulled = ok(target, "pull", NO_TLS, name).splitlines()
+    pulled = ok_process(target, "pull", NO_TLS, name).splitlines()
     assert pulled[-3:] == [
         f"Digest: {digest}",
         f"Status: Downloaded newer image for {name}",
@@ -109,9 +109,9 @@ def test_push_then_pull_gives_the_same_image(registry: Registry, tmp_path: Path)
     assert {layer["digest"][7:] for layer in layers} <= stored
 
     # Pulling again downloads nothing; pushing again uploads nothing.
-    again = ok(target, "pull", NO_TLS, name).splitlines()
+    again = ok_process(target, "pull", NO_TLS, name).splitlines()
     assert f"Status: Image is up to date for {name}" in again
-    repush = ok(target, "push", NO_TLS, name)
+    repush = ok_process(target, "push", NO_TLS, name)
     assert "Pushed" not in repush and "Layer already exists" in repush
     assert repush.splitlines()[-1] == f"1: digest: {digest} size: {pushed[-1].split()[-1]}"
 
@@ -119,7 +119,7 @@ def test_push_then_pull_gives_the_same_image(registry: Registry, tmp_path: Path)
     assert registry.requests("HEAD", "/v2/team/app/blobs/sha256:")
     # A push to another repository of the same registry mounts the blobs.
     other = f"{registry.address}/elsewhere/app:2"
-    mounted = ok(target, "push", NO_TLS, name, other)
+    mounted = ok_process(target, "push", NO_TLS, name, other)
     assert "Mounted from team/app" in mounted
     mounts = registry.requests("POST", "/v2/elsewhere/app/blobs/uploads/?mount=sha256:")
     assert mounts and all("from=team%2Fapp" in line or "from=team/app" in line for line in mounts)
@@ -127,7 +127,7 @@ def test_push_then_pull_gives_the_same_image(registry: Registry, tmp_path: Path)
 
     # Quiet pull prints the reference only.
     quiet = tmp_path / "quiet"
-    assert ok(quiet, "pull", "-q", NO_TLS, other) == other + "\n"
+    assert ok_process(quiet, "pull", "-q", NO_TLS, other) == other + "\n"
 
 
 def test_chunked_upload(
@@ -155,17 +155,17 @@ def test_pull_by_digest(registry: Registry, tmp_path: Path) -> None:
     image_id = load_seeded(source, tmp_path, 2, "dig:1")
     name = f"{registry.address}/dig/img:1"
     ok(source, "tag", "dig:1", name)
-    digest = ok(source, "push", NO_TLS, name).splitlines()[-1].split()[2]
+    digest = ok_process(source, "push", NO_TLS, name).splitlines()[-1].split()[2]
     by_digest = f"{registry.address}/dig/img@{digest}"
-    assert ok(target, "pull", "-q", NO_TLS, by_digest) == by_digest + "\n"
+    assert ok_process(target, "pull", "-q", NO_TLS, by_digest) == by_digest + "\n"
     assert inspect(target, by_digest)["Id"] == image_id
     assert inspect(target, image_id)["RepoTags"] == []  # a pull by digest makes no tag
     assert f"Deleted: {image_id}" in ok(target, "rmi", by_digest)
     assert snapshot(target)["blobs"] == []  # manifest, config and gzip layers all went
-    assert ok(target, "pull", "-q", NO_TLS, by_digest) == by_digest + "\n"
+    assert ok_process(target, "pull", "-q", NO_TLS, by_digest) == by_digest + "\n"
     wrong = f"{registry.address}/dig/img@sha256:{'1' * 64}"
     before = snapshot(target)
-    assert_fails(cli(target, "pull", NO_TLS, wrong), "manifest unknown")
+    assert_fails(cli_process(target, "pull", NO_TLS, wrong), "manifest unknown")
     assert snapshot(target) == before
 
 
@@ -181,11 +181,11 @@ def test_images_made_by_skopeo_and_read_by_skopeo(registry: Registry, tmp_path: 
         check=True,
     )
     root = tmp_path / "root"
-    ok(root, "pull", "-q", NO_TLS, name)
+    ok_process(root, "pull", "-q", NO_TLS, name)
     assert inspect(root, name)["Id"] == image.config
     # pydock pushes it on with the same manifest; skopeo copies that out to an archive.
     moved = f"{registry.address}/skopeo/moved:1"
-    ok(root, "push", "-q", NO_TLS, name, moved)
+    ok_process(root, "push", "-q", NO_TLS, name, moved)
     archive = tmp_path / "out.tar"
     subprocess.run(
         ["skopeo", "copy", "--src-tls-verify=false", f"docker://{moved}", f"oci-archive:{archive}"],
@@ -212,15 +212,15 @@ def test_platform_is_chosen_from_an_index(registry: Registry, tmp_path: Path) ->
         check=True,
     )
     default = tmp_path / "default"
-    ok(default, "pull", "-q", NO_TLS, name)
+    ok_process(default, "pull", "-q", NO_TLS, name)
     assert inspect(default, name)["Id"] == images["amd64"].config
     arm = tmp_path / "arm"
-    ok(arm, "pull", "-q", NO_TLS, "--platform", "linux/arm64", name)
+    ok_process(arm, "pull", "-q", NO_TLS, "--platform", "linux/arm64", name)
     assert inspect(arm, name)["Architecture"] == "arm64"
     assert inspect(arm, name)["Id"] == images["arm64"].config
     nothing = tmp_path / "nothing"
     assert_fails(
-        cli(nothing, "pull", NO_TLS, "--platform", "linux/s390x", name),
+        cli_process(nothing, "pull", NO_TLS, "--platform", "linux/s390x", name),
         "no manifest for linux/s390x",
         "linux/amd64",
     )
@@ -236,25 +236,25 @@ def test_basic_auth_and_login(tmp_path: Path, docker_config: Path) -> None:
         load_seeded(root, tmp_path, 4, "auth:1")
         name = f"{registry.address}/auth/img:1"
         ok(root, "tag", "auth:1", name)
-        assert_fails(cli(root, "push", NO_TLS, name), "unauthorized", "pydock login")
+        assert_fails(cli_process(root, "push", NO_TLS, name), "unauthorized", "pydock login")
         assert_fails(
-            cli(root, "login", NO_TLS, "-u", "tester", "-p", "wrong", registry.address),
+            cli_process(root, "login", NO_TLS, "-u", "tester", "-p", "wrong", registry.address),
             "logging in to",
             "401",
         )
         assert not (docker_config / "config.json").exists()
-        logged = ok(root, "login", NO_TLS, "-u", "tester", "-p", "s3cret", registry.address)
+        logged = ok_process(root, "login", NO_TLS, "-u", "tester", "-p", "s3cret", registry.address)
         assert logged.endswith("Login Succeeded\n")
         config = json.loads((docker_config / "config.json").read_text())
         assert registry.address in config["auths"]
         assert (docker_config / "config.json").stat().st_mode & 0o777 == 0o600
-        ok(root, "push", "-q", NO_TLS, name)
+        ok_process(root, "push", "-q", NO_TLS, name)
         other = tmp_path / "other"
-        ok(other, "pull", "-q", NO_TLS, name)
+        ok_process(other, "pull", "-q", NO_TLS, name)
         assert inspect(other, name)["Id"] == inspect(root, name)["Id"]
-        assert ok(root, "logout", registry.address).startswith("Removing login credentials")
+        assert ok_process(root, "logout", registry.address).startswith("Removing login credentials")
         before = snapshot(other)
-        assert_fails(cli(other, "pull", NO_TLS, name), "unauthorized")
+        assert_fails(cli_process(other, "pull", NO_TLS, name), "unauthorized")
         assert snapshot(other) == before
 
 
@@ -273,11 +273,11 @@ def test_registry_behind_token_auth(tmp_path: Path, docker_config: Path) -> None
         image_id = load_seeded(root, tmp_path, 12, "token:1")
         name = f"{registry.address}/tok/img:1"
         ok(root, "tag", "token:1", name)
-        assert_fails(cli(root, "push", NO_TLS, name), "getting a token", "401")
-        ok(root, "login", NO_TLS, "-u", "tok", "-p", "en", registry.address)
-        ok(root, "push", "-q", NO_TLS, name)
+        assert_fails(cli_process(root, "push", NO_TLS, name), "getting a token", "401")
+        ok_process(root, "login", NO_TLS, "-u", "tok", "-p", "en", registry.address)
+        ok_process(root, "push", "-q", NO_TLS, name)
         other = tmp_path / "other"
-        ok(other, "pull", "-q", NO_TLS, name)
+        ok_process(other, "pull", "-q", NO_TLS, name)
         assert inspect(other, name)["Id"] == image_id
     scopes = {scope for request in tokens.requests for scope in request.get("scope", [])}
     assert {"repository:tok/img:pull,push", "repository:tok/img:pull"} <= scopes
@@ -287,7 +287,7 @@ def test_bearer_token_challenge(tmp_path: Path) -> None:
     script = image_script(seeded_layers(5), mode="token")
     with fake_registry(script) as address:
         root = tmp_path / "root"
-        ok(root, "pull", "-q", NO_TLS, f"{address}/tok/img:1")
+        ok_process(root, "pull", "-q", NO_TLS, f"{address}/tok/img:1")
     assert script.token_requests[0]["service"] == ["fake"]
     assert script.token_requests[0]["scope"] == ["repository:tok/img:pull"]
     assert f"Bearer {TOKEN}" in script.seen_auth
@@ -304,7 +304,7 @@ def test_corrupted_blob_in_the_registry_fails_and_changes_nothing(
     load_seeded(source, tmp_path, 6, "corrupt:1")
     name = f"{registry.address}/corrupt/img:1"
     ok(source, "tag", "corrupt:1", name)
-    ok(source, "push", "-q", NO_TLS, name)
+    ok_process(source, "push", "-q", NO_TLS, name)
     require("skopeo")
     layers = registry_manifest(registry, "corrupt/img", "1")["layers"]
     victim = str(layers[1]["digest"])  # type: ignore[index]
@@ -335,7 +335,7 @@ def test_registry_errors_leave_the_store_unchanged(
     load_seeded(root, tmp_path, 9, "kept:1")
     before = snapshot(root)
     with fake_registry(script) as address:
-        assert_fails(cli(root, "pull", NO_TLS, f"{address}/x/y:1"), *needles)
+        assert_fails(cli_process(root, "pull", NO_TLS, f"{address}/x/y:1"), *needles)
     assert snapshot(root) == before
 
 
@@ -344,16 +344,20 @@ def test_unreachable_unknown_and_bad_references(registry: Registry, tmp_path: Pa
     load_seeded(root, tmp_path, 10, "local:1")
     before = snapshot(root)
     down = f"127.0.0.1:{free_port()}"
-    assert_fails(cli(root, "pull", NO_TLS, f"{down}/a/b:1"), f"pulling {down}/a/b:1", "connect")
-    assert_fails(cli(root, "push", NO_TLS, "local:1", f"{down}/a/b:1"), "connect")
-    assert_fails(cli(root, "pull", NO_TLS, f"{registry.address}/no/such:1"), "manifest unknown")
-    assert_fails(cli(root, "pull", "lower/UPPER:1"), "must be lowercase")
-    assert_fails(cli(root, "pull", "a//b"), "invalid reference format")
-    assert_fails(cli(root, "push", NO_TLS, "no-such-image:1"), "no such image")
-    assert_fails(cli(root, "pull", "--platform", "a/b/c/d", f"{down}/a:1"), "OS/ARCH")
-    assert_fails(cli(root, "pull", "--tls-verify=maybe", "x"), "true or false")
+    assert_fails(
+        cli_process(root, "pull", NO_TLS, f"{down}/a/b:1"), f"pulling {down}/a/b:1", "connect"
+    )
+    assert_fails(cli_process(root, "push", NO_TLS, "local:1", f"{down}/a/b:1"), "connect")
+    assert_fails(
+        cli_process(root, "pull", NO_TLS, f"{registry.address}/no/such:1"), "manifest unknown"
+    )
+    assert_fails(cli_process(root, "pull", "lower/UPPER:1"), "must be lowercase")
+    assert_fails(cli_process(root, "pull", "a//b"), "invalid reference format")
+    assert_fails(cli_process(root, "push", NO_TLS, "no-such-image:1"), "no such image")
+    assert_fails(cli_process(root, "pull", "--platform", "a/b/c/d", f"{down}/a:1"), "OS/ARCH")
+    assert_fails(cli_process(root, "pull", "--tls-verify=maybe", "x"), "true or false")
     # Without --tls-verify=false a plain-HTTP registry is refused.
-    assert_fails(cli(root, "pull", f"{registry.address}/no/such:1"), "reaching registry")
+    assert_fails(cli_process(root, "pull", f"{registry.address}/no/such:1"), "reaching registry")
     assert snapshot(root) == before
 
 
@@ -374,7 +378,7 @@ def test_a_disk_that_fills_during_pull(registry: Registry, tmp_path: Path) -> No
     ok(source, "load", "-q", "-i", str(archive))
     name = f"{registry.address}/full/disk:1"
     ok(source, "tag", "big:1", name)
-    ok(source, "push", "-q", NO_TLS, name)
+    ok_process(source, "push", "-q", NO_TLS, name)
     small = tmp_path / "small"
     small.mkdir()
     mounted = subprocess.run(
@@ -389,7 +393,7 @@ def test_a_disk_that_fills_during_pull(registry: Registry, tmp_path: Path) -> No
         root = small / "root"
         ok(root, "images")
         before = snapshot(root)
-        assert_fails(cli(root, "pull", NO_TLS, name), "no space left on device")
+        assert_fails(cli_process(root, "pull", NO_TLS, name), "no space left on device")
         assert snapshot(root) == before
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True, timeout=30, check=False)
@@ -462,9 +466,9 @@ def test_an_image_made_by_umoci_loads_runs_and_round_trips(
     )
     name = f"{registry.address}/um/hello:1"
     ok(root, "tag", image, name)
-    pushed = ok(root, "push", NO_TLS, name).splitlines()[-1].split()[2]
+    pushed = ok_process(root, "push", NO_TLS, name).splitlines()[-1].split()[2]
     assert pushed == manifest_digest
     pulled = tmp_path / "pulled"
-    ok(pulled, "pull", "-q", NO_TLS, name)
+    ok_process(pulled, "pull", "-q", NO_TLS, name)
     assert inspect(pulled, name)["RootFS"] == inspect(root, image)["RootFS"]
     assert inspect(pulled, name)["RepoDigests"] == [f"{registry.address}/um/hello@{pushed}"]
