@@ -108,9 +108,11 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     try:
         status = _run_attached(engine, record, attachment, detach=args.detach)
     except BaseException as exc:
-        # The command never ran: leave nothing behind (as if --rm).
+        # The command never ran. As Docker, a failed start keeps the container (with the
+        # reason in inspect's State.Error) unless --rm; anything else leaves nothing behind.
         current = manager.store.containers.get(record.id)
-        if current is not None and current.state != ContainerState.RUNNING:
+        kept = isinstance(exc, ContainerStartError) and not args.rm
+        if current is not None and current.state != ContainerState.RUNNING and not kept:
             with contextlib.suppress(PydockError):  # the first failure is the one to report
                 manager.remove(current, force=True)
         if isinstance(exc, ContainerStartError):

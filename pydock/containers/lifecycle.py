@@ -119,7 +119,12 @@ def start(
         )
     except runtime.ContainerError as exc:
         storage.unmount(record.rw_layer)
+        _keep_error(manager, record, _reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
+    except ContainerStartError as exc:
+        storage.unmount(record.rw_layer)
+        _keep_error(manager, record, str(exc).removeprefix(f"starting container {record.name}: "))
+        raise
     except BaseException:
         storage.unmount(record.rw_layer)
         raise
@@ -146,7 +151,7 @@ def start(
     try:
         container.start()
     except runtime.ExecError as exc:
-        on_exit(manager, record, exc.exit_code, auto_remove=False)
+        on_exit(manager, record, exc.exit_code, auto_remove=False, error=_reason(exc))
         raise ContainerStartError(
             f"starting container {record.name}: {_reason(exc)}", exit_code=exc.exit_code
         ) from exc
@@ -155,9 +160,17 @@ def start(
         if status is None:
             container.kill()
             status = container.wait()
-        on_exit(manager, record, status, auto_remove=False)
+        on_exit(manager, record, status, auto_remove=False, error=_reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
     return Started(record, container, storage)
+
+
+def _keep_error(manager: ContainerManager, record: ContainerRecord, reason: str) -> None:
+    """A start that failed before the command ran: the container stays, with the reason (as
+    Docker's ``State.Error``), and no process owns it any more."""
+    manager.store.containers.update(
+        record.id, expect=(ContainerState.CREATED, ContainerState.EXITED), error=reason, owner=None
+    )
 
 
 def _reason(exc: runtime.ContainerError) -> str:

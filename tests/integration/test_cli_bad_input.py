@@ -70,7 +70,9 @@ def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 # Failures after the root file system was mounted: checked on every driver.
 STORAGE_CASES = [
     pytest.param(["run", "--rm", "busybox", "no-such-command"], 127, "not found", id="missing"),
-    pytest.param(["run", "busybox", "/etc/passwd"], 126, "ermission denied", id="not-executable"),
+    pytest.param(
+        ["run", "--rm", "busybox", "/etc/passwd"], 126, "ermission denied", id="not-executable"
+    ),
     pytest.param(
         ["run", "--rm", "-u", "nosuchuser", "busybox", "true"], 125, "nosuchuser", id="user"
     ),
