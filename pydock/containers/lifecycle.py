@@ -71,7 +71,8 @@ def runtime_spec(
             capabilities=caps,
             no_new_privileges=config.no_new_privileges,
             tty=config.tty,
-            cgroup=None if limits.is_empty() else limits,
+            # Always a cgroup where the host allows: stats, top, pause and the OOM count.
+            cgroup=limits,
             init=config.init,
             seccomp=seccomp_of(config),
             # --privileged, as Docker: no masked or read-only paths, the host's devices.
@@ -142,6 +143,9 @@ def start(
         exit_code=None,
         error=None,
         owner=None,
+        oom_killed=False,
+        paused=False,
+        cgroup=container.cgroup.to_json() if container.cgroup is not None else None,
     )
     if not running:
         container.delete(force=True)
@@ -201,6 +205,9 @@ def on_exit(
         exit_code=status,
         finished=now_rfc3339(),
         error=error,
+        oom_killed=runtime.read_oom_killed(manager.files(record.id).exit_file),
+        paused=False,
+        cgroup=None,
     )
     current = manager.store.containers.get(record.id)
     if claimed and current is not None and auto_remove and manager.config_of(current).auto_remove:

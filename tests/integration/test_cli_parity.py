@@ -5,13 +5,18 @@ lifecycle verbs (restart, rename, pause, top, stats, update, restart policies, i
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import shlex
+import shutil
+import subprocess
+
+import pytest
 
 from .containers_support import (
     ROOT_CONTAINER_TESTS,
     Snapshot,
     Workspace,
     assert_no_leaks,
+    clean_env,
     container_rows,
     fails,
 )
@@ -45,3 +50,37 @@ def test_a_failed_start_keeps_the_container_with_its_error(one: Workspace) -> No
     assert "f3" not in [name for name, _ in container_rows(one.root)]
     assert one.pydock.ok("rm", "f1", "f2") == "f1\nf2\n"
     assert_no_leaks(one.root, before)
+
+
+def test_oom_killed_is_read_from_the_cgroup(one: Workspace) -> None:
+    before = Snapshot.take(one.root)
+    # tail keeps the one endless "line" of /dev/zero in memory until the OOM killer ends it.
+    done = one.pydock.run("run", "--name", "oom", "-m", "8m", "busybox", "tail", "/dev/zero")
+    assert done.status == 137, done
+    seen = state(one, "oom")
+    assert (seen["OOMKilled"], seen["ExitCode"]) == (True, 137)
+    # A run that ends normally, with or without a limit, was not OOM-killed.
+    one.pydock.ok("run", "--name", "fine", "-m", "64m", "busybox", "true")
+    assert state(one, "fine")["OOMKilled"] is False
+    one.pydock.ok("run", "-d", "--name", "fine2", "busybox", "true")
+    assert one.pydock.ok("wait", "fine2") == "0\n"
+    assert state(one, "fine2")["OOMKilled"] is False
+    one.pydock.ok("rm", "oom", "fine", "fine2")
+    assert_no_leaks(one.root, before)
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script (util-linux)")
+def test_input_typed_ahead_of_a_terminal_run_reaches_the_container(one: Workspace) -> None:
+    # script gives pydock a terminal and writes "exit 7" to it at once, long before pydock
+    # switches it to raw mode; then end of input. That line must reach the shell (status 7);
+    # when it is flushed away, the shell reads end-of-file and exits 0.
+    command = shlex.join(one.pydock.command("run", "--rm", "-it", "busybox", "sh"))
+    done = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        input=b"exit 7\n",
+        capture_output=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )
+    assert done.returncode == 7, done
