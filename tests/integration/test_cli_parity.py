@@ -8,6 +8,7 @@ import json
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from .containers_support import (
     container_rows,
     fails,
 )
+from .registry_support import running_registry
 
 pytestmark = ROOT_CONTAINER_TESTS
 
@@ -84,3 +86,26 @@ def test_input_typed_ahead_of_a_terminal_run_reaches_the_container(one: Workspac
         check=False,
     )
     assert done.returncode == 7, done
+
+
+def test_run_and_create_pull_a_missing_image(one: Workspace, tmp_path: Path) -> None:
+    with running_registry(tmp_path / "registry") as registry:
+        name = f"{registry.address}/parity/bb:1"
+        one.pydock.ok("tag", "busybox", name)
+        # A registry on 127.0.0.1 is insecure by default, as in Docker: no --tls-verify=false.
+        one.pydock.ok("push", "-q", name)
+        one.pydock.ok("rmi", name)
+        fails(one.pydock.run("run", "--rm", "--pull", "never", name, "true"), "no such image")
+        done = one.pydock.run("run", "--rm", name, "echo", "pulled")
+        assert (done.status, done.out) == (0, "pulled\n"), done
+        assert f"Unable to find image '{name}' locally" in done.err
+        # Present now: nothing pulled.
+        assert one.pydock.run("run", "--rm", name, "true").err == ""
+        done = one.pydock.run("create", "--pull", "always", "--name", "pulled", name, "true")
+        assert done.status == 0 and "Unable" not in done.err, done
+        one.pydock.ok("rm", "pulled")
+        fails(
+            one.pydock.run("run", "--rm", "--pull", "always", "--tls-verify=true", name, "true"),
+            "reaching registry",
+        )
+        one.pydock.ok("rmi", name)
