@@ -10,6 +10,7 @@ from __future__ import annotations
 from .capabilities import DEFAULT_CAPABILITIES
 from .capabilities import bounding as bounding_capabilities
 from .capabilities import resolve as resolve_capabilities
+from .cgroups import Cgroup, CgroupUsage
 from .container import Container
 from .errors import (
     CgroupError,
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .execute import ExecProcess, ExecSpec, execute
 from .launch import create, run
-from .monitor import read_exit_file
+from .monitor import read_exit_file, read_oom_killed
 from .seccomp_default import DEFAULT_PROFILE as DEFAULT_SECCOMP_PROFILE
 from .seccomp_profile import SeccompProfile
 from .seccomp_profile import parse_docker_json as parse_seccomp_profile
@@ -49,8 +50,10 @@ __all__ = [
     "DEFAULT_READONLY_PATHS",
     "DEFAULT_SECCOMP_PROFILE",
     "BindMount",
+    "Cgroup",
     "CgroupError",
     "CgroupLimits",
+    "CgroupUsage",
     "CommandNotExecutableError",
     "CommandNotFoundError",
     "Container",
@@ -76,6 +79,7 @@ __all__ = [
     "execute",
     "parse_seccomp_profile",
     "read_exit_file",
+    "read_oom_killed",
     "resolve_capabilities",
     "resolve_user",
     "run",

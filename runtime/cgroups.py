@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ from .spec import CgroupLimits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
+# Controllers a container's cgroup gets even without limits, where the host lets us: they give
+# ``stats`` and ``top`` their figures, the OOM-kill count, and the freezer that ``pause`` uses.
+TRACKED = ("memory", "cpu", "cpuacct", "pids", "freezer")
+# What v1 has as controllers and v2 has in every cgroup without enabling anything.
+_V2_BUILTIN = frozenset({"cpuacct", "freezer"})
+FREEZE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,26 @@ def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
 
 
 @dataclass(frozen=True)
+class CgroupUsage:
+    """What a cgroup uses now: memory (and its limit, 0 for none) in bytes, CPU time in
+    nanoseconds, processes."""
+
+    memory: int
+    memory_limit: int
+    cpu_ns: int
+    pids: int
+
+
+def _number(text: str) -> int:
+    """A control file's number; 0 for ``max``, empty or unlimited (v1's huge value)."""
+    text = text.strip()
+    if not text.isdigit():
+        return 0
+    value = int(text)
+    return 0 if value >= 1 << 62 else value
+
+
+@dataclass(frozen=True)
 class Cgroup:
     """The cgroup directories of one container, by controller (v2: the same directory)."""
 
@@ -129,6 +156,117 @@ class Cgroup:
     def read(self, controller: str, name: str) -> str:
         """Return the stripped contents of one control file."""
         return (self.directories[controller] / name).read_text().strip()
+
+    def to_json(self) -> str:
+        """What :meth:`from_json` reads back: the version and the directories."""
+        paths = {name: str(path) for name, path in sorted(self.directories.items())}
+        document = {"version": self.version, "directories": paths, "owns_parent": self.owns_parent}
+        return json.dumps(document, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, container_id: str, text: str) -> Cgroup:
+        """The cgroup :meth:`to_json` described."""
+        document = json.loads(text)
+        paths = {str(k): Path(v) for k, v in dict(document["directories"]).items()}
+        return cls(container_id, int(document["version"]), paths, bool(document["owns_parent"]))
+
+    def exists(self) -> bool:
+        """Whether its directories are still there (the monitor removes them at the exit)."""
+        return any(directory.is_dir() for directory in self.directories.values())
+
+    def _file(self, controller: str, name: str) -> str:
+        """The contents of one control file, ``""`` when it is not there."""
+        directory = self.directories.get(controller)
+        return "" if directory is None else _read(directory / name)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of this cgroup."""
+        if self.version == 2:
+            text = self._file("memory", "memory.events")
+        else:
+            text = self._file("memory", "memory.oom_control")
+        counts = dict(line.split(None, 1) for line in text.splitlines() if " " in line)
+        return int(counts.get("oom_kill", "0")) > 0 or (
+            self.version == 1 and counts.get("under_oom", "0").strip() == "1"
+        )
+
+    def pids(self) -> list[int]:
+        """The processes in the cgroup."""
+        controller = "pids" if "pids" in self.directories else next(iter(self.directories))
+        return [int(word) for word in self._file(controller, "cgroup.procs").split()]
+
+    def is_frozen(self) -> bool:
+        """Whether the cgroup is frozen (``pause``)."""
+        if self.version == 2:
+            return "frozen 1" in self._file("freezer", "cgroup.events").splitlines()
+        return self._file("freezer", "freezer.state").strip() == "FROZEN"
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Freeze (or thaw) every process of the cgroup; returns once the kernel has."""
+        if "freezer" not in self.directories:
+            raise CgroupError(
+                f"freezing container {self.container_id}: no freezer cgroup (it needs root "
+                "and the freezer controller)",
+                container_id=self.container_id,
+            )
+        directory = self.directories["freezer"]
+        name, value = ("cgroup.freeze", "1" if frozen else "0")
+        if self.version == 1:
+            name, value = ("freezer.state", "FROZEN" if frozen else "THAWED")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        try:
+            while True:
+                (directory / name).write_text(value)
+                if self.is_frozen() == frozen:
+                    return
+                if time.monotonic() > deadline:
+                    raise CgroupError(
+                        f"freezing container {self.container_id}: {directory} did not settle",
+                        container_id=self.container_id,
+                        path=directory,
+                    )
+                time.sleep(0.01)
+        except OSError as exc:
+            raise CgroupError(
+                f"freezing container {self.container_id} in {directory}: {exc.strerror}",
+                container_id=self.container_id,
+                path=directory,
+            ) from exc
+
+    def usage(self) -> CgroupUsage:
+        """Memory, CPU time and process figures (``stats``)."""
+        if self.version == 2:
+            memory = _number(self._file("memory", "memory.current"))
+            limit = _number(self._file("memory", "memory.max"))
+            cpu_stat = dict(
+                line.split(None, 1) for line in self._file("cpu", "cpu.stat").splitlines()
+            )
+            cpu_ns = _number(cpu_stat.get("usage_usec", "")) * 1000
+        else:
+            memory = _number(self._file("memory", "memory.usage_in_bytes"))
+            limit = _number(self._file("memory", "memory.limit_in_bytes"))
+            cpu_ns = _number(self._file("cpuacct", "cpuacct.usage"))
+        pids = _number(self._file("pids", "pids.current")) if "pids" in self.directories else 0
+        return CgroupUsage(memory, limit, cpu_ns, pids or len(self.pids()))
+
+    def update(self, limits: CgroupLimits) -> None:
+        """Apply new limits to a live cgroup (``update``)."""
+        for controller, name, value in _settings(limits, self.version):
+            directory = self.directories.get(controller)
+            if directory is None:
+                raise CgroupError(
+                    f"updating container {self.container_id}: it has no {controller} cgroup",
+                    container_id=self.container_id,
+                )
+            try:
+                (directory / name).write_text(value)
+            except OSError as exc:
+                raise CgroupError(
+                    f"updating container {self.container_id}: {directory / name}: "
+                    f"{(exc.strerror or str(exc)).lower()}",
+                    container_id=self.container_id,
+                    path=directory / name,
+                ) from exc
 
     def remove(self, timeout: float = 2.0) -> None:
         """Remove the container's cgroup directories, waiting briefly for exiting processes."""
@@ -159,7 +297,7 @@ def _hierarchy_for(
 ) -> MountedHierarchy:
     unified = next((h for h in hierarchies if h.mountpoint == CGROUP_ROOT and h.version == 2), None)
     if unified is not None:
-        if controller not in unified.controllers:
+        if controller not in unified.controllers and controller not in _V2_BUILTIN:
             raise CgroupError(
                 f"setting limits for container {container_id}: the {controller} controller is "
                 f"not enabled in {CGROUP_ROOT}/cgroup.controllers",
@@ -201,7 +339,7 @@ def _enable_v2(mountpoint: Path, directory: Path, controllers: list[str], cid: s
         control = ancestor / "cgroup.subtree_control"
         try:
             ancestor.mkdir(exist_ok=True)
-            if not set(controllers) <= set(_read(control).split()):
+            if controllers and not set(controllers) <= set(_read(control).split()):
                 control.write_text(request)
         except OSError as exc:
             why = exc.strerror
@@ -225,19 +363,48 @@ def _make(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=False)
 
 
-def create(container_id: str, limits: CgroupLimits, *, parent: str | None = None) -> Cgroup:
-    """Create the container's cgroup with ``limits`` applied, or raise CgroupError."""
+def create_tracked(
+    container_id: str, limits: CgroupLimits, *, parent: str | None = None
+) -> Cgroup | None:
+    """The container's cgroup with ``limits`` and, where the host allows, every controller of
+    :data:`TRACKED`; without limits, ``None`` where no cgroup can be made (rootless)."""
+    try:
+        return create(container_id, limits, parent=parent, extra=TRACKED)
+    except CgroupError:
+        if limits.is_empty():
+            return None
+    return create(container_id, limits, parent=parent)
+
+
+def create(
+    container_id: str,
+    limits: CgroupLimits,
+    *,
+    parent: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> Cgroup:
+    """Create the container's cgroup with ``limits`` applied, or raise CgroupError.
+
+    ``extra`` names controllers to join without a limit; those the host lacks are left out.
+    """
     hierarchies = mounted_hierarchies(_read(Path("/proc/self/mountinfo")))
     own = own_cgroups(_read(Path("/proc/self/cgroup")))
     controllers = _needed(limits)
+    chosen: dict[str, MountedHierarchy] = {}
+    for controller in controllers:
+        chosen[controller] = _hierarchy_for(controller, hierarchies, container_id)
+    for controller in extra:
+        if controller not in chosen:
+            with contextlib.suppress(CgroupError):
+                chosen[controller] = _hierarchy_for(controller, hierarchies, container_id)
+    enabled = [c for c, h in chosen.items() if h.version == 2 and c not in _V2_BUILTIN]
     directories: dict[str, Path] = {}
     version = 2
-    for controller in controllers:
-        hierarchy = _hierarchy_for(controller, hierarchies, container_id)
+    for controller, hierarchy in chosen.items():
         version = hierarchy.version
         directory = _directory(hierarchy, own, controller, parent, container_id)
         if version == 2:
-            _enable_v2(hierarchy.mountpoint, directory, controllers, container_id)
+            _enable_v2(hierarchy.mountpoint, directory, enabled, container_id)
         directories[controller] = directory
     cgroup = Cgroup(container_id, version, directories, owns_parent=parent is None)
     try:

@@ -135,8 +135,8 @@ def create(
         seccomp.library()
     here = idmap.current()
     cgroup = None
-    if spec.cgroup is not None and not spec.cgroup.is_empty():
-        cgroup = cgroups.create(spec.container_id, spec.cgroup, parent=cgroup_parent)
+    if spec.cgroup is not None:
+        cgroup = cgroups.create_tracked(spec.container_id, spec.cgroup, parent=cgroup_parent)
     plan = init.LaunchPlan(
         spec=spec,
         root=root,

@@ -21,20 +21,30 @@ from . import channel, init, linux, reaper
 from .cgroups import Cgroup
 from .errors import ContainerError
 
+OOM_KILLED = "oom-killed"
 
-def write_exit_file(path: Path, status: int) -> None:
-    """Record ``status`` in ``path`` atomically."""
+
+def write_exit_file(path: Path, status: int, *, oom_killed: bool = False) -> None:
+    """Record ``status`` in ``path`` atomically; a second line says the OOM killer struck."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(f"{status}\n")
+    partial.write_text(f"{status}\n" + (f"{OOM_KILLED}\n" if oom_killed else ""))
     os.replace(partial, path)
 
 
 def read_exit_file(path: Path) -> int | None:
     """Return the status recorded in ``path``, or None while the container runs."""
     try:
-        return int(path.read_text().strip())
+        return int(path.read_text().split("\n", 1)[0].strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def read_oom_killed(path: Path) -> bool:
+    """Whether the exit recorded in ``path`` came with an OOM kill in the container's cgroup."""
+    try:
+        return OOM_KILLED in path.read_text().split()
+    except FileNotFoundError:
+        return False
 
 
 def _let_go_of_caller(keep: int = -1) -> None:
@@ -103,12 +113,14 @@ def run(
         _let_go_of_caller(keep=hook)
         reaper.forward_signals(pid)
         status = reaper.reap_until(pid)
+        oom_killed = False
         if cgroup is not None:
+            oom_killed = cgroup.oom_killed()
             # On failure the caller's wait() tries again and reports it.
             with contextlib.suppress(ContainerError):
                 cgroup.remove()
         if exit_file is not None:
-            write_exit_file(exit_file, status)
+            write_exit_file(exit_file, status, oom_killed=oom_killed)
     except BaseException as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ all, as runc does.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -171,10 +172,22 @@ def _volume(root: Path, volume: BindMount) -> None:
         is_dir = stat.S_ISDIR(os.stat(volume.source).st_mode)
     except OSError as exc:
         raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno, path=volume.source) from exc
-    if is_dir:
-        target = make_dirs_in_root(root, volume.destination)
-    else:
-        target = make_file_in_root(root, volume.destination)
+    try:
+        if is_dir:
+            target = make_dirs_in_root(root, volume.destination)
+        else:
+            target = make_file_in_root(root, volume.destination)
+    except OSError as exc:
+        # Say where in the container, never the host path of the root file system.
+        found = Path(exc.filename) if exc.filename else None
+        inside = volume.destination
+        if found is not None and found.is_relative_to(root):
+            inside = "/" + str(found.relative_to(root))
+        leads = "" if inside == volume.destination else f" (it leads to {inside})"
+        why = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.ENOTDIR:
+            why = "a directory cannot be mounted on a file"
+        raise SetupError(f"{what}: {volume.destination}{leads}: {why}", errno=exc.errno) from exc
     with _pinned(root, target, what) as at:
         _mount(volume.source, at, None, linux.MS_BIND | linux.MS_REC, None, what)
     if volume.readonly:

@@ -10,6 +10,7 @@ import argparse
 import atexit
 import importlib
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -29,9 +30,33 @@ from pydock.settings import EngineConfig
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line and exit 125, as Docker's are."""
 
+    #: The parser of each command, by name (``system prune``), to point at its own help.
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
+        unknown = _INVALID_CHOICE.match(message)
+        if unknown is not None:  # not the list of choices: it names unlisted commands too
+            message = f"{unknown.group(1)} is not a {self.prog} command"
         sys.stderr.write(f"pydock: {message} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_FAILURE)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        """Parse; an unknown option is reported by the command it was given to."""
+        words = list(sys.argv[1:] if args is None else args)
+        parsed, extra = self.parse_known_args(words)
+        if extra:
+            name = str(getattr(parsed, "command_name", ""))
+            owner = getattr(self, "commands", {}).get(name, self)
+            first = name.partition(" ")[0]
+            if first in words and extra[0] in words and words.index(extra[0]) < words.index(first):
+                owner = self  # given before the command: an option of pydock itself
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
+_INVALID_CHOICE = re.compile(r"argument COMMAND: invalid choice: ('[^']*')")
 
 
 _GLOBAL_WITH_VALUE = ("--root", "--run-root", "--storage", "--storage-opt")
@@ -74,6 +99,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="pydock",
         description="A container storage engine: images and layers over pluggable drivers.",
     )
+    parser.commands = {}
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--root", type=Path, help="root of pydock's data (env PYDOCK_ROOT)")
     parser.add_argument(
@@ -111,7 +137,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             commands_of = parents[group]
         shown = {} if summary == argparse.SUPPRESS else {"help": summary}
         sub = commands_of.add_parser(verb, description=summary, **shown)  # type: ignore[arg-type]
-        sub.set_defaults(implementation=target, doing=doing, **defaults)
+        sub.set_defaults(implementation=target, doing=doing, command_name=name, **defaults)
+        parser.commands[name] = sub
         return sub
 
     commands.register(add)

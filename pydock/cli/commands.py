@@ -17,6 +17,11 @@ from pydock.cli.base import tls_verify
 SIZE_NAMES = ("small", "medium", "large")
 REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun")
 ARCHIVE_FORMATS = ("docker-archive", "oci-archive")
+PULL_POLICIES = ("missing", "always", "never")
+TLS_HELP = (
+    "require HTTPS and verify certificates (default: true, but false for localhost and "
+    "127.0.0.0/8, as Docker; false allows plain HTTP)"
+)
 
 
 class Add(Protocol):
@@ -97,8 +102,7 @@ def _images(add: Add) -> None:
     sub.add_argument("-u", "--username", help="user name")
     sub.add_argument("-p", "--password", help="password (prefer --password-stdin)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    sub.add_argument("--tls-verify", type=tls_verify, default=True, metavar="BOOL",
-                     help="require HTTPS and verify certificates (default: true)")  # fmt: skip
+    sub.add_argument("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
 
     sub = add("logout", f"{images}:cmd_logout", "logging out",
               "Forget the stored credentials of a registry.")  # fmt: skip
@@ -107,10 +111,7 @@ def _images(add: Add) -> None:
 
 def _registry_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
     sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
-    sub.add_argument(
-        "--tls-verify", type=tls_verify, default=True, metavar="BOOL",
-        help="require HTTPS and verify certificates (default: true; false allows plain HTTP)",
-    )  # fmt: skip
+    sub.add_argument("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
 
 
 def _containers(add: Add) -> None:
@@ -225,6 +226,9 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--privileged", action="store_true",
         help="all capabilities, no seccomp, no masked paths, the host's devices")  # fmt: skip
     add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
+    add("--pull", choices=PULL_POLICIES, default="missing",
+        help="pull the image: missing (default), always or never")  # fmt: skip
+    add("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 

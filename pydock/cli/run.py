@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -20,11 +22,16 @@ from pydock.containers import attach, lifecycle
 from pydock.containers.config import RunOptions
 from pydock.containers.errors import ContainerConfigError, ContainerStartError
 from pydock.containers.execs import ExecOptions, start_exec
+from pydock.containers.manager import is_builtin_busybox
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
-from pydock.errors import PydockError
+from pydock.errors import ImageUnknownError, InvalidReferenceError, PydockError
+from pydock.image.reference import parse_reference
+from pydock.image.resolve import resolve_image
 from pydock.settings import EngineConfig
 from pydock.store import DATABASE_NAME, ContainerRecord, Store, is_owner_alive
+
+_HEX_ID = re.compile(r"[0-9a-f]{12,64}")
 
 
 def _command(args: argparse.Namespace) -> tuple[str, ...]:
@@ -96,9 +103,31 @@ def _require_terminal(args: argparse.Namespace, doing: str) -> None:
         raise ContainerConfigError(f"{doing}: the input device is not a TTY")
 
 
+def _pull(engine: Engine, args: argparse.Namespace) -> None:
+    """``--pull``: fetch the image from its registry always, never, or when it is missing (as
+    Docker, saying so and showing the progress on standard error)."""
+    if args.pull == "never":
+        return
+    name = args.image
+    if args.pull == "missing":
+        if is_builtin_busybox(name) or _HEX_ID.fullmatch(name.removeprefix("sha256:")):
+            return
+        try:
+            parse_reference(name)
+            resolve_image(engine.containers.store, name, doing="using image")
+            return
+        except InvalidReferenceError:
+            return  # create says why
+        except ImageUnknownError:
+            sys.stderr.write(f"Unable to find image '{name}' locally\n")
+    engine.images.pull_image(name, tls_verify=args.tls_verify, out=sys.stderr)
+    sys.stderr.flush()
+
+
 def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container from an image and run its command."""
     _require_terminal(args, "running a container")
+    _pull(engine, args)
     manager = engine.containers
     record = manager.create(_options(args), starting=True)
     files = manager.files(record.id)
@@ -108,9 +137,11 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     try:
         status = _run_attached(engine, record, attachment, detach=args.detach)
     except BaseException as exc:
-        # The command never ran: leave nothing behind (as if --rm).
+        # The command never ran. As Docker, a failed start keeps the container (with the
+        # reason in inspect's State.Error) unless --rm; anything else leaves nothing behind.
         current = manager.store.containers.get(record.id)
-        if current is not None and current.state != ContainerState.RUNNING:
+        kept = isinstance(exc, ContainerStartError) and not args.rm
+        if current is not None and current.state != ContainerState.RUNNING and not kept:
             with contextlib.suppress(PydockError):  # the first failure is the one to report
                 manager.remove(current, force=True)
         if isinstance(exc, ContainerStartError):
@@ -125,6 +156,7 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_create(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container (without starting it) and print its id."""
+    _pull(engine, args)
     record = engine.containers.create(_options(args))
     out.write(record.id + "\n")
     return 0

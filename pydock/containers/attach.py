@@ -250,7 +250,9 @@ def _raw_mode(enabled: bool) -> Iterator[None]:
         yield
         return
     saved = termios.tcgetattr(0)
-    tty.setraw(0)
+    # TCSANOW, not tty's default TCSAFLUSH: what the user typed ahead stays in the input
+    # queue and reaches the container.
+    tty.setraw(0, termios.TCSANOW)
     try:
         yield
     finally:

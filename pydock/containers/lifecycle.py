@@ -71,7 +71,8 @@ def runtime_spec(
             capabilities=caps,
             no_new_privileges=config.no_new_privileges,
             tty=config.tty,
-            cgroup=None if limits.is_empty() else limits,
+            # Always a cgroup where the host allows: stats, top, pause and the OOM count.
+            cgroup=limits,
             init=config.init,
             seccomp=seccomp_of(config),
             # --privileged, as Docker: no masked or read-only paths, the host's devices.
@@ -119,7 +120,12 @@ def start(
         )
     except runtime.ContainerError as exc:
         storage.unmount(record.rw_layer)
+        _keep_error(manager, record, _reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
+    except ContainerStartError as exc:
+        storage.unmount(record.rw_layer)
+        _keep_error(manager, record, str(exc).removeprefix(f"starting container {record.name}: "))
+        raise
     except BaseException:
         storage.unmount(record.rw_layer)
         raise
@@ -137,6 +143,9 @@ def start(
         exit_code=None,
         error=None,
         owner=None,
+        oom_killed=False,
+        paused=False,
+        cgroup=container.cgroup.to_json() if container.cgroup is not None else None,
     )
     if not running:
         container.delete(force=True)
@@ -146,7 +155,7 @@ def start(
     try:
         container.start()
     except runtime.ExecError as exc:
-        on_exit(manager, record, exc.exit_code, auto_remove=False)
+        on_exit(manager, record, exc.exit_code, auto_remove=False, error=_reason(exc))
         raise ContainerStartError(
             f"starting container {record.name}: {_reason(exc)}", exit_code=exc.exit_code
         ) from exc
@@ -155,9 +164,17 @@ def start(
         if status is None:
             container.kill()
             status = container.wait()
-        on_exit(manager, record, status, auto_remove=False)
+        on_exit(manager, record, status, auto_remove=False, error=_reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
     return Started(record, container, storage)
+
+
+def _keep_error(manager: ContainerManager, record: ContainerRecord, reason: str) -> None:
+    """A start that failed before the command ran: the container stays, with the reason (as
+    Docker's ``State.Error``), and no process owns it any more."""
+    manager.store.containers.update(
+        record.id, expect=(ContainerState.CREATED, ContainerState.EXITED), error=reason, owner=None
+    )
 
 
 def _reason(exc: runtime.ContainerError) -> str:
@@ -188,6 +205,9 @@ def on_exit(
         exit_code=status,
         finished=now_rfc3339(),
         error=error,
+        oom_killed=runtime.read_oom_killed(manager.files(record.id).exit_file),
+        paused=False,
+        cgroup=None,
     )
     current = manager.store.containers.get(record.id)
     if claimed and current is not None and auto_remove and manager.config_of(current).auto_remove:

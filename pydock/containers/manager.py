@@ -39,7 +39,7 @@ from pydock.containers.errors import (
 from pydock.containers.files import ContainerFiles
 from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerLayers
-from pydock.errors import ImageUnknownError, PydockError
+from pydock.errors import ImageUnknownError, InvalidReferenceError, PydockError
 from pydock.image.config import ImageConfig
 from pydock.image.content import ContentStore
 from pydock.image.layercache import LayerManager
@@ -133,7 +133,8 @@ class ContainerManager:
         try:
             return resolve_image(self.store, name, doing=doing)[0]
         except ImageUnknownError:
-            if not _is_builtin_busybox(name):
+            if not is_builtin_busybox(name):
+                _check_reference(name, doing)
                 raise
         image_id = self._import_image(BUILTIN_BUSYBOX, "busybox")
         found = self.store.images.get(image_id)
@@ -270,7 +271,8 @@ class ContainerManager:
             self.store.containers.update(record.id, expect=(ContainerState.CREATED,), owner=None)
 
 
-def _is_builtin_busybox(name: str) -> bool:
+def is_builtin_busybox(name: str) -> bool:
+    """Whether ``name`` means the built-in busybox (made here, never pulled)."""
     if name == BUILTIN_BUSYBOX:
         return True
     try:
@@ -278,6 +280,17 @@ def _is_builtin_busybox(name: str) -> bool:
     except Exception:
         return False
     return ref.familiar_name == "busybox" and ref.tag in (None, "latest") and not ref.digest
+
+
+def _check_reference(name: str, doing: str) -> None:
+    """As Docker: a name that is no reference (nor an id) is refused as such."""
+    if _HEX.fullmatch(name.removeprefix("sha256:")):
+        return
+    try:
+        parse_reference(name)
+    except InvalidReferenceError as exc:
+        why = str(exc).partition(": ")[2] or str(exc)
+        raise ContainerConfigError(f"{doing} {name}: invalid reference format: {why}") from exc
 
 
 def _check_capabilities(config: ContainerConfig) -> None:

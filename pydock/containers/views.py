@@ -26,7 +26,8 @@ def command_text(config: ContainerConfig, *, truncate: bool = True) -> str:
 def status_text(record: ContainerRecord, now: dt.datetime) -> str:
     """The STATUS column: ``Created``, ``Up 3 seconds``, ``Exited (0) 2 minutes ago``."""
     if record.state == ContainerState.RUNNING and record.started:
-        return "Up " + human_duration(now - parse_rfc3339(record.started))
+        paused = " (Paused)" if record.paused else ""
+        return "Up " + human_duration(now - parse_rfc3339(record.started)) + paused
     if record.state == ContainerState.EXITED:
         when = human_age(parse_rfc3339(record.finished), now) if record.finished else ""
         return f"Exited ({record.exit_code if record.exit_code is not None else 0}) {when}".strip()
@@ -65,7 +66,9 @@ def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
         "Ports": "",
         "RunningFor": human_age(created, now),
         "Size": "0B",
-        "State": record.state,
+        "State": "paused"
+        if record.state == ContainerState.RUNNING and record.paused
+        else record.state,
         "Status": status_text(record, now),
     }
 
@@ -83,11 +86,11 @@ def inspect_document(
         "Path": args[0] if args else "",
         "Args": list(args[1:]),
         "State": {
-            "Status": record.state,
+            "Status": "paused" if running and record.paused else record.state,
             "Running": running,
-            "Paused": False,
+            "Paused": running and record.paused,
             "Restarting": False,
-            "OOMKilled": False,
+            "OOMKilled": record.oom_killed,
             "Dead": False,
             "Pid": record.pid if running and record.pid else 0,
             "ExitCode": record.exit_code if record.exit_code is not None else 0,
@@ -98,7 +101,7 @@ def inspect_document(
         "Image": record.image,
         "LogPath": log_path,
         "Name": "/" + record.name,
-        "RestartCount": 0,
+        "RestartCount": record.restart_count,
         "Driver": record.storage,
         "Mounts": [
             {

@@ -146,18 +146,23 @@ class Images:
             for name in names:
                 image, tag = resolve_image(self.store, name, doing="finding image")
                 items.append(SaveItem(image, (tag,) if tag else ()))
-            if output is None:
+            if output in (None, "-"):
                 write_archive(self.store, self.content, items, sys.stdout.buffer, archive)
+                sys.stdout.buffer.flush()
                 return
             target = Path(output)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            temp = ""
             try:
+                fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
                 with os.fdopen(fd, "wb") as out:
                     write_archive(self.store, self.content, items, out, archive)
                 os.replace(temp, target)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            except OSError as exc:
+                # The user named PATH, not the temporary file beside it.
+                raise OSError(exc.errno, exc.strerror, str(target)) from exc
+            finally:
+                if temp:
+                    Path(temp).unlink(missing_ok=True)
 
     @contextmanager
     def _input(self, source: str | None, stdin: BinaryIO | None) -> Iterator[Path]:
@@ -228,7 +233,7 @@ class Images:
         name: str,
         *,
         platform: str | None = None,
-        tls_verify: bool = True,
+        tls_verify: bool | None = None,
         quiet: bool = False,
         out: TextIO | None = None,
     ) -> tuple[Reference, PullResult]:
@@ -255,7 +260,7 @@ class Images:
         name: str,
         target: str | None = None,
         *,
-        tls_verify: bool = True,
+        tls_verify: bool | None = None,
         quiet: bool = False,
         out: TextIO | None = None,
     ) -> tuple[Reference, PushResult]:
@@ -273,7 +278,9 @@ class Images:
                 result = Pusher(self.store, self.content, client, ref, progress).push(image)
         return ref, result
 
-    def login(self, server: str, username: str, password: str, *, tls_verify: bool = True) -> Path:
+    def login(
+        self, server: str, username: str, password: str, *, tls_verify: bool | None = None
+    ) -> Path:
         """``login``: check the credentials against ``server`` and store them."""
         from pydock.registry import RegistryClient
         from pydock.registry.credentials import Credentials, store_credentials
@@ -293,7 +300,7 @@ class Images:
             return remove_credentials(_domain(server))
 
     @contextmanager
-    def _client(self, ref: Reference, tls_verify: bool) -> Iterator[RegistryClient]:
+    def _client(self, ref: Reference, tls_verify: bool | None) -> Iterator[RegistryClient]:
         from pydock.registry import RegistryClient, load_credentials
 
         credentials = load_credentials(ref.domain)

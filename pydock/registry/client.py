@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,17 +40,21 @@ class RegistryClient(Closing):
         self,
         domain: str,
         *,
-        tls_verify: bool = True,
+        tls_verify: bool | None = None,
         credentials: Credentials | None = None,
         timeout: httpx.Timeout = TIMEOUT,
     ) -> None:
         self.domain = domain
         self.host = _HUB.get(domain, domain)
-        self.tls_verify = tls_verify
+        # As Docker: a registry on this machine is insecure unless told otherwise.
+        self.tls_verify = not is_local(self.host) if tls_verify is None else tls_verify
         self.credentials = credentials
         agent = f"pydock/{package_version('pydock')}"
         self.http = httpx.Client(
-            verify=tls_verify, timeout=timeout, follow_redirects=True, headers={"User-Agent": agent}
+            verify=self.tls_verify,
+            timeout=timeout,
+            follow_redirects=True,
+            headers={"User-Agent": agent},
         )
         self._base: str | None = None
         self._lock = threading.Lock()
@@ -175,7 +180,7 @@ class RegistryClient(Closing):
 
     def ping(self) -> None:
         """Check the registry answers (and accepts the credentials, if it asks for some)."""
-        self.request("GET", "/v2/", what=f"logging in to {self.domain}")
+        self.request("GET", "/v2/", what="checking the credentials")
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """A manifest or index by tag or digest: ``(bytes, media type, digest)``, checked."""
@@ -359,3 +364,17 @@ def _status_error(what: str, response: httpx.Response) -> RegistryError:
         detail += ": " + "; ".join(messages)
     kind = AuthenticationError if status in (401, 403) else RegistryError
     return kind(f"{what}: {detail.lower()}", status=status)
+
+
+def is_local(host: str) -> bool:
+    """Whether ``host[:port]`` is this machine: ``localhost``, 127.0.0.0/8 or ::1.
+
+    Docker treats such registries as insecure (HTTPS unverified, then plain HTTP) by default.
+    """
+    name = host.rpartition("]")[0].lstrip("[") if host.startswith("[") else host.partition(":")[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -46,6 +46,10 @@ class ContainerRecord:
     started: str | None = None
     finished: str | None = None
     error: str | None = None
+    oom_killed: bool = False
+    paused: bool = False
+    restart_count: int = 0
+    cgroup: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ContainerRecord:
@@ -66,6 +70,10 @@ class ContainerRecord:
             started=_text(row, "started"),
             finished=_text(row, "finished"),
             error=_text(row, "error"),
+            oom_killed=bool(row.get("oom_killed")),
+            paused=bool(row.get("paused")),
+            restart_count=_number(row, "restart_count") or 0,
+            cgroup=_text(row, "cgroup"),
         )
 
     def to_row(self) -> dict[str, object]:
@@ -86,6 +94,10 @@ class ContainerRecord:
             "started": self.started,
             "finished": self.finished,
             "error": self.error,
+            "oom_killed": int(self.oom_killed),
+            "paused": int(self.paused),
+            "restart_count": self.restart_count,
+            "cgroup": self.cgroup,
         }
 
 

@@ -148,3 +148,15 @@ def _container_error(db: Database) -> None:
     # Why a run ended other than by its own exit (its file system's process died, ...), as
     # Docker's State.Error; NULL when there is nothing to say.
     db.table("containers").add_column("error", str)
+
+
+@MIGRATIONS(name="0007_container_parity")
+def _container_parity(db: Database) -> None:
+    # ``oom_killed``: the cgroup's OOM killer struck during the last run (State.OOMKilled);
+    # ``paused``: its cgroup is frozen; ``restart_count``: restarts by its restart policy;
+    # ``cgroup``: JSON of the cgroup directories of its current run (pause, top, stats, update).
+    containers = db.table("containers")
+    containers.add_column("oom_killed", int, not_null_default=0)
+    containers.add_column("paused", int, not_null_default=0)
+    containers.add_column("restart_count", int, not_null_default=0)
+    containers.add_column("cgroup", str)

@@ -338,7 +338,7 @@ def test_store_file_that_is_not_sqlite(root: Path) -> None:
 
 
 def test_usage_errors_are_one_line_and_125(root: Path) -> None:
-    fails(run(root, "frobnicate"), "invalid choice")
+    fails(run(root, "frobnicate"), "is not a pydock command")
     fails(run(root, "import"), "required")
 
 

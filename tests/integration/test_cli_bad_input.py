@@ -70,7 +70,9 @@ def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 # Failures after the root file system was mounted: checked on every driver.
 STORAGE_CASES = [
     pytest.param(["run", "--rm", "busybox", "no-such-command"], 127, "not found", id="missing"),
-    pytest.param(["run", "busybox", "/etc/passwd"], 126, "ermission denied", id="not-executable"),
+    pytest.param(
+        ["run", "--rm", "busybox", "/etc/passwd"], 126, "ermission denied", id="not-executable"
+    ),
     pytest.param(
         ["run", "--rm", "-u", "nosuchuser", "busybox", "true"], 125, "nosuchuser", id="user"
     ),
@@ -79,7 +81,13 @@ STORAGE_CASES = [
 ]
 # Failures found before any storage is touched.
 CASES = [
-    pytest.param(["run", "--rm", "no-such-image", "true"], 125, "no such image", id="image"),
+    # --pull never: a missing image is not looked for on docker.io (tests reach no other host).
+    pytest.param(
+        ["run", "--rm", "--pull", "never", "no-such-image", "true"],
+        125,
+        "no such image",
+        id="image",
+    ),
     pytest.param(["run", "--name", "taken", "busybox", "true"], 125, "already in use", id="name"),
     pytest.param(["rm", "taken"], 125, "is running", id="rm-running"),
     pytest.param(
