@@ -19,6 +19,14 @@ import pytest
 
 MARKER = b"pydock-fuse-server"
 
+# No test reaches a host other than this one. A registry that is not on this machine (docker.io,
+# for an image a test means to be missing) is reached through a proxy address where nothing
+# listens, so the attempt fails at once and makes no DNS query; registries on 127.0.0.1 are
+# reached directly. The commands the tests start inherit this.
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ[_name] = "http://127.0.0.1:9"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+
 
 def _servers() -> dict[int, list[bytes]]:
     """This user's mount servers, with their spares and mount processes (forks: same argv)."""
