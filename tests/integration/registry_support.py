@@ -1,13 +1,16 @@
 """A real registry for tests: Debian's ``docker-registry`` (CNCF distribution) on 127.0.0.1.
 
-Each registry gets a free port, a temporary storage directory and a temporary config, is
-waited for (``/v2/`` must answer within a bounded time) and is killed and removed when the
-test ends, whether it passed or not. ``htpasswd`` (apache2-utils) makes basic-auth users.
+Each registry binds a port of the kernel's choosing (``127.0.0.1:0``; the port is read back
+from its log, so no other process can take it in between), gets a temporary storage
+directory and a temporary config, is waited for (``/v2/`` must answer within a bounded time)
+and is killed and removed when the test ends, whether it passed or not. ``htpasswd``
+(apache2-utils) makes basic-auth users.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +26,7 @@ import pytest
 
 REGISTRY = "docker-registry"
 START_TIMEOUT_SECONDS = 15.0
+LISTENING = re.compile(r'msg="listening on (127\.0\.0\.1:[0-9]+)"')
 
 
 def missing_tool(*names: str) -> str | None:
@@ -40,11 +44,13 @@ def require(*names: str) -> None:
         pytest.skip(f"{missing} is not installed")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def unreachable() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing can answer for the block: the port is bound here and
+    never listened on, so a connection is refused and no other process can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{held.getsockname()[1]}"
 
 
 @dataclass(frozen=True)
@@ -69,33 +75,40 @@ class Registry:
         return self.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
 
 
-def _config(storage: Path, port: int, htpasswd: Path | None, auth: str) -> str:
+def _config(storage: Path, htpasswd: Path | None, auth: str) -> str:
     if htpasswd is not None:
         auth = f"auth:\n  htpasswd:\n    realm: pydock-test\n    path: {htpasswd}\n"
     return (
         "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: false\n"
+        # Level info for the "listening on ADDRESS" line; the access log says "METHOD /path".
+        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
         "  delete:\n    enabled: true\n"
         "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: pydock-test-secret\n"
+        "http:\n  addr: 127.0.0.1:0\n  secret: pydock-test-secret\n"
         f"{auth}"
     )
 
 
-def _wait_ready(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The ``host:port`` the registry listens on, once ``/v2/`` answers there."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    address = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{REGISTRY} exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://{address}/v2/", timeout=1):
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:
-                return
-        except OSError:
-            pass
+        if address is None:
+            found = LISTENING.search(log.read_text())
+            address = found.group(1) if found else None
+        if address is not None:
+            try:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=1):
+                    return address
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return address
+            except OSError:
+                pass
         time.sleep(0.05)
     raise RuntimeError(f"{REGISTRY} did not answer within {START_TIMEOUT_SECONDS}s")
 
@@ -119,17 +132,15 @@ def running_registry(
             ["htpasswd", "-Bbn", *credentials], capture_output=True, check=True, timeout=30
         )
         htpasswd.write_bytes(made.stdout)
-    port = free_port()
     config = workdir / "config.yml"
-    config.write_text(_config(storage, port, htpasswd, auth))
+    config.write_text(_config(storage, htpasswd, auth))
     log = workdir / "registry.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [REGISTRY, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT
         )
     try:
-        address = f"127.0.0.1:{port}"
-        _wait_ready(address, process, log)
+        address = _wait_ready(process, log)
         user, secret = credentials if credentials else (None, None)
         yield Registry(address, storage, user, secret, log)
     finally:

@@ -208,7 +208,10 @@ def test_interrupting_writes_partial_results_and_cleans_up(
         seen.append(raw.decode())
         if "walk on fuse-overlayfs (round 3/40)" in seen[-1] or time.monotonic() > deadline:
             break
-    time.sleep(0.2)  # inside a sample, with a mount up
+    # Interrupt inside a sample, with a mount up: wait (bounded) for one to appear below work.
+    deadline = time.monotonic() + 30
+    while not mounts_under(work) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.killpg(process.pid, signum)
     rest = process.stderr.read().decode()
     assert process.wait(timeout=120) == 130, "".join(seen) + rest

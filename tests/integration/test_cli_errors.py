@@ -24,7 +24,7 @@ import graphdriver
 from pydock.store.db import BUSY_TIMEOUT_SECONDS
 
 from .containers_support import Workspace
-from .pydockrun import another_command, assert_fails, cli_process, ok
+from .pydockrun import another_command, assert_fails, cli_process, ok, snapshot
 
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
@@ -234,3 +234,43 @@ def test_an_internal_error_is_one_line_and_debug_shows_the_traceback(root: Path)
     assert err.splitlines()[-1].startswith("ValueError: ")
     # Commands that do not read the broken field still work.
     assert json.loads(ok(root, "inspect", "busybox"))[0]["RepoTags"] == ["busybox:latest"]
+
+
+# -- import rolls back -------------------------------------------------------------------------
+
+
+def refuse_new_images(root: Path) -> None:
+    """Make the store refuse any new image row (a trigger), as a failing write would."""
+    with sqlite3.connect(root / "pydock.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON images"
+            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+
+
+def test_an_import_that_fails_to_record_its_image_leaves_nothing(tmp_path: Path) -> None:
+    """The layer is unpacked, then recording the image fails: the layer's rows, its directory
+    and the blobs written go again; only what was there before stays."""
+    root = tmp_path / "root"
+    ok(root, "images")
+    before = snapshot(root)
+    refuse_new_images(root)
+    line = assert_fails(cli_process(root, "import", "builtin:busybox", "busybox"))
+    assert line == "pydock: importing an image: store: refused by the test", line
+    assert snapshot(root) == before
+    with sqlite3.connect(root / "pydock.db") as conn:
+        conn.execute("DROP TRIGGER refuse")
+    # The same import works afterwards, unpacking the layer afresh.
+    ok(root, "import", "builtin:busybox", "busybox")
+    assert len(snapshot(root)["dirs"]) == 1  # type: ignore[arg-type]
+
+
+def test_a_failed_import_keeps_a_layer_another_image_uses(root: Path) -> None:
+    """The same content imported again (another message: another image) reuses busybox's
+    layer: failing, it must not take it."""
+    before = snapshot(root)
+    refuse_new_images(root)
+    again = cli_process(root, "import", "-m", "again", "builtin:busybox", "again")
+    assert_fails(again, "refused by the test")
+    assert snapshot(root) == before
+    assert cli_process(root, "run", "--rm", "busybox", "echo", "intact") == (0, "intact\n", "")

@@ -86,7 +86,9 @@ def test_commit_of_a_running_container_keeps_it_running(ws: Workspace) -> None:
         pytest.skip("vfs mounts nothing: there is no mount to keep")
     ws.pydock.ok("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo x > /x; sleep 60")
     try:
-        ws.pydock.ok("exec", "live", "sh", "-c", "test -e /x || sleep 1")
+        # Wait (20 s at most) for the container to have written /x.
+        wait_x = "i=0; while [ ! -e /x ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done"
+        ws.pydock.ok("exec", "live", "sh", "-c", f"{wait_x}; test -e /x")
         ws.pydock.ok("commit", "live", "live:snap")
         assert "A /x" in ws.pydock.ok("diff", "live").splitlines()
         assert ws.pydock.ok("exec", "live", "cat", "/x") == "x\n"  # still has its file system

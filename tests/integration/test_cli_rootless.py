@@ -164,7 +164,9 @@ def _check_rootless(user: User, driver: str) -> None:
     container_id = user.ok(*storage, "run", "-d", "--name", name, "busybox", "sh", "-c",
                            "echo started; echo x > /made; sleep 30").strip()  # fmt: skip
     assert CONTAINER_ID.fullmatch(container_id)
-    assert user.ok("exec", name, "sh", "-c", "test -e /made || sleep 1; cat /made") == "x\n"
+    # Wait (20 s at most) for the file to appear, then read it.
+    wait_made = "i=0; while [ ! -e /made ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done"
+    assert user.ok("exec", name, "sh", "-c", f"{wait_made}; cat /made") == "x\n"
     assert user.ok("logs", name) == "started\n"
     _check_one_namespace(user, driver, name)
     assert "A /made" in user.ok("diff", name).splitlines()

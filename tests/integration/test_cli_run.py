@@ -124,9 +124,16 @@ def test_tty_and_stdin(one: Workspace) -> None:
 
 
 def test_init_reaps_orphans(one: Workspace) -> None:
-    script = "(sleep 0.1 &); sleep 1; cat /proc/[0-9]*/status | grep -c zombie"
+    # The subshell exits at once, so its sleep is orphaned to init. Until init reaps it after
+    # it exits, /proc/PID stays (as a zombie); the loop waits for that, 20 s at most.
+    script = (
+        "p=$(sleep 0.1 >/dev/null 2>&1 & echo $!); n=0; "
+        "while [ -e /proc/$p ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
+        "if [ -e /proc/$p ]; then echo left; else echo reaped; fi; "
+        "cat /proc/[0-9]*/status | grep -c zombie"
+    )
     done = one.pydock.run("run", "--rm", "--init", "busybox", "sh", "-c", script)
-    assert done.out.strip() == "0", done
+    assert done.out == "reaped\n0\n", done
 
 
 def test_entrypoint_and_image_command(one: Workspace) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -142,6 +143,30 @@ def test_save_and_load_round_trip_in_both_formats(tmp_path: Path) -> None:
         "round/trip:v1",
     )
     assert again.read_bytes() == oci.read_bytes()
+
+    # Through standard output and standard input, as the real command: the same bytes.
+    piped = tmp_path / "piped.tar"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    with piped.open("wb") as out:
+        saved = subprocess.run(
+            [sys.executable, "-m", "pydock", "--root", str(source), "--storage", "vfs",
+             "save", "round/trip:v1"],
+            stdout=out, stderr=subprocess.PIPE, env=env, timeout=300, check=False,
+        )  # fmt: skip
+    assert (saved.returncode, saved.stderr) == (0, b"")
+    assert piped.read_bytes() == docker.read_bytes()
+    target = tmp_path / "target-stdin"
+    with piped.open("rb") as source_file:
+        loaded = subprocess.run(
+            [sys.executable, "-m", "pydock", "--root", str(target), "--storage", "vfs", "load"],
+            stdin=source_file, capture_output=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+    assert (loaded.returncode, loaded.stdout, loaded.stderr) == (
+        0,
+        b"Loaded image: round/trip:v1\n",
+        b"",
+    )
+    assert inspect(target, "round/trip:v1")["Id"] == image.config
 
 
 def test_skopeo_reads_what_pydock_saves(tmp_path: Path) -> None:

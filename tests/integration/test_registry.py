@@ -27,7 +27,7 @@ from .imagebuild import (
     write_oci_layout,
 )
 from .pydockrun import assert_fails, cli_process, inspect, ok, ok_process, snapshot, untar
-from .registry_support import Registry, free_port, require, running_registry
+from .registry_support import Registry, require, running_registry, unreachable
 
 pytestmark = [
     pytest.mark.registry,
@@ -343,18 +343,18 @@ def test_unreachable_unknown_and_bad_references(registry: Registry, tmp_path: Pa
     root = tmp_path / "root"
     load_seeded(root, tmp_path, 10, "local:1")
     before = snapshot(root)
-    down = f"127.0.0.1:{free_port()}"
-    assert_fails(
-        cli_process(root, "pull", NO_TLS, f"{down}/a/b:1"), f"pulling {down}/a/b:1", "connect"
-    )
-    assert_fails(cli_process(root, "push", NO_TLS, "local:1", f"{down}/a/b:1"), "connect")
+    with unreachable() as down:
+        assert_fails(
+            cli_process(root, "pull", NO_TLS, f"{down}/a/b:1"), f"pulling {down}/a/b:1", "connect"
+        )
+        assert_fails(cli_process(root, "push", NO_TLS, "local:1", f"{down}/a/b:1"), "connect")
+        assert_fails(cli_process(root, "pull", "--platform", "a/b/c/d", f"{down}/a:1"), "OS/ARCH")
     assert_fails(
         cli_process(root, "pull", NO_TLS, f"{registry.address}/no/such:1"), "manifest unknown"
     )
     assert_fails(cli_process(root, "pull", "lower/UPPER:1"), "must be lowercase")
     assert_fails(cli_process(root, "pull", "a//b"), "invalid reference format")
     assert_fails(cli_process(root, "push", NO_TLS, "no-such-image:1"), "no such image")
-    assert_fails(cli_process(root, "pull", "--platform", "a/b/c/d", f"{down}/a:1"), "OS/ARCH")
     assert_fails(cli_process(root, "pull", "--tls-verify=maybe", "x"), "true or false")
     # With --tls-verify=true a plain-HTTP registry is refused, even on 127.0.0.1 (which is
     # insecure by default, as in Docker: reached, and the manifest is not there).

@@ -5,6 +5,7 @@ a user namespace (no mknod there: the devices are bound from the host)."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -44,17 +45,34 @@ def test_init_is_pid_1_and_passes_the_status_on(runner: Runner) -> None:
 
 
 def test_init_reaps_orphans(runner: Runner) -> None:
-    script = "(sleep 0.1 &); sleep 0.8; cat /proc/[0-9]*/status | grep -c zombie"
-    assert runner.run("sh", "-c", script, init=True).out == "0\n"
+    # The subshell exits at once, so its sleep is orphaned to init (pid 1). Until init reaps it
+    # after it exits, /proc/PID stays (as a zombie); the loop waits for that, 20 s at most.
+    script = (
+        "p=$(sleep 0.1 >/dev/null 2>&1 & echo $!); n=0; "
+        "while [ -e /proc/$p ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
+        "if [ -e /proc/$p ]; then echo left; else echo reaped; fi; "
+        "cat /proc/[0-9]*/status | grep -c zombie"
+    )
+    assert runner.run("sh", "-c", script, init=True).out == "reaped\n0\n"
 
 
 def test_init_forwards_signals_and_reports_them(runner: Runner) -> None:
-    spec = runner.spec("sleep", "30", init=True)
-    container = runner.create(spec)
-    container.start()
-    time.sleep(0.2)
-    container.kill(15)
-    assert container.wait(timeout=10) == 128 + 15
+    spec = runner.spec("sh", "-c", "echo ready; exec sleep 30", init=True)
+    readable, writable = os.pipe()
+    try:
+        container = runner.create(spec, stdout=writable)
+        container.start()
+        os.close(writable)
+        writable = -1
+        # The command has started, so init (which forks it) has its signal handlers set.
+        ready, _, _ = select.select([readable], [], [], 30)
+        assert ready and os.read(readable, 64) == b"ready\n"
+        container.kill(15)
+        assert container.wait(timeout=10) == 128 + 15
+    finally:
+        os.close(readable)
+        if writable >= 0:
+            os.close(writable)
 
 
 def test_init_with_missing_command_is_127(runner: Runner) -> None:

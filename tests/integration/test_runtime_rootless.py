@@ -22,7 +22,7 @@ import pytest
 import runtime
 
 from .runtime_support import build_busybox_rootfs
-from .unprivileged import ENV_PYTHON
+from .unprivileged import ENV_PYTHON, remove_user
 
 RUNUSER = shutil.which("runuser") or "runuser"
 
@@ -102,7 +102,7 @@ def unprivileged_user() -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], capture_output=True)
+        remove_user(name)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 # pydock's environment: this session's interpreter, which the user must be able to run too.
 ENV_PYTHON = Path(sys.executable)
 ENV_BIN = ENV_PYTHON.parent
-USER = "pydock-unpriv"
+USER_PREFIX = "pdun"
 
 
 def installed(command: str) -> Path:
@@ -52,18 +52,23 @@ def missing_prerequisite() -> str | None:
 
 @contextmanager
 def unprivileged_user() -> Iterator[str]:
-    """An unprivileged user with /etc/subuid ranges, removed again (home, ranges) at the end."""
-    created = False
+    """An unprivileged user with /etc/subuid ranges, removed again (home, ranges) at the end.
+
+    The name is this session's own (``pdun<pid>``), as the other test users' are: sessions that
+    run side by side never share one, and each removes the user it made.
+    """
+    name = f"{USER_PREFIX}{os.getpid() % 100000}"
     try:
-        pwd.getpwnam(USER)
+        pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", USER], check=True, capture_output=True)
-        created = True
+        pass
+    else:
+        remove_user(name)  # left by a session that was killed before its clean-up
+    subprocess.run(["useradd", "--create-home", name], check=True, capture_output=True)
     try:
-        yield USER
+        yield name
     finally:
-        if created:
-            remove_user(USER)
+        remove_user(name)
 
 
 def remove_user(name: str) -> None:

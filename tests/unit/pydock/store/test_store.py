@@ -212,30 +212,46 @@ def test_owner_of_a_reused_pid_is_not_alive() -> None:
 # -- concurrency --------------------------------------------------------------------------------
 
 
+def wait_busy_waiting(thread_id: int, timeout: float = 30) -> None:
+    """Wait until thread ``thread_id`` sleeps in SQLite's busy handler (its kernel wait channel
+    is the nanosleep the handler calls between attempts at the lock)."""
+    wchan = Path(f"/proc/self/task/{thread_id}/wchan")
+    deadline = time.monotonic() + timeout
+    while wchan.read_text() != "hrtimer_nanosleep":
+        assert time.monotonic() < deadline, "the second writer never waited for the lock"
+        time.sleep(0.01)
+
+
 def test_second_writer_waits_for_the_first(tmp_path: Path) -> None:
     first = Store.open(tmp_path)
     errors: list[BaseException] = []
-    finished: list[float] = []
+    finished: list[str] = []
+    opened = threading.Event()
+    native_id: list[int] = []
 
     def second_writer() -> None:
         try:
             with Store.open(tmp_path) as second:
+                native_id.append(threading.get_native_id())
+                opened.set()  # from here on, the only sleep is the busy handler's
                 add_layer(second, 2)
-            finished.append(time.monotonic())
+            finished.append("second")
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
+            opened.set()
 
     with first.transaction():
         add_layer(first, 1)
         thread = threading.Thread(target=second_writer)
         thread.start()
-        time.sleep(0.5)
-        released = time.monotonic()
+        assert opened.wait(timeout=30) and not errors, errors
+        wait_busy_waiting(native_id[0])
         assert not finished, "the second writer did not wait for the write lock"
+        finished.append("first")
     thread.join(timeout=60)
     first.close()
     assert errors == []
-    assert finished and finished[0] >= released
+    assert finished == ["first", "second"]
     with Store.open(tmp_path) as check:
         assert {layer.chain_id for layer in check.layers.list_layers()} == {chain(1), chain(2)}
 
