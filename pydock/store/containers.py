@@ -50,6 +50,7 @@ class ContainerRecord:
     paused: bool = False
     restart_count: int = 0
     cgroup: str | None = None
+    stopped: bool = False
 
     @classmethod
     def from_row(cls, row: Row) -> ContainerRecord:
@@ -74,6 +75,7 @@ class ContainerRecord:
             paused=bool(row.get("paused")),
             restart_count=_number(row, "restart_count") or 0,
             cgroup=_text(row, "cgroup"),
+            stopped=bool(row.get("stopped")),
         )
 
     def to_row(self) -> dict[str, object]:
@@ -98,6 +100,7 @@ class ContainerRecord:
             "paused": int(self.paused),
             "restart_count": self.restart_count,
             "cgroup": self.cgroup,
+            "stopped": int(self.stopped),
         }
 
 

@@ -81,7 +81,12 @@ STORAGE_CASES = [
 ]
 # Failures found before any storage is touched.
 CASES = [
-    pytest.param(["run", "--rm", "no-such-image", "true"], 125, "no such image", id="image"),
+    pytest.param(
+        ["run", "--rm", "--pull", "never", "no-such-image", "true"],
+        125,
+        "no such image",
+        id="image",
+    ),
     pytest.param(["run", "--name", "taken", "busybox", "true"], 125, "already in use", id="name"),
     pytest.param(["rm", "taken"], 125, "is running", id="rm-running"),
     pytest.param(
