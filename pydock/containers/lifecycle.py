@@ -199,6 +199,13 @@ def on_exit(
     storage = manager.storage(record.storage)
     with contextlib.suppress(PydockError):
         storage.release(record.rw_layer)
+    row = manager.store.containers.get(record.id)
+    cgroup = cgroup_of(record)
+    # The run's monitor died before it could remove its cgroup (killed, or a reboot).
+    same_run = row is not None and row.monitor == record.monitor
+    if cgroup is not None and same_run and not is_owner_alive(record.monitor):
+        with contextlib.suppress(runtime.CgroupError):
+            cgroup.remove()
     claimed = manager.store.containers.update(
         record.id,
         expect=(ContainerState.RUNNING,),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from pydock.store.db import transaction
+from pydock.store.owner import is_owner_alive
 
 Row = Mapping[str, object]
 
@@ -168,6 +169,17 @@ class ContainerStore:
         with transaction(self.db):
             cursor = self.db.execute(f"UPDATE containers SET {sets} WHERE {where}", args)
             return bool(cursor.rowcount)
+
+    def lost_with_restart_policy(self) -> list[ContainerRecord]:
+        """Running rows whose monitor is gone (killed, or the machine restarted) and whose
+        restart policy is ``always`` or ``unless-stopped``: cheap enough for every start-up."""
+        rows = self.db.execute(
+            "SELECT id FROM containers WHERE state = 'running' AND ("
+            'config LIKE \'%"restart": "always"%\' OR '
+            'config LIKE \'%"restart": "unless-stopped"%\')'
+        ).fetchall()
+        found = [self.get(str(row[0])) for row in rows]
+        return [r for r in found if r is not None and not is_owner_alive(r.monitor)]
 
     def has_owned_rows(self) -> bool:
         """Whether any container row names an owner process (work that recovery may finish)."""

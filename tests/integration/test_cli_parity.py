@@ -8,6 +8,8 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -288,4 +290,36 @@ def test_attach_follows_until_the_exit(one: Workspace, tmp_path: Path) -> None:
     assert set(out.splitlines()) <= {b"tick", b"late"}
     fails(one.pydock.run("attach", "att"), "not running")
     one.pydock.ok("rm", "att")
+    assert_no_leaks(one.root, before)
+
+
+def monitor_pid(root: Path, name: str) -> int:
+    """The pid of the monitor of container ``name``'s current run, from the store."""
+    with sqlite3.connect(root / "pydock.db") as conn:
+        [(monitor,)] = conn.execute("SELECT monitor FROM containers WHERE name = ?", [name])
+    return int(str(monitor).partition(":")[0])
+
+
+def test_always_containers_come_back_when_pydock_next_runs(one: Workspace) -> None:
+    # A monitor killed (as at a reboot, which also takes init): the next pydock command
+    # records the lost run and starts "always" and "unless-stopped" containers again.
+    before = Snapshot.take(one.root)
+    for name, policy in (("back", "always"), ("back2", "unless-stopped"), ("gone", "no")):
+        one.pydock.ok("run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "60")
+    try:
+        first = state(one, "back")["Pid"]
+        for name in ("back", "back2", "gone"):
+            pid = monitor_pid(one.root, name)
+            os.kill(pid, signal.SIGKILL)
+            assert wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists())
+        one.pydock.ok("ps")
+        for name in ("back", "back2"):
+            [document] = json.loads(one.pydock.ok("inspect", name))
+            assert document["State"]["Status"] == "running", document["State"]
+            assert document["RestartCount"] == 1
+        assert state(one, "back")["Pid"] != first
+        seen = state(one, "gone")
+        assert (seen["Status"], seen["ExitCode"]) == ("exited", 137)
+    finally:
+        one.pydock.run("rm", "-f", "back", "back2", "gone")
     assert_no_leaks(one.root, before)
