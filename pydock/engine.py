@@ -56,6 +56,8 @@ class Engine(Closing):
             self.layers.recover()
             if self.store.containers.has_owned_rows():
                 self.containers.recover()
+            if lost := self.store.containers.lost_with_restart_policy():
+                self.containers.revive(lost)
             if self.presence.alone:
                 with suppress(PydockError, OSError):
                     blobs.collect(self.store, self.content)

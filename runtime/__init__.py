@@ -10,7 +10,7 @@ from __future__ import annotations
 from .capabilities import DEFAULT_CAPABILITIES
 from .capabilities import bounding as bounding_capabilities
 from .capabilities import resolve as resolve_capabilities
-from .cgroups import Cgroup, CgroupUsage
+from .cgroups import Cgroup, CgroupUsage, cgroup_version
 from .container import Container
 from .errors import (
     CgroupError,
@@ -75,6 +75,7 @@ __all__ = [
     "UnknownUserError",
     "User",
     "bounding_capabilities",
+    "cgroup_version",
     "create",
     "execute",
     "parse_seccomp_profile",

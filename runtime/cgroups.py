@@ -363,6 +363,13 @@ def _make(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=False)
 
 
+def cgroup_version() -> int:
+    """2 when /sys/fs/cgroup is the unified hierarchy, else 1 (the legacy and hybrid layouts)."""
+    hierarchies = mounted_hierarchies(_read(Path("/proc/self/mountinfo")))
+    unified = any(h.mountpoint == CGROUP_ROOT and h.version == 2 for h in hierarchies)
+    return 2 if unified else 1
+
+
 def create_tracked(
     container_id: str, limits: CgroupLimits, *, parent: str | None = None
 ) -> Cgroup | None:

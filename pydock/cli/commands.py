@@ -36,6 +36,7 @@ def register(add: Add) -> None:
     """Declare every command."""
     _images(add)
     _containers(add)
+    _container_runs(add)
     _system(add)
     _bench(add)
 
@@ -134,7 +135,7 @@ def _containers(add: Add) -> None:
 
     sub = add("stop", f"{containers}:cmd_stop", "stopping containers",
               "Stop running containers: SIGTERM, then SIGKILL after -t seconds.")  # fmt: skip
-    sub.add_argument("-t", "--time", type=int, default=10, help="seconds before SIGKILL")
+    sub.add_argument("-t", "--time", type=int, help="seconds before SIGKILL (default: 10)")
     sub.add_argument("names", metavar="CONTAINER", nargs="+")
 
     sub = add("kill", f"{containers}:cmd_kill", "killing containers",
@@ -201,6 +202,55 @@ def _containers(add: Add) -> None:
     sub.add_argument("container", metavar="CONTAINER_ID")
 
 
+def _container_runs(add: Add) -> None:
+    manage = "pydock.cli.manage"
+    sub = add("restart", f"{manage}:cmd_restart", "restarting containers",
+              "Stop (if running) and start containers again.")  # fmt: skip
+    sub.add_argument("-t", "--time", type=int, help="seconds before SIGKILL (default: 10)")
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("rename", f"{manage}:cmd_rename", "renaming a container",
+              "Give a container a new name.")  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER")
+    sub.add_argument("new_name", metavar="NEW_NAME")
+
+    sub = add("pause", f"{manage}:cmd_pause", "pausing containers",
+              "Freeze every process of running containers (cgroup freezer).")  # fmt: skip
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("unpause", f"{manage}:cmd_unpause", "unpausing containers",
+              "Let the processes of paused containers run again.")  # fmt: skip
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("top", f"{manage}:cmd_top", "listing processes",
+              "Show the processes of a running container (ps options, default -ef).")  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER")
+    sub.add_argument("ps_options", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+
+    sub = add("stats", f"{manage}:cmd_stats", "reading container stats",
+              "Show CPU, memory and process figures of running containers.")  # fmt: skip
+    sub.add_argument("--no-stream", action="store_true", help="one sample, then exit")
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+    sub.add_argument("names", metavar="CONTAINER", nargs="*", help="default: every running one")
+
+    sub = add("update", f"{manage}:cmd_update", "updating containers",
+              "Change the limits (live for running containers) and restart policy.")  # fmt: skip
+    sub.add_argument("-m", "--memory", help="memory limit (512m, 1g, ...)")
+    sub.add_argument("--cpus", help="number of CPUs (fractions allowed)")
+    sub.add_argument("--pids-limit", type=int, help="largest number of processes (0: none)")
+    sub.add_argument(
+        "--restart", metavar="POLICY", help="no, always, unless-stopped, on-failure[:N]"
+    )
+    sub.add_argument("names", metavar="CONTAINER", nargs="+")
+
+    sub = add("attach", f"{manage}:cmd_attach", "attaching to a container",
+              "Show a running container's output until it exits, with its status.")  # fmt: skip
+    sub.add_argument("--no-stdin", action="store_true", help="accepted; input is never attached")
+    sub.add_argument("--sig-proxy", type=tls_verify, default=True, metavar="BOOL",
+                     help="pass signals on to the container (default: true)")  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER")
+
+
 def _container_options(sub: argparse.ArgumentParser) -> None:
     add = sub.add_argument
     add("--rm", action="store_true", help="remove the container when it exits")
@@ -226,6 +276,10 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--privileged", action="store_true",
         help="all capabilities, no seccomp, no masked paths, the host's devices")  # fmt: skip
     add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
+    add("--stop-signal", metavar="SIGNAL", help="signal that stops the container (default TERM)")
+    add("--stop-timeout", type=int, metavar="SECONDS", help="seconds stop waits (default 10)")
+    add("--restart", default="no", metavar="POLICY",
+        help="no (default), always, unless-stopped or on-failure[:N]")  # fmt: skip
     add("--pull", choices=PULL_POLICIES, default="missing",
         help="pull the image: missing (default), always or never")  # fmt: skip
     add("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)

@@ -60,7 +60,7 @@ def cmd_stop(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     manager = engine.containers
 
     def stop(record: ContainerRecord) -> str:
-        lifecycle.stop(manager, record, float(args.time))
+        lifecycle.stop(manager, record, None if args.time is None else float(args.time))
         return str(args.names[0]) if len(args.names) == 1 else record.name
 
     return _each(engine, args.names, "stopping", stop)
@@ -73,6 +73,7 @@ def cmd_kill(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
     def kill(record: ContainerRecord) -> str:
         lifecycle.signal_container(manager, record, number)
+        manager.store.containers.update(record.id, stopped=True)  # its restart policy yields
         return record.name
 
     return _each(engine, args.names, "killing", kill)
@@ -186,7 +187,11 @@ def cmd_cleanup(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     manager = engine.containers
     record = manager.store.containers.get(args.container)
     if record is not None:
-        lifecycle.refresh(manager, record)
+        current = lifecycle.refresh(manager, record)
+        if current is not None:
+            from pydock.containers import control
+
+            control.restart_by_policy(manager, current)
     return 0
 
 

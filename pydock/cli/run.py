@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import sys
@@ -67,6 +68,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
         tty=args.tty,
         interactive=args.interactive,
         auto_remove=args.rm,
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
+        restart=args.restart,
     )
 
 
@@ -104,11 +108,15 @@ def _require_terminal(args: argparse.Namespace, doing: str) -> None:
 
 
 def _pull(engine: Engine, args: argparse.Namespace) -> None:
-    """``--pull``: fetch the image from its registry always, never, or when it is missing (as
-    Docker, saying so and showing the progress on standard error)."""
+    """``--pull``: fetch the image from its registry always, never, or when it is missing.
+
+    As Docker, it says so and shows the progress on standard error: live on a terminal; else
+    only once the pull succeeded, so that a failure stays one line.
+    """
     if args.pull == "never":
         return
     name = args.image
+    notice = ""
     if args.pull == "missing":
         if is_builtin_busybox(name) or _HEX_ID.fullmatch(name.removeprefix("sha256:")):
             return
@@ -119,8 +127,13 @@ def _pull(engine: Engine, args: argparse.Namespace) -> None:
         except InvalidReferenceError:
             return  # create says why
         except ImageUnknownError:
-            sys.stderr.write(f"Unable to find image '{name}' locally\n")
-    engine.images.pull_image(name, tls_verify=args.tls_verify, out=sys.stderr)
+            notice = f"Unable to find image '{name}' locally\n"
+    live = sys.stderr.isatty()
+    held = io.StringIO()
+    progress: TextIO = sys.stderr if live else held
+    progress.write(notice)
+    engine.images.pull_image(name, tls_verify=args.tls_verify, out=progress)
+    sys.stderr.write(held.getvalue())
     sys.stderr.flush()
 
 
@@ -151,6 +164,13 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     if status is None:
         out.write(record.id + "\n")
         return 0
+    if args.restart != "no":
+        # As Docker: the command's status is run's; the policy goes on in the background.
+        from pydock.containers import control
+
+        current = manager.store.containers.get(record.id)
+        if current is not None:
+            control.restart_by_policy(manager, current)
     return status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TextIO
 
 from pydock.engine import Engine
@@ -13,6 +14,16 @@ from pydock.format import human_size, table
 def cmd_info(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Show the versions, the storage drivers of this host and where data lives."""
     facts = engine.info()
+    counts = _container_counts(engine)
+    version = "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1"
+    facts |= {
+        "Containers": sum(counts.values()),
+        "ContainersRunning": counts["running"],
+        "ContainersPaused": counts["paused"],
+        "ContainersStopped": counts["stopped"],
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": version,
+    }
     if args.format == "json":
         out.write(json.dumps(facts) + "\n")
         return 0
@@ -33,13 +44,33 @@ def cmd_info(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         f"Run Root: {facts['RunRoot']}",
         f"Store: {facts['Store']}",
         f"Rootless: {str(facts['Rootless']).lower()}",
+        f"Containers: {sum(counts.values())}",
+        f" Running: {counts['running']}",
+        f" Paused: {counts['paused']}",
+        f" Stopped: {counts['stopped']}",
         f"Images: {facts['Images']}",
         f"Layers: {facts['Layers']}",
+        "Cgroup Driver: cgroupfs",
+        f"Cgroup Version: {version}",
         f"Kernel Version: {facts['KernelVersion']}",
         f"Architecture: {facts['Architecture']}",
     ]
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _container_counts(engine: Engine) -> dict[str, int]:
+    """Containers by what the store says they do (read only: ``info`` starts no runtime; the
+    monitor's exit command keeps the rows current)."""
+    counts = {"running": 0, "paused": 0, "stopped": 0}
+    for record in engine.store.containers.list_containers():
+        if record.state in ("creating", "removing"):
+            continue
+        if record.state == "running":
+            counts["paused" if record.paused else "running"] += 1
+        else:
+            counts["stopped"] += 1
+    return counts
 
 
 def _pairs(value: object) -> list[tuple[str, str]]:

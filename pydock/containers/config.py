@@ -7,6 +7,7 @@ returns the :class:`ContainerConfig` the store keeps as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,6 +60,9 @@ class RunOptions:
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    restart: str = "no"
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ class ContainerConfig:
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    stop_signal: str = "SIGTERM"
+    # Seconds ``stop`` waits before SIGKILL when not given -t (Docker's default: 10).
+    stop_timeout: int | None = None
+    # Restart policy: "no", "always", "unless-stopped" or "on-failure[:N]".
+    restart: str = "no"
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -319,6 +328,11 @@ def build_config(
         raise ContainerConfigError(f"checking --hostname {options.hostname!r}: 1 to 64 characters")
     pids = options.pids_limit if options.pids_limit and options.pids_limit > 0 else None
     security = parse_security_options(options.security_opt)
+    restart = parse_restart_policy(options.restart)
+    if restart.name != "no" and options.auto_remove:
+        raise ContainerConfigError(
+            f"checking --restart {options.restart}: it conflicts with --rm (as in Docker)"
+        )
     return ContainerConfig(
         image_name=options.image,
         entrypoint=entrypoint,
@@ -342,4 +356,58 @@ def build_config(
         tty=options.tty,
         interactive=options.interactive,
         auto_remove=options.auto_remove,
+        stop_signal=signal_name(options.stop_signal) if options.stop_signal else "SIGTERM",
+        stop_timeout=options.stop_timeout,
+        restart=str(restart),
     )
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """``--restart``: when the monitor's exit command starts the container again."""
+
+    name: str = "no"
+    maximum: int = 0  # on-failure: restarts at most (0: no bound)
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.maximum}" if self.maximum else self.name
+
+    def wants_restart(self, status: int, restarts: int, *, stopped: bool) -> bool:
+        """Whether a run that ended with ``status`` after ``restarts`` restarts goes again."""
+        if stopped or self.name == "no":
+            return False
+        if self.name == "on-failure":
+            return status != 0 and (self.maximum == 0 or restarts < self.maximum)
+        return True
+
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+def parse_restart_policy(text: str) -> RestartPolicy:
+    """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``."""
+    name, colon, count = text.partition(":")
+    if name not in RESTART_POLICIES or (colon and name != "on-failure"):
+        raise ContainerConfigError(
+            f"checking --restart {text!r}: expected no, always, unless-stopped or on-failure[:N]"
+        )
+    if colon and not (count.isdigit() and int(count) >= 0):
+        raise ContainerConfigError(f"checking --restart {text!r}: N must be a whole number")
+    return RestartPolicy(name, int(count) if colon else 0)
+
+
+def signal_name(text: str) -> str:
+    """A signal by number or name (``KILL``, ``SIGTERM``, ``9``) as its ``SIG...`` name."""
+    import signal
+
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            with contextlib.suppress(ValueError):
+                return signal.Signals(number).name
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        if isinstance(getattr(signal.Signals, name, None), signal.Signals):
+            return name
+    raise ContainerConfigError(f"parsing signal {text!r}: no such signal")

@@ -145,6 +145,7 @@ def start(
         owner=None,
         oom_killed=False,
         paused=False,
+        stopped=False,
         cgroup=container.cgroup.to_json() if container.cgroup is not None else None,
     )
     if not running:
@@ -198,6 +199,13 @@ def on_exit(
     storage = manager.storage(record.storage)
     with contextlib.suppress(PydockError):
         storage.release(record.rw_layer)
+    row = manager.store.containers.get(record.id)
+    cgroup = cgroup_of(record)
+    # The run's monitor died before it could remove its cgroup (killed, or a reboot).
+    same_run = row is not None and row.monitor == record.monitor
+    if cgroup is not None and same_run and not is_owner_alive(record.monitor):
+        with contextlib.suppress(runtime.CgroupError):
+            cgroup.remove()
     claimed = manager.store.containers.update(
         record.id,
         expect=(ContainerState.RUNNING,),
@@ -257,6 +265,28 @@ def signal_container(manager: ContainerManager, record: ContainerRecord, number:
         raise ContainerConflictError(f"killing container {current.name}: it is not running")
     with contextlib.suppress(ProcessLookupError):
         os.kill(current.pid, number)
+    if current.paused:
+        # As Docker: a signal to a paused container thaws it, so that it can act on it.
+        thaw(manager, current)
+
+
+def cgroup_of(record: ContainerRecord) -> runtime.Cgroup | None:
+    """The cgroup of the container's current run, while it is there."""
+    if record.cgroup is None:
+        return None
+    cgroup = runtime.Cgroup.from_json(record.id, record.cgroup)
+    return cgroup if cgroup.exists() else None
+
+
+def thaw(manager: ContainerManager, record: ContainerRecord) -> None:
+    """Unfreeze a paused container's cgroup and record it."""
+    cgroup = cgroup_of(record)
+    if cgroup is not None:
+        try:
+            cgroup.freeze(False)
+        except runtime.CgroupError as exc:
+            raise ContainerConflictError(f"unpausing container {record.name}: {exc}") from exc
+    manager.store.containers.update(record.id, paused=False)
 
 
 def wait_exit(
@@ -295,13 +325,19 @@ def _open_monitor(owner: str | None) -> int | None:
     return fd
 
 
-def stop(manager: ContainerManager, record: ContainerRecord, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once it has exited."""
+def stop(manager: ContainerManager, record: ContainerRecord, timeout: float | None = None) -> None:
+    """The stop signal (``--stop-signal``, default SIGTERM), then SIGKILL after ``timeout``
+    seconds (default ``--stop-timeout``, else 10); returns once it has exited. The container's
+    restart policy leaves it stopped."""
+    manager.store.containers.update(record.id, stopped=True)
     current = refresh(manager, record)
     if current is None or current.state != ContainerState.RUNNING:
         return
+    config = manager.config_of(current)
+    if timeout is None:
+        timeout = float(config.stop_timeout if config.stop_timeout is not None else 10)
     with contextlib.suppress(ContainerConflictError):
-        signal_container(manager, current, signal.SIGTERM)
+        signal_container(manager, current, signal.Signals[config.stop_signal])
     if wait_exit(manager, current, timeout) is None:
         kill_and_wait(manager, current)
     refresh(manager, current)

@@ -261,6 +261,19 @@ class ContainerManager:
                 done += 1
         return done
 
+    def revive(self, lost: list[ContainerRecord]) -> None:
+        """Start again the ``always``/``unless-stopped`` containers whose run was lost (their
+        monitor died, as at a reboot), as podman's restart service does without a daemon."""
+        from pydock.containers import control
+
+        for record in lost:
+            current = lifecycle.refresh(self, record)
+            if current is None or current.state != ContainerState.EXITED or current.stopped:
+                continue
+            self.store.containers.update(record.id, restart_count=current.restart_count + 1)
+            with contextlib.suppress(PydockError):
+                control.start_detached(self, current)
+
     def _abandoned_run(self, record: ContainerRecord) -> None:
         """A ``run`` killed before its container started: as if the start had failed."""
         storage = self.storage(record.storage)

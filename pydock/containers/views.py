@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
 
 from pydock.clock import parse_rfc3339
 from pydock.containers.config import ContainerConfig, security_opt_view
@@ -126,6 +125,10 @@ def inspect_document(
             "CapDrop": list(config.cap_drop) or None,
             "SecurityOpt": security_opt_view(config),
             "Privileged": config.privileged,
+            "RestartPolicy": {
+                "Name": config.restart.partition(":")[0],
+                "MaximumRetryCount": int(config.restart.partition(":")[2] or 0),
+            },
             "Binds": [
                 f"{v.source}:{v.destination}" + (":ro" if v.readonly else "")
                 for v in config.volumes
@@ -143,6 +146,7 @@ def inspect_document(
             "Image": config.image_name,
             "WorkingDir": config.workdir,
             "Entrypoint": list(config.entrypoint) or None,
-            "StopSignal": signal.Signals.SIGTERM.name,
+            "StopSignal": config.stop_signal,
+            **({"StopTimeout": config.stop_timeout} if config.stop_timeout is not None else {}),
         },
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from pydock.store.db import transaction
+from pydock.store.owner import is_owner_alive
 
 Row = Mapping[str, object]
 
@@ -50,6 +51,7 @@ class ContainerRecord:
     paused: bool = False
     restart_count: int = 0
     cgroup: str | None = None
+    stopped: bool = False
 
     @classmethod
     def from_row(cls, row: Row) -> ContainerRecord:
@@ -74,6 +76,7 @@ class ContainerRecord:
             paused=bool(row.get("paused")),
             restart_count=_number(row, "restart_count") or 0,
             cgroup=_text(row, "cgroup"),
+            stopped=bool(row.get("stopped")),
         )
 
     def to_row(self) -> dict[str, object]:
@@ -98,6 +101,7 @@ class ContainerRecord:
             "paused": int(self.paused),
             "restart_count": self.restart_count,
             "cgroup": self.cgroup,
+            "stopped": int(self.stopped),
         }
 
 
@@ -165,6 +169,17 @@ class ContainerStore:
         with transaction(self.db):
             cursor = self.db.execute(f"UPDATE containers SET {sets} WHERE {where}", args)
             return bool(cursor.rowcount)
+
+    def lost_with_restart_policy(self) -> list[ContainerRecord]:
+        """Running rows whose monitor is gone (killed, or the machine restarted) and whose
+        restart policy is ``always`` or ``unless-stopped``: cheap enough for every start-up."""
+        rows = self.db.execute(
+            "SELECT id FROM containers WHERE state = 'running' AND ("
+            'config LIKE \'%"restart": "always"%\' OR '
+            'config LIKE \'%"restart": "unless-stopped"%\')'
+        ).fetchall()
+        found = [self.get(str(row[0])) for row in rows]
+        return [r for r in found if r is not None and not is_owner_alive(r.monitor)]
 
     def has_owned_rows(self) -> bool:
         """Whether any container row names an owner process (work that recovery may finish)."""

@@ -160,3 +160,5 @@ def _container_parity(db: Database) -> None:
     containers.add_column("paused", int, not_null_default=0)
     containers.add_column("restart_count", int, not_null_default=0)
     containers.add_column("cgroup", str)
+    # ``stopped``: the user stopped or killed it, so its restart policy leaves it stopped.
+    containers.add_column("stopped", int, not_null_default=0)

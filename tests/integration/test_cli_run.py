@@ -177,7 +177,7 @@ def test_builtin_busybox_is_built_on_demand(tmp_path: Path) -> None:
     pydock = Pydock(tmp_path / "root", "vfs")
     assert pydock.ok("run", "--rm", "busybox", "echo", "hi") == "hi\n"
     assert pydock.ok("images").splitlines()[1].split()[:2] == ["busybox", "latest"]
-    fails(pydock.run("run", "--rm", "otherimage", "true"), "no such image")
+    fails(pydock.run("run", "--rm", "--pull", "never", "otherimage", "true"), "no such image")
 
 
 def test_the_builtin_busybox_runs_sh_by_default(one: Workspace) -> None:
