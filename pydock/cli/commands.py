@@ -46,7 +46,7 @@ def _images(add: Add) -> None:
     sub = add("images", f"{images}:cmd_images", "listing images",
               "List images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE.")  # fmt: skip
     sub.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
-    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+    _format_filter(sub, "dangling, label, reference")
 
     sub = add("rmi", f"{images}:cmd_rmi", "removing images",
               "Untag images; delete those left without a tag, and their unused layers.",
@@ -105,6 +105,17 @@ def _images(add: Add) -> None:
     sub.add_argument("server", metavar="SERVER", help="registry (host[:port])")
 
 
+def _format_filter(sub: argparse.ArgumentParser, filters: str) -> None:
+    sub.add_argument(
+        "--format", metavar="FORMAT",
+        help="json, table, a Go template, or 'table TEMPLATE' (with a header)",
+    )  # fmt: skip
+    sub.add_argument(
+        "-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+        help=f"show only what matches ({filters})",
+    )  # fmt: skip
+
+
 def _registry_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
     sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     sub.add_argument(
@@ -154,15 +165,18 @@ def _containers(add: Add) -> None:
               "List containers: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES.")  # fmt: skip
     sub.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     sub.add_argument("-q", "--quiet", action="store_true", help="only show container ids")
-    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+    sub.add_argument("-s", "--size", action="store_true", help="show the size of the changes")
+    _format_filter(sub, "status, label, name, id, ancestor")
 
     sub = add("inspect", f"{containers}:cmd_inspect", "inspecting",
               "Print a JSON array describing each image or container.")  # fmt: skip
+    sub.add_argument("-f", "--format", metavar="TEMPLATE", help="Go template for each object")
     sub.add_argument("images", metavar="NAME", nargs="+", help="image or container: name or id")
 
     sub = add("logs", f"{containers}:cmd_logs", "reading logs",
               "Print what a container wrote (-f: keep following while it runs).")  # fmt: skip
     sub.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
+    sub.add_argument("-n", "--tail", default="all", help="lines from the end of each stream")
     sub.add_argument("container", metavar="CONTAINER")
 
     sub = add("exec", f"{run}:cmd_exec", "executing in a container",
@@ -207,6 +221,8 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("-t", "--tty", action="store_true", help="give the container a terminal")
     add("--name", help="name of the container")
     add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set a variable")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read variables from FILE")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="user[:group] (name or id) inside the container")
     add("--hostname", help="host name inside the container")
@@ -236,10 +252,22 @@ def _system(add: Add) -> None:
               " where data lives.")  # fmt: skip
     sub.add_argument("--format", choices=["json"], help="print JSON")
 
-    sub = add("system prune", f"{system}:cmd_system_prune", "pruning",
-              "Delete blobs of the content store that no image or layer refers to.",
+    prune = "pydock.cli.prune"
+    sub = add("system prune", f"{prune}:cmd_system_prune", "pruning",
+              "Remove stopped containers, dangling images (-a: unused images) and blobs"
+              " nothing refers to.", frees_space=True)  # fmt: skip
+    sub.add_argument("-a", "--all", action="store_true", help="every unused image")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    sub = add("container prune", f"{prune}:cmd_container_prune", "pruning containers",
+              "Remove all stopped containers.", frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    sub = add("image prune", f"{prune}:cmd_image_prune", "pruning images",
+              "Remove dangling images (-a: every image no container uses).",
               frees_space=True)  # fmt: skip
-    sub.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
+    sub.add_argument("-a", "--all", action="store_true", help="every unused image")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
     sub = add("system check", f"{system}:cmd_system_check", "checking the store",
               "Check that the store agrees with the disk (--repair: fix what can be fixed).",

@@ -60,6 +60,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         tty=args.tty,
         interactive=args.interactive,
         auto_remove=args.rm,
+        labels=tuple(args.label),
+        env_files=tuple(args.env_file),
     )
 
 

@@ -59,6 +59,8 @@ class RunOptions:
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    labels: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,13 @@ class ContainerConfig:
     tty: bool = False
     interactive: bool = False
     auto_remove: bool = False
+    # ``KEY=VALUE`` entries, in the order given (``--label``).
+    labels: tuple[str, ...] = ()
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """``Config.Labels``: the labels as a mapping (a later one wins)."""
+        return dict(item.partition("=")[::2] for item in self.labels)
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -104,7 +113,7 @@ class ContainerConfig:
         document = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in document.items() if key in known}
-        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop"):
+        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop", "labels"):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
         return cls(**values)
@@ -295,6 +304,43 @@ def merge_env(
     return tuple(f"{key}={value}" for key, value in merged.items())
 
 
+def parse_labels(items: Sequence[str]) -> tuple[str, ...]:
+    """``--label KEY=VALUE`` (or ``KEY``, an empty value), checked."""
+    labels = []
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key.strip():
+            raise ContainerConfigError(f"parsing --label {item!r}: the label name is empty")
+        labels.append(f"{key}={value}")
+    return tuple(labels)
+
+
+def read_env_files(paths: Sequence[str]) -> tuple[str, ...]:
+    """``--env-file``: ``NAME=VALUE`` or ``NAME`` lines; blank lines and ``#`` comments skipped.
+
+    As Docker, values are taken as written: no quotes are removed and nothing is expanded.
+    """
+    entries: list[str] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ContainerConfigError(f"reading env file {path}: {why.lower()}") from exc
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.lstrip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            name = stripped.partition("=")[0]
+            if not name or any(char.isspace() for char in name):
+                raise ContainerConfigError(
+                    f"reading env file {path}: line {number}: variable {name!r} contains"
+                    " whitespaces"
+                )
+            entries.append(stripped)
+    return tuple(entries)
+
+
 def build_config(
     options: RunOptions, image: ImageDefaults, *, host_env: Mapping[str, str] | None = None
 ) -> ContainerConfig:
@@ -323,7 +369,11 @@ def build_config(
         image_name=options.image,
         entrypoint=entrypoint,
         cmd=cmd,
-        env=merge_env(image.env, options.env, os.environ if host_env is None else host_env),
+        env=merge_env(
+            image.env,
+            read_env_files(options.env_files) + options.env,
+            os.environ if host_env is None else host_env,
+        ),
         workdir=workdir,
         user=options.user if options.user is not None else image.user,
         hostname=options.hostname or "",
@@ -342,4 +392,5 @@ def build_config(
         tty=options.tty,
         interactive=options.interactive,
         auto_remove=options.auto_remove,
+        labels=parse_labels(options.labels),
     )

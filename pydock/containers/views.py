@@ -48,8 +48,28 @@ def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
     ]
 
 
-def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
-    """One ``ps --format json`` object, with Docker's keys."""
+# ``ps --format 'table ...'``: the header of every field, in Docker's words.
+PS_HEADERS = {
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Labels": "LABELS",
+    "LocalVolumes": "LOCAL VOLUMES",
+    "Mounts": "MOUNTS",
+    "Names": "NAMES",
+    "Networks": "NETWORKS",
+    "Ports": "PORTS",
+    "RunningFor": "CREATED",
+    "Size": "SIZE",
+    "State": "STATE",
+    "Status": "STATUS",
+}
+PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+
+
+def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict[str, str]:
+    """One ``ps --format json`` object, with Docker's keys (``size``: the ``-s`` text)."""
     config = ContainerConfig.from_json(record.config)
     created = parse_rfc3339(record.created)
     return {
@@ -57,14 +77,14 @@ def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "ID": record.id[:12],
         "Image": config.image_name,
-        "Labels": "",
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(config.label_map.items())),
         "LocalVolumes": "0",
         "Mounts": ",".join(volume.source for volume in config.volumes),
         "Names": record.name,
         "Networks": config.network,
         "Ports": "",
         "RunningFor": human_age(created, now),
-        "Size": "0B",
+        "Size": size,
         "State": record.state,
         "Status": status_text(record, now),
     }
@@ -141,5 +161,6 @@ def inspect_document(
             "WorkingDir": config.workdir,
             "Entrypoint": list(config.entrypoint) or None,
             "StopSignal": signal.Signals.SIGTERM.name,
+            "Labels": config.label_map,
         },
     }
