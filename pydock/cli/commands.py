@@ -209,6 +209,12 @@ def _containers(add: Add) -> None:
     sub.add_argument("-o", "--output", help="write to FILE instead of standard output")
     sub.add_argument("container", metavar="CONTAINER")
 
+    sub = add("cp", f"{containers}:cmd_cp", "copying files",
+              "Copy files between a container and the host (either may be -, a tar stream).",
+              )  # fmt: skip
+    sub.add_argument("source", metavar="SRC", help="CONTAINER:PATH, a host path or -")
+    sub.add_argument("destination", metavar="DEST", help="CONTAINER:PATH, a host path or -")
+
     sub = add("cleanup", f"{containers}:cmd_cleanup", "cleaning up a container",
               argparse.SUPPRESS)  # fmt: skip
     sub.add_argument("container", metavar="CONTAINER_ID")

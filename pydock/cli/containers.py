@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import utc_now
-from pydock.containers import artifacts, lifecycle, logs, views
+from pydock.containers import artifacts, copy, lifecycle, logs, views
 from pydock.containers.config import ContainerConfig
 from pydock.containers.errors import ContainerConfigError
 from pydock.containers.manager import ContainerManager
@@ -270,6 +270,35 @@ def cmd_export(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return 0
+
+
+def cmd_cp(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Copy files between a container and the host (either may be -, a tar stream)."""
+    source, destination = _container_path(args.source), _container_path(args.destination)
+    manager = engine.containers
+    if source is not None and destination is not None:
+        raise UsageError("copying files: copying between containers is not supported")
+    if source is not None:
+        if args.destination == "-" and os.isatty(1):
+            raise UsageError("copying files: refusing to write a tar to a terminal")
+        record = manager.lookup(source[0], doing="copying from")
+        out.flush()
+        with os.fdopen(os.dup(1), "wb") as stream:
+            copy.copy_out(manager, record, source[1], args.destination, stream)
+        return 0
+    if destination is None:
+        raise UsageError("copying files: one of SRC and DEST must be CONTAINER:PATH")
+    record = manager.lookup(destination[0], doing="copying into")
+    copy.copy_in(manager, record, args.source, destination[1], sys.stdin.buffer)
+    return 0
+
+
+def _container_path(text: str) -> tuple[str, str] | None:
+    """``CONTAINER:PATH`` split, or None for a host path (one with a / before any colon)."""
+    name, colon, path = text.partition(":")
+    if not colon or not name or "/" in name or text.startswith("."):
+        return None
+    return name, path or "/"
 
 
 def cmd_cleanup(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
