@@ -519,7 +519,9 @@ def render_rows(text: str, rows: Sequence[Row], headers: Mapping[str, str], defa
     """
     table = is_table(text)
     source = text[len("table") :].lstrip(" ") if table else text
-    template = parse(_unescape(source or default))
+    if not source:
+        source = default[len("table") :].lstrip(" ") if is_table(default) else default
+    template = parse(_unescape(source))
     lines = [template.render(row) for row in rows]
     if not table:
         return "".join(line + "\n" for line in lines)

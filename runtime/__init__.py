@@ -38,6 +38,7 @@ from .spec import (
     ContainerSpec,
     NetworkMode,
     Rlimit,
+    TmpfsMount,
     User,
 )
 from .state import Event, State
@@ -69,6 +70,7 @@ __all__ = [
     "SeccompProfile",
     "SetupError",
     "State",
+    "TmpfsMount",
     "UnknownUserError",
     "User",
     "bounding_capabilities",

@@ -31,6 +31,7 @@ def register(add: Add) -> None:
     """Declare every command."""
     _images(add)
     _containers(add)
+    _volumes(add)
     _system(add)
     _bench(add)
 
@@ -159,6 +160,7 @@ def _containers(add: Add) -> None:
     sub = add("rm", f"{containers}:cmd_rm", "removing containers",
               "Remove containers (-f: kill running ones first).", frees_space=True)  # fmt: skip
     sub.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    sub.add_argument("-v", "--volumes", action="store_true", help="remove anonymous volumes")
     sub.add_argument("names", metavar="CONTAINER", nargs="+")
 
     sub = add("ps", f"{containers}:cmd_ps", "listing containers",
@@ -234,7 +236,22 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--hostname", help="host name inside the container")
     add("--network", choices=["none", "host"], default="none", help="network (default: none)")
     add("--read-only", action="store_true", help="mount the root file system read-only")
-    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    add(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="SRC|NAME:DST[:ro]",
+        help="bind mount a host path, or mount a named volume (-v DST: an anonymous one)",
+    )
+    add(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="type=bind|volume|tmpfs,...",
+        help="a mount: type, source, target, readonly, tmpfs-size, tmpfs-mode",
+    )
+    add("--tmpfs", action="append", default=[], metavar="DST[:OPTIONS]", help="mount a tmpfs")
     add("-m", "--memory", help="memory limit (512m, 1g, ...)")
     add("--cpus", help="number of CPUs (fractions allowed)")
     add("--pids-limit", type=int, help="largest number of processes")
@@ -251,6 +268,36 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
+def _volumes(add: Add) -> None:
+    volumes = "pydock.cli.volumes"
+    sub = add("volume create", f"{volumes}:cmd_volume_create", "creating a volume",
+              "Create a volume and print its name.")  # fmt: skip
+    sub.add_argument("name", metavar="NAME", nargs="?", help="name (default: a random one)")
+    sub.add_argument("-d", "--driver", default="local", help="volume driver (only local)")
+    sub.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+
+    sub = add("volume ls", f"{volumes}:cmd_volume_ls", "listing volumes",
+              "List volumes: DRIVER, VOLUME NAME.")  # fmt: skip
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show volume names")
+    _format_filter(sub, "dangling, label, name")
+
+    sub = add("volume inspect", f"{volumes}:cmd_volume_inspect", "inspecting volumes",
+              "Print a JSON array describing each volume.")  # fmt: skip
+    sub.add_argument("-f", "--format", metavar="TEMPLATE", help="Go template for each volume")
+    sub.add_argument("names", metavar="VOLUME", nargs="+")
+
+    sub = add("volume rm", f"{volumes}:cmd_volume_rm", "removing volumes",
+              "Remove volumes no container uses.", frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="no error for a missing volume")
+    sub.add_argument("names", metavar="VOLUME", nargs="+")
+
+    sub = add("volume prune", f"{volumes}:cmd_volume_prune", "pruning volumes",
+              "Remove unused anonymous volumes (-a: every unused volume).",
+              frees_space=True)  # fmt: skip
+    sub.add_argument("-a", "--all", action="store_true", help="named volumes too")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+
 def _system(add: Add) -> None:
     system = "pydock.cli.system"
     sub = add("info", f"{system}:cmd_info", "reading system information",
@@ -263,6 +310,7 @@ def _system(add: Add) -> None:
               "Remove stopped containers, dangling images (-a: unused images) and blobs"
               " nothing refers to.", frees_space=True)  # fmt: skip
     sub.add_argument("-a", "--all", action="store_true", help="every unused image")
+    sub.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
     sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
     sub = add("container prune", f"{prune}:cmd_container_prune", "pruning containers",

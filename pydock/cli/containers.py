@@ -107,7 +107,7 @@ def cmd_rm(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     manager = engine.containers
 
     def remove(record: ContainerRecord) -> str:
-        manager.remove(record, force=args.force)
+        manager.remove(record, force=args.force, volumes=args.volumes)
         return record.name
 
     return _each(engine, args.names, "removing", remove)

@@ -114,7 +114,8 @@ def cmd_image_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> in
 
 
 def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
-    """Remove stopped containers, dangling (-a: unused) images and unreferenced blobs."""
+    """Remove stopped containers, dangling (-a: unused) images, unreferenced blobs and with
+    ``--volumes`` unused anonymous volumes."""
     warnings = [
         "all stopped containers",
         "all images without at least one container associated to them"
@@ -122,15 +123,25 @@ def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> i
         else "all dangling images",
         "all blobs of the content store no image or layer refers to",
     ]
+    if args.volumes:
+        warnings.insert(1, "all anonymous volumes not used by at least one container")
     if not confirm("pruning", warnings, force=args.force, out=out):
         return 0
     deleted, reclaimed = prune_containers(engine)
     if deleted:
         out.write("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in deleted) + "\n")
+    volume_bytes = 0
+    if args.volumes:
+        from pydock.containers import volumes  # only this verb needs it
+
+        removed, volume_bytes = volumes.prune(engine.store, engine.root)
+        if removed:
+            out.write("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed) + "\n")
     lines, image_bytes = prune_images(engine, every_unused=args.all)
     if lines:
         out.write("Deleted Images:\n" + "".join(f"{line}\n" for line in lines) + "\n")
     report = engine.images.prune_blobs()
     out.write("".join(f"Deleted blob: {digest}\n" for digest in report.deleted))
-    out.write(f"Total reclaimed space: {human_size(reclaimed + image_bytes + report.reclaimed)}\n")
+    total = reclaimed + volume_bytes + image_bytes + report.reclaimed
+    out.write(f"Total reclaimed space: {human_size(total)}\n")
     return 0

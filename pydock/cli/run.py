@@ -62,6 +62,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         auto_remove=args.rm,
         labels=tuple(args.label),
         env_files=tuple(args.env_file),
+        mounts=tuple(args.mount),
+        tmpfs=tuple(args.tmpfs),
     )
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import signal
 
 from pydock.clock import parse_rfc3339
-from pydock.containers.config import ContainerConfig, security_opt_view
+from pydock.containers.config import ContainerConfig, Volume, security_opt_view
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
 from pydock.store import ContainerRecord
@@ -78,8 +78,10 @@ def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict
         "ID": record.id[:12],
         "Image": config.image_name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(config.label_map.items())),
-        "LocalVolumes": "0",
-        "Mounts": ",".join(volume.source for volume in config.volumes),
+        "LocalVolumes": str(sum(v.kind == "volume" for v in config.volumes)),
+        "Mounts": ",".join(
+            v.name if v.kind == "volume" else v.source or v.destination for v in config.volumes
+        ),
         "Names": record.name,
         "Networks": config.network,
         "Ports": "",
@@ -88,6 +90,23 @@ def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict
         "State": record.state,
         "Status": status_text(record, now),
     }
+
+
+def mount_view(volume: Volume) -> dict[str, object]:
+    """One entry of ``inspect``'s ``Mounts``, as Docker shows a bind, volume or tmpfs."""
+    view: dict[str, object] = {"Type": volume.kind}
+    if volume.kind == "volume":
+        view |= {"Name": volume.name, "Driver": "local"}
+    view |= {
+        "Source": volume.source,
+        "Destination": volume.destination,
+        "Mode": "ro" if volume.readonly and volume.kind == "bind" else "",
+        "RW": not volume.readonly,
+        "Propagation": "rprivate" if volume.kind == "bind" else "",
+    }
+    if volume.kind == "volume":
+        view["Mode"] = "z"
+    return view
 
 
 def inspect_document(
@@ -120,17 +139,7 @@ def inspect_document(
         "Name": "/" + record.name,
         "RestartCount": 0,
         "Driver": record.storage,
-        "Mounts": [
-            {
-                "Type": "bind",
-                "Source": volume.source,
-                "Destination": volume.destination,
-                "Mode": "ro" if volume.readonly else "",
-                "RW": not volume.readonly,
-                "Propagation": "rprivate",
-            }
-            for volume in config.volumes
-        ],
+        "Mounts": [mount_view(volume) for volume in config.volumes],
         "HostConfig": {
             "AutoRemove": config.auto_remove,
             "NetworkMode": config.network,
@@ -144,9 +153,13 @@ def inspect_document(
             "SecurityOpt": security_opt_view(config),
             "Privileged": config.privileged,
             "Binds": [
-                f"{v.source}:{v.destination}" + (":ro" if v.readonly else "")
+                f"{v.name if v.kind == 'volume' else v.source}:{v.destination}"
+                + (":ro" if v.readonly else "")
                 for v in config.volumes
+                if v.kind != "tmpfs"
             ]
+            or None,
+            "Tmpfs": {v.destination: v.options for v in config.volumes if v.kind == "tmpfs"}
             or None,
         },
         "GraphDriver": graph_driver,

@@ -148,3 +148,22 @@ def _container_error(db: Database) -> None:
     # Why a run ended other than by its own exit (its file system's process died, ...), as
     # Docker's State.Error; NULL when there is nothing to say.
     db.table("containers").add_column("error", str)
+
+
+@MIGRATIONS(name="0008_volumes")
+def _volumes(db: Database) -> None:
+    # Named volumes (``<root>/volumes/<name>/_data``). ``anonymous``: made for one container by
+    # ``-v /path`` (``rm -v`` removes it); ``populated``: the image's content at the first
+    # mount point was copied in (or the volume was not empty), so it is never copied again.
+    db.table("volumes").create(
+        {
+            "name": str,
+            "created": str,
+            "labels": str,
+            "anonymous": int,
+            "populated": int,
+        },
+        pk="name",
+        not_null={"created", "labels", "anonymous", "populated"},
+        defaults={"labels": "{}", "anonymous": 0, "populated": 0},
+    )
