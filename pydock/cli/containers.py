@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import utc_now
-from pydock.containers import artifacts, copy, lifecycle, logs, views
+from pydock.containers import artifacts, lifecycle, logs, views
 from pydock.containers.config import ContainerConfig
 from pydock.containers.errors import ContainerConfigError
 from pydock.containers.manager import ContainerManager
@@ -274,6 +274,8 @@ def cmd_export(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_cp(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Copy files between a container and the host (either may be -, a tar stream)."""
+    from pydock.containers import copy  # only this command needs it
+
     source, destination = _container_path(args.source), _container_path(args.destination)
     manager = engine.containers
     if source is not None and destination is not None:
