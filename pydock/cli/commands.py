@@ -168,7 +168,7 @@ def _containers(add: Add) -> None:
     sub.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     sub.add_argument("-q", "--quiet", action="store_true", help="only show container ids")
     sub.add_argument("-s", "--size", action="store_true", help="show the size of the changes")
-    _format_filter(sub, "status, label, name, id, ancestor")
+    _format_filter(sub, "status, label, name, id, ancestor, exited, volume")
 
     sub = add("inspect", f"{containers}:cmd_inspect", "inspecting",
               "Print a JSON array describing each image or container.")  # fmt: skip

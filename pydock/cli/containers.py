@@ -113,7 +113,7 @@ def cmd_rm(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     return _each(engine, args.names, "removing", remove)
 
 
-PS_FILTERS = ("status", "label", "name", "id", "ancestor")
+PS_FILTERS = ("status", "label", "name", "id", "ancestor", "exited", "volume")
 _STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -124,6 +124,9 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     for status in wanted.get("status", []):
         if status not in _STATUSES:
             raise UsageError(f"listing containers: invalid filter 'status={status}'")
+    for code in wanted.get("exited", []):
+        if not code.lstrip("-").isdigit():
+            raise UsageError(f"listing containers: invalid filter 'exited={code}'")
     ancestors = _ancestor_ids(engine, wanted.get("ancestor", []))
     records = []
     for record in manager.store.containers.list_containers():
@@ -132,7 +135,8 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         current = lifecycle.refresh(manager, record)
         if current is None:
             continue
-        shown = args.all or "status" in wanted or current.state == ContainerState.RUNNING
+        shown = args.all or "status" in wanted or "exited" in wanted
+        shown = shown or current.state == ContainerState.RUNNING
         if shown and _ps_matches(current, wanted, ancestors):
             records.append(current)
     now = utc_now()
@@ -170,6 +174,15 @@ def _ps_matches(
     if "id" in wanted and not any(record.id.startswith(v) for v in wanted["id"]):
         return False
     if ancestors is not None and record.image not in ancestors:
+        return False
+    if "exited" in wanted and (
+        record.state != ContainerState.EXITED
+        or str(record.exit_code if record.exit_code is not None else 0) not in wanted["exited"]
+    ):
+        return False
+    if "volume" in wanted and not any(
+        v.name in wanted["volume"] or v.destination in wanted["volume"] for v in config.volumes
+    ):
         return False
     return labels_match(wanted.get("label", []), config.label_map)
 

@@ -80,6 +80,9 @@ def test_filters_on_ps_and_images(one: Workspace) -> None:
         assert names("id=" + db[:8]) == ["f-db"]
         assert names("ancestor=busybox", "label=app=web") == ["f-web"]
         assert names("ancestor=nosuchimage") == []
+        assert names("exited=0", every=False) == ["f-done"]
+        assert names("exited=1") == []
+        fails(pydock.run("ps", "--filter", "exited=x"), "'exited=x'")
         assert web[:12] in pydock.ok("ps", "-aq", "-f", "label=app=web")
         fails(pydock.run("ps", "--filter", "colour=red"), "listing containers", "'colour'")
         fails(pydock.run("ps", "--filter", "status=asleep"), "'status=asleep'")

@@ -40,6 +40,10 @@ def test_named_volume_lifecycle(ws: Workspace) -> None:
 
         pydock.ok("create", "--name", "user", "-v", "data:/data", "busybox", "true")
         fails(pydock.run("volume", "rm", "data"), "removing volume data", "in use")
+        assert pydock.ok("ps", "-a", "-f", "volume=data", "--format", "{{.Names}}") == "user\n"
+        assert pydock.ok("ps", "-a", "-f", "volume=/data", "--format", "{{.LocalVolumes}}") == (
+            "1\n"
+        )
         assert pydock.ok("volume", "ls", "-q", "-f", "dangling=false") == "data\n"
         inspected = json.loads(pydock.ok("inspect", "user"))[0]
         assert inspected["Mounts"][0]["Type"] == "volume"
