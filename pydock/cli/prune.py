@@ -18,6 +18,7 @@ from pydock.containers.state import ContainerState
 from pydock.engine import Engine
 from pydock.errors import PydockError, UsageError
 from pydock.format import human_size
+from pydock.store import is_owner_alive
 
 
 def confirm(doing: str, warnings: Sequence[str], *, force: bool, out: TextIO) -> bool:
@@ -47,6 +48,8 @@ def prune_containers(engine: Engine) -> tuple[list[str], int]:
         current = lifecycle.refresh(manager, record)
         if current is None or current.state not in (ContainerState.CREATED, ContainerState.EXITED):
             continue
+        if current.owner is not None and is_owner_alive(current.owner):
+            continue  # a ``run`` that is about to start it
         try:
             size = artifacts.size(manager, current)
         except PydockError:
