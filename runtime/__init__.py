@@ -39,6 +39,7 @@ from .spec import (
     ContainerSpec,
     NetworkMode,
     Rlimit,
+    TmpfsMount,
     User,
 )
 from .state import Event, State
@@ -72,6 +73,7 @@ __all__ = [
     "SeccompProfile",
     "SetupError",
     "State",
+    "TmpfsMount",
     "UnknownUserError",
     "User",
     "bounding_capabilities",

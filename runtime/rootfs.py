@@ -19,7 +19,7 @@ from pathlib import Path
 from . import linux
 from .errors import SetupError
 from .securejoin import is_within, make_dirs_in_root, make_file_in_root, resolve_in_root
-from .spec import BindMount, ContainerSpec, NetworkMode
+from .spec import BindMount, ContainerSpec, NetworkMode, TmpfsMount
 
 _DEVICES = (
     ("null", 1, 3),
@@ -194,6 +194,37 @@ def _volume(root: Path, volume: BindMount) -> None:
         remount_readonly(target, what)
 
 
+_TMPFS_FLAGS = {
+    "ro": (linux.MS_RDONLY, True),
+    "rw": (linux.MS_RDONLY, False),
+    "noexec": (linux.MS_NOEXEC, True),
+    "exec": (linux.MS_NOEXEC, False),
+    "nosuid": (linux.MS_NOSUID, True),
+    "suid": (linux.MS_NOSUID, False),
+    "nodev": (linux.MS_NODEV, True),
+    "dev": (linux.MS_NODEV, False),
+}
+
+
+def _tmpfs(root: Path, mount: TmpfsMount) -> None:
+    """A tmpfs on ``mount.destination``: nosuid and nodev unless asked otherwise, as Docker."""
+    what = f"mounting tmpfs on {mount.destination}"
+    flags = linux.MS_NOSUID | linux.MS_NODEV
+    data = []
+    for option in filter(None, mount.options.split(",")):
+        if option in _TMPFS_FLAGS:
+            bit, wanted = _TMPFS_FLAGS[option]
+            flags = flags | bit if wanted else flags & ~bit
+        else:
+            data.append(option)
+    try:
+        target = make_dirs_in_root(root, mount.destination)
+    except OSError as exc:
+        raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno) from exc
+    with _pinned(root, target, what) as at:
+        _mount("tmpfs", at, "tmpfs", flags, ",".join(data) or None, what)
+
+
 def prepare(spec: ContainerSpec, root: Path, *, in_userns: bool, pts_gid: int | None) -> None:
     """Set up every mount below ``root`` that must exist before pivot_root."""
     _mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE, None, "making / private")
@@ -217,6 +248,8 @@ def prepare(spec: ContainerSpec, root: Path, *, in_userns: bool, pts_gid: int | 
         _host_devices(root / "dev", bind=in_userns)
     for volume in spec.mounts:
         _volume(root, volume)
+    for mount in spec.tmpfs:
+        _tmpfs(root, mount)
     try:
         make_dirs_in_root(root, spec.cwd)
     except OSError as exc:

@@ -93,6 +93,23 @@ class BindMount:
 
 
 @dataclass(frozen=True)
+class TmpfsMount:
+    """``--tmpfs``: a tmpfs at ``destination``; ``options`` as ``mount -o`` takes them
+    (``ro``, ``noexec``, ``size=64m``, ``mode=1777``...). Docker's defaults: nosuid, nodev."""
+
+    destination: str
+    options: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.destination.startswith("/") or PurePosixPath(self.destination) == PurePosixPath(
+            "/"
+        ):
+            raise InvalidSpecError(
+                f"checking tmpfs: destination {self.destination!r} must be absolute and not /"
+            )
+
+
+@dataclass(frozen=True)
 class Rlimit:
     """A resource limit by its ``--ulimit`` name (``nofile``, ``nproc``, ...)."""
 
@@ -148,6 +165,7 @@ class ContainerSpec:
     hostname: str = ""
     readonly_rootfs: bool = False
     mounts: tuple[BindMount, ...] = ()
+    tmpfs: tuple[TmpfsMount, ...] = ()
     network: NetworkMode = NetworkMode.NONE
     capabilities: frozenset[str] = capabilities.DEFAULT_CAPABILITIES
     no_new_privileges: bool = False

@@ -37,6 +37,7 @@ def register(add: Add) -> None:
     _images(add)
     _containers(add)
     _container_runs(add)
+    _volumes(add)
     _system(add)
     _bench(add)
 
@@ -52,7 +53,7 @@ def _images(add: Add) -> None:
     sub = add("images", f"{images}:cmd_images", "listing images",
               "List images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE.")  # fmt: skip
     sub.add_argument("-q", "--quiet", action="store_true", help="only show image ids")
-    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+    _format_filter(sub, "dangling, label, reference")
 
     sub = add("rmi", f"{images}:cmd_rmi", "removing images",
               "Untag images; delete those left without a tag, and their unused layers.",
@@ -110,6 +111,17 @@ def _images(add: Add) -> None:
     sub.add_argument("server", metavar="SERVER", help="registry (host[:port])")
 
 
+def _format_filter(sub: argparse.ArgumentParser, filters: str) -> None:
+    sub.add_argument(
+        "--format", metavar="FORMAT",
+        help="json, table, a Go template, or 'table TEMPLATE' (with a header)",
+    )  # fmt: skip
+    sub.add_argument(
+        "-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+        help=f"show only what matches ({filters})",
+    )  # fmt: skip
+
+
 def _registry_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
     sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     sub.add_argument("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
@@ -150,21 +162,25 @@ def _containers(add: Add) -> None:
     sub = add("rm", f"{containers}:cmd_rm", "removing containers",
               "Remove containers (-f: kill running ones first).", frees_space=True)  # fmt: skip
     sub.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    sub.add_argument("-v", "--volumes", action="store_true", help="remove anonymous volumes")
     sub.add_argument("names", metavar="CONTAINER", nargs="+")
 
     sub = add("ps", f"{containers}:cmd_ps", "listing containers",
               "List containers: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES.")  # fmt: skip
     sub.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     sub.add_argument("-q", "--quiet", action="store_true", help="only show container ids")
-    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+    sub.add_argument("-s", "--size", action="store_true", help="show the size of the changes")
+    _format_filter(sub, "status, label, name, id, ancestor, exited, volume")
 
     sub = add("inspect", f"{containers}:cmd_inspect", "inspecting",
               "Print a JSON array describing each image or container.")  # fmt: skip
+    sub.add_argument("-f", "--format", metavar="TEMPLATE", help="Go template for each object")
     sub.add_argument("images", metavar="NAME", nargs="+", help="image or container: name or id")
 
     sub = add("logs", f"{containers}:cmd_logs", "reading logs",
               "Print what a container wrote (-f: keep following while it runs).")  # fmt: skip
     sub.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
+    sub.add_argument("-n", "--tail", default="all", help="lines from the end of each stream")
     sub.add_argument("container", metavar="CONTAINER")
 
     sub = add("exec", f"{run}:cmd_exec", "executing in a container",
@@ -196,6 +212,12 @@ def _containers(add: Add) -> None:
               joins_container=True)  # fmt: skip
     sub.add_argument("-o", "--output", help="write to FILE instead of standard output")
     sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("cp", f"{containers}:cmd_cp", "copying files",
+              "Copy files between a container and the host (either may be -, a tar stream).",
+              )  # fmt: skip
+    sub.add_argument("source", metavar="SRC", help="CONTAINER:PATH, a host path or -")
+    sub.add_argument("destination", metavar="DEST", help="CONTAINER:PATH, a host path or -")
 
     sub = add("cleanup", f"{containers}:cmd_cleanup", "cleaning up a container",
               argparse.SUPPRESS)  # fmt: skip
@@ -258,12 +280,29 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("-t", "--tty", action="store_true", help="give the container a terminal")
     add("--name", help="name of the container")
     add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set a variable")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read variables from FILE")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="user[:group] (name or id) inside the container")
     add("--hostname", help="host name inside the container")
     add("--network", choices=["none", "host"], default="none", help="network (default: none)")
     add("--read-only", action="store_true", help="mount the root file system read-only")
-    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    add(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="SRC|NAME:DST[:ro]",
+        help="bind mount a host path, or mount a named volume (-v DST: an anonymous one)",
+    )
+    add(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="type=bind|volume|tmpfs,...",
+        help="a mount: type, source, target, readonly, tmpfs-size, tmpfs-mode",
+    )
+    add("--tmpfs", action="append", default=[], metavar="DST[:OPTIONS]", help="mount a tmpfs")
     add("-m", "--memory", help="memory limit (512m, 1g, ...)")
     add("--cpus", help="number of CPUs (fractions allowed)")
     add("--pids-limit", type=int, help="largest number of processes")
@@ -287,6 +326,36 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
+def _volumes(add: Add) -> None:
+    volumes = "pydock.cli.volumes"
+    sub = add("volume create", f"{volumes}:cmd_volume_create", "creating a volume",
+              "Create a volume and print its name.")  # fmt: skip
+    sub.add_argument("name", metavar="NAME", nargs="?", help="name (default: a random one)")
+    sub.add_argument("-d", "--driver", default="local", help="volume driver (only local)")
+    sub.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+
+    sub = add("volume ls", f"{volumes}:cmd_volume_ls", "listing volumes",
+              "List volumes: DRIVER, VOLUME NAME.")  # fmt: skip
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show volume names")
+    _format_filter(sub, "dangling, label, name")
+
+    sub = add("volume inspect", f"{volumes}:cmd_volume_inspect", "inspecting volumes",
+              "Print a JSON array describing each volume.")  # fmt: skip
+    sub.add_argument("-f", "--format", metavar="TEMPLATE", help="Go template for each volume")
+    sub.add_argument("names", metavar="VOLUME", nargs="+")
+
+    sub = add("volume rm", f"{volumes}:cmd_volume_rm", "removing volumes",
+              "Remove volumes no container uses.", frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="no error for a missing volume")
+    sub.add_argument("names", metavar="VOLUME", nargs="+")
+
+    sub = add("volume prune", f"{volumes}:cmd_volume_prune", "pruning volumes",
+              "Remove unused anonymous volumes (-a: every unused volume).",
+              frees_space=True)  # fmt: skip
+    sub.add_argument("-a", "--all", action="store_true", help="named volumes too")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+
 def _system(add: Add) -> None:
     system = "pydock.cli.system"
     sub = add("info", f"{system}:cmd_info", "reading system information",
@@ -294,10 +363,23 @@ def _system(add: Add) -> None:
               " where data lives.")  # fmt: skip
     sub.add_argument("--format", choices=["json"], help="print JSON")
 
-    sub = add("system prune", f"{system}:cmd_system_prune", "pruning",
-              "Delete blobs of the content store that no image or layer refers to.",
+    prune = "pydock.cli.prune"
+    sub = add("system prune", f"{prune}:cmd_system_prune", "pruning",
+              "Remove stopped containers, dangling images (-a: unused images) and blobs"
+              " nothing refers to.", frees_space=True)  # fmt: skip
+    sub.add_argument("-a", "--all", action="store_true", help="every unused image")
+    sub.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    sub = add("container prune", f"{prune}:cmd_container_prune", "pruning containers",
+              "Remove all stopped containers.", frees_space=True)  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    sub = add("image prune", f"{prune}:cmd_image_prune", "pruning images",
+              "Remove dangling images (-a: every image no container uses).",
               frees_space=True)  # fmt: skip
-    sub.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
+    sub.add_argument("-a", "--all", action="store_true", help="every unused image")
+    sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
     sub = add("system check", f"{system}:cmd_system_check", "checking the store",
               "Check that the store agrees with the disk (--repair: fix what can be fixed).",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -16,25 +17,42 @@ from typing import TextIO
 from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import utc_now
 from pydock.containers import artifacts, lifecycle, logs, views
+from pydock.containers.config import ContainerConfig
 from pydock.containers.errors import ContainerConfigError
+from pydock.containers.manager import ContainerManager
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
-from pydock.errors import PydockError
-from pydock.format import table
+from pydock.errors import PydockError, UsageError
+from pydock.filters import labels_match, parse_filters
+from pydock.format import human_size
+from pydock.image.resolve import resolve_image
 from pydock.store import ContainerRecord
+from pydock.template import Row, TemplateError, render_rows, template_step
+from pydock.template import parse as parse_template
 
 
 def cmd_inspect(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
-    """Print a JSON array describing each image or container."""
+    """Print a JSON array describing each image or container (-f: each through a template)."""
+    with template_step("inspecting"):
+        template = parse_template(args.format) if args.format else None
     found: list[dict[str, object]] = []
     status = 0
     for name in args.images:
         try:
-            found.append(inspect_any(engine, name))
+            document = inspect_any(engine, name)
+            if template is not None:
+                out.write(template.render(document) + "\n")
+        except TemplateError as exc:
+            fail(f"inspecting {name}: {exc}")
+            status = EXIT_FAILURE
+            continue
         except PydockError as exc:
             fail(str(exc))
             status = EXIT_FAILURE
-    out.write(json.dumps(found, indent=4) + "\n")
+            continue
+        found.append(document)
+    if template is None:
+        out.write(json.dumps(found, indent=4) + "\n")
     return status
 
 
@@ -90,36 +108,111 @@ def cmd_rm(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     manager = engine.containers
 
     def remove(record: ContainerRecord) -> str:
-        manager.remove(record, force=args.force)
+        manager.remove(record, force=args.force, volumes=args.volumes)
         return record.name
 
     return _each(engine, args.names, "removing", remove)
 
 
+PS_FILTERS = ("status", "label", "name", "id", "ancestor", "exited", "volume")
+_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
 def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """List containers: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES."""
     manager = engine.containers
+    wanted = parse_filters(args.filter, PS_FILTERS, doing="listing containers")
+    for status in wanted.get("status", []):
+        if status not in _STATUSES:
+            raise UsageError(f"listing containers: invalid filter 'status={status}'")
+    for code in wanted.get("exited", []):
+        if not code.lstrip("-").isdigit():
+            raise UsageError(f"listing containers: invalid filter 'exited={code}'")
+    ancestors = _ancestor_ids(engine, wanted.get("ancestor", []))
     records = []
     for record in manager.store.containers.list_containers():
         if record.state in (ContainerState.CREATING, ContainerState.REMOVING):
             continue
         current = lifecycle.refresh(manager, record)
-        if current is not None and (args.all or current.state == ContainerState.RUNNING):
+        if current is None:
+            continue
+        shown = args.all or "status" in wanted or "exited" in wanted
+        shown = shown or current.state == ContainerState.RUNNING
+        if shown and _ps_matches(current, wanted, ancestors):
             records.append(current)
     now = utc_now()
     if args.quiet:
         out.write("".join(f"{record.id[:12]}\n" for record in records))
-    elif args.format == "json":
-        out.write("".join(json.dumps(views.ps_json(record, now)) + "\n" for record in records))
-    else:
-        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
-        out.write(table(headers, [views.ps_row(record, now) for record in records]) + "\n")
+        return 0
+    sizes = {r.id: _size_text(manager, r) for r in records} if args.size else {}
+    rows = [views.ps_json(r, now, sizes.get(r.id, "0B")) for r in records]
+    if args.format == "json":
+        out.write("".join(json.dumps(row) + "\n" for row in rows))
+        return 0
+    default = views.PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
+    text = args.format or default
+    if text == "table":
+        text = default
+    labels = [ContainerConfig.from_json(r.config).label_map for r in records]
+    data = [_with_label(row, found) for row, found in zip(rows, labels, strict=True)]
+    with template_step("listing containers"):
+        out.write(render_rows(text, data, views.PS_HEADERS, default))
     return 0
+
+
+def _with_label(fields: dict[str, str], labels: dict[str, str]) -> Row:
+    return Row(fields, {"Label": lambda key: labels.get(str(key), "")})
+
+
+def _ps_matches(
+    record: ContainerRecord, wanted: dict[str, list[str]], ancestors: set[str] | None
+) -> bool:
+    config = ContainerConfig.from_json(record.config)
+    if "status" in wanted and record.state not in wanted["status"]:
+        return False
+    if "name" in wanted and not any(re.search(v, record.name) for v in wanted["name"]):
+        return False
+    if "id" in wanted and not any(record.id.startswith(v) for v in wanted["id"]):
+        return False
+    if ancestors is not None and record.image not in ancestors:
+        return False
+    if "exited" in wanted and (
+        record.state != ContainerState.EXITED
+        or str(record.exit_code if record.exit_code is not None else 0) not in wanted["exited"]
+    ):
+        return False
+    if "volume" in wanted and not any(
+        v.name in wanted["volume"] or v.destination in wanted["volume"] for v in config.volumes
+    ):
+        return False
+    return labels_match(wanted.get("label", []), config.label_map)
+
+
+def _ancestor_ids(engine: Engine, names: list[str]) -> set[str] | None:
+    """The image ids ``ancestor=`` names (an unknown image matches nothing)."""
+    if not names:
+        return None
+    found = set()
+    for name in names:
+        try:
+            found.add(resolve_image(engine.store, name, doing="listing containers")[0].id)
+        except PydockError:
+            continue
+    return found
+
+
+def _size_text(manager: ContainerManager, record: ContainerRecord) -> str:
+    """``ps -s``: the writable layer's size and, as ``virtual``, with the image's."""
+    written = artifacts.size(manager, record)
+    image = manager.store.images.get(record.image)
+    virtual = written + (image.size if image is not None else 0)
+    return f"{human_size(written)} (virtual {human_size(virtual)})"
 
 
 def cmd_logs(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Print what a container wrote (-f: keep following while it runs)."""
     manager = engine.containers
+    tail = _tail_lines(args.tail)
     record = manager.lookup(args.container, doing="reading logs of")
     out.flush()
 
@@ -130,8 +223,19 @@ def cmd_logs(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         current = lifecycle.refresh(manager, current)
         return current is not None and current.state == ContainerState.RUNNING
 
-    logs.show(manager.files(record.id), follow=args.follow, is_running=is_running)
+    logs.show(manager.files(record.id), tail=tail, follow=args.follow, is_running=is_running)
     return 0
+
+
+def _tail_lines(text: str) -> int | None:
+    """``--tail``: ``all`` (None) or a number of lines; a negative number means all, as Docker."""
+    if text == "all":
+        return None
+    try:
+        lines = int(text)
+    except ValueError as exc:
+        raise UsageError(f"reading logs: invalid --tail {text!r}: a number or 'all'") from exc
+    return lines if lines >= 0 else None
 
 
 def cmd_diff(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
@@ -180,6 +284,37 @@ def cmd_export(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return 0
+
+
+def cmd_cp(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
+    """Copy files between a container and the host (either may be -, a tar stream)."""
+    from pydock.containers import copy  # only this command needs it
+
+    source, destination = _container_path(args.source), _container_path(args.destination)
+    manager = engine.containers
+    if source is not None and destination is not None:
+        raise UsageError("copying files: copying between containers is not supported")
+    if source is not None:
+        if args.destination == "-" and os.isatty(1):
+            raise UsageError("copying files: refusing to write a tar to a terminal")
+        record = manager.lookup(source[0], doing="copying from")
+        out.flush()
+        with os.fdopen(os.dup(1), "wb") as stream:
+            copy.copy_out(manager, record, source[1], args.destination, stream)
+        return 0
+    if destination is None:
+        raise UsageError("copying files: one of SRC and DEST must be CONTAINER:PATH")
+    record = manager.lookup(destination[0], doing="copying into")
+    copy.copy_in(manager, record, args.source, destination[1], sys.stdin.buffer)
+    return 0
+
+
+def _container_path(text: str) -> tuple[str, str] | None:
+    """``CONTAINER:PATH`` split, or None for a host path (one with a / before any colon)."""
+    name, colon, path = text.partition(":")
+    if not colon or not name or "/" in name or text.startswith("."):
+        return None
+    return name, path or "/"
 
 
 def cmd_cleanup(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:

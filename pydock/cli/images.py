@@ -12,7 +12,9 @@ from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import parse_rfc3339, utc_now
 from pydock.engine import Engine
 from pydock.errors import PydockError, UsageError
+from pydock.filters import boolean, labels_match, parse_filters, reference_matches
 from pydock.format import human_age, human_size, short_id, table
+from pydock.template import Row, render_rows, template_step
 
 
 def cmd_import(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
@@ -24,18 +26,40 @@ def cmd_import(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+IMAGE_FILTERS = ("dangling", "label", "reference")
+IMAGE_HEADERS = {
+    "ID": "IMAGE ID",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Size": "SIZE",
+}
+IMAGE_DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+
+
 def cmd_images(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """List images: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE."""
+    doing = "listing images"
+    wanted = parse_filters(args.filter, IMAGE_FILTERS, doing=doing)
     rows = engine.images.list_images()
+    if "dangling" in wanted:
+        dangling = boolean(wanted["dangling"], "dangling", doing=doing)
+        rows = [row for row in rows if (row.tag == "<none>") == dangling]
+    if "reference" in wanted:
+        rows = [r for r in rows if reference_matches(wanted["reference"], r.repository, r.tag)]
+    rows = [row for row in rows if labels_match(wanted.get("label", []), row.labels)]
     if args.quiet:
         ids = dict.fromkeys(short_id(row.id) for row in rows)
         out.write("".join(f"{image_id}\n" for image_id in ids))
         return 0
     now = utc_now()
-    if args.format == "json":
-        for row in rows:
-            created = parse_rfc3339(row.created)
-            document = {
+    documents = []
+    for row in rows:
+        created = parse_rfc3339(row.created)
+        documents.append(
+            {
                 "ID": short_id(row.id),
                 "Repository": row.repository,
                 "Tag": row.tag,
@@ -44,19 +68,17 @@ def cmd_images(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
                 "CreatedSince": human_age(created, now),
                 "Size": human_size(row.size),
             }
-            out.write(json.dumps(document) + "\n")
+        )
+    if args.format == "json":
+        out.write("".join(json.dumps(document) + "\n" for document in documents))
         return 0
-    cells = [
-        [
-            row.repository,
-            row.tag,
-            short_id(row.id),
-            human_age(parse_rfc3339(row.created), now),
-            human_size(row.size),
-        ]
-        for row in rows
+    text = IMAGE_DEFAULT if args.format in (None, "table") else args.format
+    labelled = [
+        Row(document, {"Label": lambda key, found=row.labels: found.get(str(key), "")})
+        for document, row in zip(documents, rows, strict=True)
     ]
-    out.write(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], cells) + "\n")
+    with template_step(doing):
+        out.write(render_rows(text, labelled, IMAGE_HEADERS, IMAGE_DEFAULT))
     return 0
 
 

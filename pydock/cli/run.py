@@ -71,6 +71,10 @@ def _options(args: argparse.Namespace) -> RunOptions:
         stop_signal=args.stop_signal,
         stop_timeout=args.stop_timeout,
         restart=args.restart,
+        labels=tuple(args.label),
+        env_files=tuple(args.env_file),
+        mounts=tuple(args.mount),
+        tmpfs=tuple(args.tmpfs),
     )
 
 

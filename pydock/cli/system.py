@@ -1,4 +1,4 @@
-"""System commands: info, system prune, system check, system df."""
+"""System commands: info, system check, system df (``system prune`` is in ``prune``)."""
 
 from __future__ import annotations
 
@@ -81,14 +81,6 @@ def _pairs(value: object) -> list[tuple[str, str]]:
 def _dicts(value: object) -> list[dict[str, object]]:
     items = value if isinstance(value, list) else []
     return [item for item in items if isinstance(item, dict)]
-
-
-def cmd_system_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
-    """Delete blobs of the content store that no image or layer refers to."""
-    report = engine.images.prune_blobs()
-    out.write("".join(f"Deleted blob: {digest}\n" for digest in report.deleted))
-    out.write(f"Total reclaimed space: {human_size(report.reclaimed)}\n")
-    return 0
 
 
 def cmd_system_check(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:

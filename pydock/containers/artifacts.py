@@ -21,6 +21,7 @@ from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerLayers
 from pydock.errors import ContentError, DriverError, LayerInputError
 from pydock.image import blobs
+from pydock.image.layercache import driver_step
 from pydock.image.layertar import store_layer_tar
 from pydock.image.reference import parse_reference
 from pydock.store import ContainerRecord, ImageRecord
@@ -66,6 +67,15 @@ def changes(manager: ContainerManager, record: ContainerRecord) -> list[graphdri
     storage = manager.storage(record.storage)
     with _pinned(storage, record):
         return storage.changes(record.rw_layer, top)
+
+
+def size(manager: ContainerManager, record: ContainerRecord) -> int:
+    """``ps -s``: bytes the container's writable layer holds over its image."""
+    transition(record.state, Action.CHANGE, name=record.name)
+    _, top = _image_top(manager, record)
+    storage = manager.storage(record.storage)
+    with _pinned(storage, record), driver_step(f"measuring the changes of {record.rw_layer}"):
+        return storage.driver.diff_size(record.rw_layer, top)
 
 
 def export(manager: ContainerManager, record: ContainerRecord, out: BinaryIO) -> None:

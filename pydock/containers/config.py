@@ -21,17 +21,26 @@ from pydock.containers.errors import ContainerConfigError
 # Docker's smallest --memory.
 MIN_MEMORY = 6 * 1024 * 1024
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgtp]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 @dataclass(frozen=True)
 class Volume:
-    """``-v SRC:DST[:ro]``: a host path bound into the container."""
+    """A mount of the container: ``-v``, ``--mount`` or ``--tmpfs``.
+
+    ``kind`` is Docker's mount type: ``bind`` (``source`` a host path), ``volume`` (``name``
+    a named volume, empty until an anonymous one is made; ``source`` its directory once known)
+    or ``tmpfs`` (``options`` its mount options).
+    """
 
     source: str
     destination: str
     readonly: bool = False
+    kind: str = "bind"
+    name: str = ""
+    options: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class RunOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     restart: str = "no"
+    labels: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,13 @@ class ContainerConfig:
     stop_timeout: int | None = None
     # Restart policy: "no", "always", "unless-stopped" or "on-failure[:N]".
     restart: str = "no"
+    # ``KEY=VALUE`` entries, in the order given (``--label``).
+    labels: tuple[str, ...] = ()
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """``Config.Labels``: the labels as a mapping (a later one wins)."""
+        return dict(item.partition("=")[::2] for item in self.labels)
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -113,7 +133,7 @@ class ContainerConfig:
         document = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in document.items() if key in known}
-        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop"):
+        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop", "labels"):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
         return cls(**values)
@@ -178,26 +198,136 @@ def parse_cpus(text: str, available: int | None = None) -> float:
 
 
 def parse_volume(text: str) -> Volume:
-    """``-v SRC:DST[:ro|rw]``; SRC must be an existing absolute host path."""
+    """``-v SRC:DST[:ro|rw]`` (SRC an existing absolute host path, or a volume name), or
+    ``-v DST`` for an anonymous volume."""
     parts = text.split(":")
     mode = ""
-    if len(parts) == 3:
+    if len(parts) == 3 or (len(parts) == 2 and parts[1] in ("ro", "rw")):
         mode = parts.pop()
+    if len(parts) == 1:
+        return Volume("", _destination(parts[0], text), mode == "ro", kind="volume")
     if len(parts) != 2 or mode not in ("", "ro", "rw"):
         raise ContainerConfigError(f"parsing volume {text!r}: expected SRC:DST[:ro]")
     source, destination = parts
+    destination = _destination(destination, text)
     if not source.startswith("/"):
-        raise ContainerConfigError(
-            f"parsing volume {text!r}: {source!r} is not an absolute path"
-            " (named volumes are not supported)"
-        )
+        return Volume("", destination, mode == "ro", kind="volume", name=_volume_name(source))
+    if not os.path.exists(source):
+        raise ContainerConfigError(f"checking volume {text!r}: bind source path does not exist")
+    return Volume(str(Path(source)), destination, mode == "ro")
+
+
+def _destination(destination: str, text: str) -> str:
     if not destination.startswith("/") or PurePosixPath(destination) == PurePosixPath("/"):
         raise ContainerConfigError(
             f"parsing volume {text!r}: the destination must be an absolute path other than /"
         )
-    if not os.path.exists(source):
-        raise ContainerConfigError(f"checking volume {text!r}: bind source path does not exist")
-    return Volume(str(Path(source)), destination, mode == "ro")
+    return str(PurePosixPath(destination))
+
+
+def _volume_name(name: str) -> str:
+    if not _VOLUME_NAME.fullmatch(name):
+        raise ContainerConfigError(
+            f"parsing volume {name!r}: a volume name is [a-zA-Z0-9][a-zA-Z0-9_.-]+"
+            " (a host path must be absolute)"
+        )
+    return name
+
+
+def check_volume_name(name: str) -> str:
+    """A volume name as Docker allows: ``[a-zA-Z0-9][a-zA-Z0-9_.-]+``."""
+    return _volume_name(name)
+
+
+_MOUNT_KEYS = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}
+_TMPFS_FLAGS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"}
+_TMPFS_DATA = re.compile(r"(size|mode|uid|gid|nr_inodes|nr_blocks)=[0-9a-zA-Z%]+")
+
+
+def parse_mount(text: str) -> Volume:
+    """``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=...]``."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, equals, value = item.partition("=")
+        key = _MOUNT_KEYS.get(key.strip(), key.strip())
+        if key == "readonly" and not equals:
+            value = "true"
+        fields[key] = value
+    kind = fields.pop("type", "volume")
+    target = fields.pop("target", "")
+    source = fields.pop("source", "")
+    readonly_text = fields.pop("readonly", "false").lower()
+    if readonly_text not in ("true", "false", "1", "0"):
+        raise ContainerConfigError(f"parsing --mount {text!r}: readonly is true or false")
+    readonly = readonly_text in ("true", "1")
+    if not target:
+        raise ContainerConfigError(f"parsing --mount {text!r}: target is required")
+    destination = _destination(target, text)
+    options = []
+    if kind == "tmpfs":
+        if source:
+            raise ContainerConfigError(f"parsing --mount {text!r}: a tmpfs has no source")
+        if "tmpfs-size" in fields:
+            options.append("size=" + str(_tmpfs_size(fields.pop("tmpfs-size"), text)))
+        if "tmpfs-mode" in fields:
+            options.append(f"mode={fields.pop('tmpfs-mode')}")
+    fields.pop("bind-propagation", None)
+    if fields:
+        raise ContainerConfigError(
+            f"parsing --mount {text!r}: unsupported field {sorted(fields)[0]!r}"
+        )
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise ContainerConfigError(f"parsing --mount {text!r}: source must be an absolute path")
+        if not os.path.exists(source):
+            raise ContainerConfigError(
+                f"checking --mount {text!r}: bind source path does not exist: {source}"
+            )
+        return Volume(str(Path(source)), destination, readonly)
+    if kind == "volume":
+        name = _volume_name(source) if source else ""
+        return Volume("", destination, readonly, kind="volume", name=name)
+    if kind == "tmpfs":
+        flags = ["ro"] if readonly else []
+        return Volume("", destination, readonly, kind="tmpfs", options=",".join(flags + options))
+    raise ContainerConfigError(
+        f"parsing --mount {text!r}: type must be bind, volume or tmpfs, not {kind!r}"
+    )
+
+
+def _tmpfs_size(text: str, whole: str) -> int:
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ContainerConfigError(f"parsing --mount {whole!r}: bad tmpfs-size {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_tmpfs(text: str) -> Volume:
+    """``--tmpfs /path[:opt,...]``: ro, noexec, size=64m, mode=1777, uid=, gid=, ..."""
+    destination, _, options = text.partition(":")
+    destination = _destination(destination, text)
+    for option in filter(None, options.split(",")):
+        if option not in _TMPFS_FLAGS and not _TMPFS_DATA.fullmatch(option):
+            raise ContainerConfigError(f"parsing --tmpfs {text!r}: unknown option {option!r}")
+    readonly = "ro" in options.split(",")
+    return Volume("", destination, readonly, kind="tmpfs", options=options)
+
+
+def parse_mounts(options: RunOptions) -> tuple[Volume, ...]:
+    """Every mount of ``-v``, ``--mount`` and ``--tmpfs``; two on one destination are refused."""
+    found = (
+        [parse_volume(text) for text in options.volumes]
+        + [parse_mount(text) for text in options.mounts]
+        + [parse_tmpfs(text) for text in options.tmpfs]
+    )
+    seen: set[str] = set()
+    for volume in found:
+        if volume.destination in seen:
+            raise ContainerConfigError(
+                f"checking mounts: duplicate mount point: {volume.destination}"
+            )
+        seen.add(volume.destination)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -304,6 +434,43 @@ def merge_env(
     return tuple(f"{key}={value}" for key, value in merged.items())
 
 
+def parse_labels(items: Sequence[str]) -> tuple[str, ...]:
+    """``--label KEY=VALUE`` (or ``KEY``, an empty value), checked."""
+    labels = []
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key.strip():
+            raise ContainerConfigError(f"parsing --label {item!r}: the label name is empty")
+        labels.append(f"{key}={value}")
+    return tuple(labels)
+
+
+def read_env_files(paths: Sequence[str]) -> tuple[str, ...]:
+    """``--env-file``: ``NAME=VALUE`` or ``NAME`` lines; blank lines and ``#`` comments skipped.
+
+    As Docker, values are taken as written: no quotes are removed and nothing is expanded.
+    """
+    entries: list[str] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ContainerConfigError(f"reading env file {path}: {why.lower()}") from exc
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.lstrip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            name = stripped.partition("=")[0]
+            if not name or any(char.isspace() for char in name):
+                raise ContainerConfigError(
+                    f"reading env file {path}: line {number}: variable {name!r} contains"
+                    " whitespaces"
+                )
+            entries.append(stripped)
+    return tuple(entries)
+
+
 def build_config(
     options: RunOptions, image: ImageDefaults, *, host_env: Mapping[str, str] | None = None
 ) -> ContainerConfig:
@@ -337,13 +504,17 @@ def build_config(
         image_name=options.image,
         entrypoint=entrypoint,
         cmd=cmd,
-        env=merge_env(image.env, options.env, os.environ if host_env is None else host_env),
+        env=merge_env(
+            image.env,
+            read_env_files(options.env_files) + options.env,
+            os.environ if host_env is None else host_env,
+        ),
         workdir=workdir,
         user=options.user if options.user is not None else image.user,
         hostname=options.hostname or "",
         network=options.network,
         read_only=options.read_only,
-        volumes=tuple(parse_volume(text) for text in options.volumes),
+        volumes=parse_mounts(options),
         memory=parse_memory(options.memory) if options.memory else None,
         cpus=parse_cpus(options.cpus) if options.cpus else None,
         pids_limit=pids,
@@ -359,6 +530,7 @@ def build_config(
         stop_signal=signal_name(options.stop_signal) if options.stop_signal else "SIGTERM",
         stop_timeout=options.stop_timeout,
         restart=str(restart),
+        labels=parse_labels(options.labels),
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
+from pydock.containers import volumes as named_volumes
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, ContainerState, transition
@@ -55,7 +56,14 @@ def runtime_spec(
         caps = capabilities_of(config)
         limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
         mounts = tuple(
-            runtime.BindMount(Path(v.source), v.destination, v.readonly) for v in config.volumes
+            runtime.BindMount(Path(v.source), v.destination, v.readonly)
+            for v in config.volumes
+            if v.kind != "tmpfs"
+        )
+        tmpfs = tuple(
+            runtime.TmpfsMount(v.destination, v.options)
+            for v in config.volumes
+            if v.kind == "tmpfs"
         )
         return runtime.ContainerSpec(
             container_id=record.id,
@@ -67,6 +75,7 @@ def runtime_spec(
             hostname=config.hostname,
             readonly_rootfs=config.read_only,
             mounts=mounts,
+            tmpfs=tmpfs,
             network=runtime.NetworkMode(config.network),
             capabilities=caps,
             no_new_privileges=config.no_new_privileges,
@@ -108,6 +117,7 @@ def start(
     files.exit_file.unlink(missing_ok=True)
     rootfs = storage.mount(record.rw_layer)
     try:
+        named_volumes.populate(manager.store, manager.root, config.volumes, rootfs)
         spec = runtime_spec(record, config, rootfs)
         container = runtime.create(
             spec,

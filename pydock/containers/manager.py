@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import runtime
 from pydock.clock import now_rfc3339
 from pydock.containers import lifecycle, names
+from pydock.containers import volumes as named_volumes
 from pydock.containers.config import (
     ContainerConfig,
     ImageDefaults,
@@ -165,7 +166,13 @@ class ContainerManager:
         _check_capabilities(config)
         storage = self.storage(self.drivers.default.name)
         top = storage.prepare_image(image)
-        record = self._insert(options.name, image, storage, config)
+        config, made = named_volumes.attach(self.store, self.root, config)
+        try:
+            record = self._insert(options.name, image, storage, config)
+        except BaseException:
+            for name in made:
+                named_volumes.remove(self.store, self.root, name, force=True)
+            raise
         files = self.files(record.id)
         try:
             storage.create_rw(record.rw_layer, top)
@@ -178,7 +185,7 @@ class ContainerManager:
             )
         except BaseException:
             with contextlib.suppress(PydockError):
-                self._discard(record)
+                self._discard(record, volumes=True)
             raise
         return replace(
             record, state=ContainerState.CREATED, owner=record.owner if starting else None
@@ -214,8 +221,11 @@ class ContainerManager:
                     f"creating a container: the name {name!r} is already in use"
                 )
 
-    def remove(self, record: ContainerRecord, *, force: bool = False) -> None:
-        """Delete a container: its writable layer, its files and its row."""
+    def remove(
+        self, record: ContainerRecord, *, force: bool = False, volumes: bool = False
+    ) -> None:
+        """Delete a container: its writable layer, its files and its row (``volumes``: and its
+        anonymous volumes, which ``--rm`` containers always lose)."""
         current = lifecycle.refresh(self, record)
         if current is None:
             return
@@ -236,13 +246,18 @@ class ContainerManager:
             raise ContainerConflictError(
                 f"removing container {record.name}: it is {current.state} now"
             )
-        self._discard(record)
+        self._discard(record, volumes=volumes)
 
-    def _discard(self, record: ContainerRecord) -> None:
+    def _discard(self, record: ContainerRecord, *, volumes: bool = False) -> None:
         """Remove the storage, files and row of a container this process owns."""
         self.storage(record.storage).remove_rw(record.rw_layer)
         self.files(record.id).remove()
         self.store.containers.remove(record.id)
+        config = self.config_of(record)
+        if volumes or config.auto_remove:
+            for name in named_volumes.anonymous_of(self.store, config):
+                with contextlib.suppress(PydockError):
+                    named_volumes.remove(self.store, self.root, name)
 
     def recover(self) -> int:
         """Finish creations and removals that crashed processes left; returns how many."""

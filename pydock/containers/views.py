@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pydock.clock import parse_rfc3339
-from pydock.containers.config import ContainerConfig, security_opt_view
+from pydock.containers.config import ContainerConfig, Volume, security_opt_view
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
 from pydock.store import ContainerRecord
@@ -48,8 +48,28 @@ def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
     ]
 
 
-def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
-    """One ``ps --format json`` object, with Docker's keys."""
+# ``ps --format 'table ...'``: the header of every field, in Docker's words.
+PS_HEADERS = {
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Labels": "LABELS",
+    "LocalVolumes": "LOCAL VOLUMES",
+    "Mounts": "MOUNTS",
+    "Names": "NAMES",
+    "Networks": "NETWORKS",
+    "Ports": "PORTS",
+    "RunningFor": "CREATED",
+    "Size": "SIZE",
+    "State": "STATE",
+    "Status": "STATUS",
+}
+PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+
+
+def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict[str, str]:
+    """One ``ps --format json`` object, with Docker's keys (``size``: the ``-s`` text)."""
     config = ContainerConfig.from_json(record.config)
     created = parse_rfc3339(record.created)
     return {
@@ -57,19 +77,38 @@ def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "ID": record.id[:12],
         "Image": config.image_name,
-        "Labels": "",
-        "LocalVolumes": "0",
-        "Mounts": ",".join(volume.source for volume in config.volumes),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(config.label_map.items())),
+        "LocalVolumes": str(sum(v.kind == "volume" for v in config.volumes)),
+        "Mounts": ",".join(
+            v.name if v.kind == "volume" else v.source or v.destination for v in config.volumes
+        ),
         "Names": record.name,
         "Networks": config.network,
         "Ports": "",
         "RunningFor": human_age(created, now),
-        "Size": "0B",
+        "Size": size,
         "State": "paused"
         if record.state == ContainerState.RUNNING and record.paused
         else record.state,
         "Status": status_text(record, now),
     }
+
+
+def mount_view(volume: Volume) -> dict[str, object]:
+    """One entry of ``inspect``'s ``Mounts``, as Docker shows a bind, volume or tmpfs."""
+    view: dict[str, object] = {"Type": volume.kind}
+    if volume.kind == "volume":
+        view |= {"Name": volume.name, "Driver": "local"}
+    view |= {
+        "Source": volume.source,
+        "Destination": volume.destination,
+        "Mode": "ro" if volume.readonly and volume.kind == "bind" else "",
+        "RW": not volume.readonly,
+        "Propagation": "rprivate" if volume.kind == "bind" else "",
+    }
+    if volume.kind == "volume":
+        view["Mode"] = "z"
+    return view
 
 
 def inspect_document(
@@ -102,17 +141,7 @@ def inspect_document(
         "Name": "/" + record.name,
         "RestartCount": record.restart_count,
         "Driver": record.storage,
-        "Mounts": [
-            {
-                "Type": "bind",
-                "Source": volume.source,
-                "Destination": volume.destination,
-                "Mode": "ro" if volume.readonly else "",
-                "RW": not volume.readonly,
-                "Propagation": "rprivate",
-            }
-            for volume in config.volumes
-        ],
+        "Mounts": [mount_view(volume) for volume in config.volumes],
         "HostConfig": {
             "AutoRemove": config.auto_remove,
             "NetworkMode": config.network,
@@ -130,9 +159,13 @@ def inspect_document(
                 "MaximumRetryCount": int(config.restart.partition(":")[2] or 0),
             },
             "Binds": [
-                f"{v.source}:{v.destination}" + (":ro" if v.readonly else "")
+                f"{v.name if v.kind == 'volume' else v.source}:{v.destination}"
+                + (":ro" if v.readonly else "")
                 for v in config.volumes
+                if v.kind != "tmpfs"
             ]
+            or None,
+            "Tmpfs": {v.destination: v.options for v in config.volumes if v.kind == "tmpfs"}
             or None,
         },
         "GraphDriver": graph_driver,
@@ -148,5 +181,6 @@ def inspect_document(
             "Entrypoint": list(config.entrypoint) or None,
             "StopSignal": config.stop_signal,
             **({"StopTimeout": config.stop_timeout} if config.stop_timeout is not None else {}),
+            "Labels": config.label_map,
         },
     }

@@ -13,9 +13,9 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
@@ -58,6 +58,7 @@ class ImageRow:
     tag: str
     created: str
     size: int
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -410,11 +411,11 @@ class Images:
         rows = []
         for image in self.store.images.list_images():
             refs = [parse_reference(tag) for tag in image.tags]
-            if not refs:
-                rows.append(ImageRow(image.id, "<none>", "<none>", image.created, image.size))
-            for ref in refs:
-                tag = ref.tag or "<none>"
-                rows.append(ImageRow(image.id, ref.familiar_name, tag, image.created, image.size))
+            found = ImageConfig.parse(image.config).config.get("Labels")
+            labels = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+            names = [(r.familiar_name, r.tag or "<none>") for r in refs] or [("<none>", "<none>")]
+            for repository, tag in names:
+                rows.append(ImageRow(image.id, repository, tag, image.created, image.size, labels))
         return rows
 
     def remove_image(self, name: str, *, force: bool = False) -> list[str]:

@@ -9,6 +9,7 @@ from pydock.store.distribution import DistributionStore, LayerBlobRecord
 from pydock.store.owner import current_owner, is_owner_alive, owner_of
 from pydock.store.records import CacheRecord, ImageRecord, LayerRecord
 from pydock.store.store import DATABASE_NAME, Store
+from pydock.store.volumes import VolumeRecord
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
@@ -20,6 +21,7 @@ __all__ = [
     "LayerBlobRecord",
     "LayerRecord",
     "Store",
+    "VolumeRecord",
     "current_owner",
     "is_owner_alive",
     "open_database",

@@ -162,3 +162,22 @@ def _container_parity(db: Database) -> None:
     containers.add_column("cgroup", str)
     # ``stopped``: the user stopped or killed it, so its restart policy leaves it stopped.
     containers.add_column("stopped", int, not_null_default=0)
+
+
+@MIGRATIONS(name="0008_volumes")
+def _volumes(db: Database) -> None:
+    # Named volumes (``<root>/volumes/<name>/_data``). ``anonymous``: made for one container by
+    # ``-v /path`` (``rm -v`` removes it); ``populated``: the image's content at the first
+    # mount point was copied in (or the volume was not empty), so it is never copied again.
+    db.table("volumes").create(
+        {
+            "name": str,
+            "created": str,
+            "labels": str,
+            "anonymous": int,
+            "populated": int,
+        },
+        pk="name",
+        not_null={"created", "labels", "anonymous", "populated"},
+        defaults={"labels": "{}", "anonymous": 0, "populated": 0},
+    )

@@ -16,6 +16,7 @@ from pydock.store.images import ImageStore
 from pydock.store.layers import LayerStore
 from pydock.store.owner import is_owner_alive
 from pydock.store.records import CacheRecord, LayerRecord
+from pydock.store.volumes import VolumeStore
 
 DATABASE_NAME = "pydock.db"
 
@@ -30,6 +31,7 @@ class Store(Closing):
         self.images = ImageStore(db)
         self.containers = ContainerStore(db)
         self.distribution = DistributionStore(db)
+        self.volumes = VolumeStore(db)
 
     @classmethod
     def open(cls, root: Path) -> Store:

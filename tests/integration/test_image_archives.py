@@ -260,7 +260,7 @@ def test_tag_history_prune_and_df(tmp_path: Path) -> None:
     assert pruned == [f"Deleted blob: sha256:{'0' * 64}", "Total reclaimed space: 11B"]
     after = snapshot(root)
     assert after["blobs"] == [name for name in before["blobs"] if name != "0" * 64]  # type: ignore[union-attr]
-    assert ok(root, "system", "prune") == "Total reclaimed space: 0B\n"
+    assert ok(root, "system", "prune", "-f") == "Total reclaimed space: 0B\n"
     usage = {
         row["Type"]: row
         for row in map(json.loads, ok(root, "system", "df", "--format", "json").splitlines())
@@ -270,7 +270,7 @@ def test_tag_history_prune_and_df(tmp_path: Path) -> None:
 
     ok(root, "rmi", "hist:1", "localhost:5000/team/hist:two")
     assert snapshot(root)["blobs"] == []
-    assert ok(root, "system", "prune") == "Total reclaimed space: 0B\n"
+    assert ok(root, "system", "prune", "-f") == "Total reclaimed space: 0B\n"
 
 
 # -- bad input -------------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_config_and_layer_that_disagree(loaded: Path, tmp_path: Path) -> None:
     before = snapshot(loaded)
     assert_fails(cli_process(loaded, "load", "-i", str(archive)), sha256(layers[1]), "uncompressed")
     assert snapshot(loaded) == before
-    assert ok(loaded, "system", "prune") == "Total reclaimed space: 0B\n"
+    assert ok(loaded, "system", "prune", "-f") == "Total reclaimed space: 0B\n"
 
 
 def test_truncated_layer(loaded: Path, tmp_path: Path) -> None:

@@ -317,7 +317,7 @@ def test_corrupted_blob_in_the_registry_fails_and_changes_nothing(
     line = assert_fails(cli_process(target, "pull", NO_TLS, name), victim)
     assert "content has digest" in line
     assert snapshot(target) == before
-    assert ok(target, "system", "prune") == "Total reclaimed space: 0B\n"
+    assert ok(target, "system", "prune", "-f") == "Total reclaimed space: 0B\n"
 
 
 @pytest.mark.parametrize(

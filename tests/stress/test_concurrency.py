@@ -48,7 +48,7 @@ def _steps(loop: int, rng: random.Random, layer: Path) -> list[list[str]]:
         ]
     if choice == 4:
         return [["images"], ["ps", "-a"], ["system", "df"]]
-    return [["system", "prune"]]
+    return [["system", "prune", "-f"]]
 
 
 def test_eight_loops_of_mixed_commands(tmp_path: Path) -> None:

@@ -85,6 +85,6 @@ def test_reading_and_freeing_commands_work_on_a_full_disk(disk: Path, storage: s
     assert ok(root, "--storage", storage, "rm", "c1") == "c1\n"
     ok(root, "--storage", storage, "rmi", "other:1")
     ok(root, "--storage", storage, "rmi", "busybox")
-    ok(root, "--storage", storage, "system", "prune")
+    ok(root, "--storage", storage, "system", "prune", "-f")
     assert ok(root, "--storage", storage, "images", "-q") == ""
     assert os.listdir(root / "blobs" / "sha256") == []

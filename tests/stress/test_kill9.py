@@ -68,7 +68,7 @@ OPERATIONS: dict[str, Callable[[Path, dict[str, str]], list[str]]] = {
     "pull": lambda root, w: ["pull", "-q", "--tls-verify=false", w["pulled"]],
     "commit": lambda root, w: ["commit", "keeper", "committed:1"],
     "rmi": lambda root, w: ["rmi", "victim:1"],
-    "prune": lambda root, w: ["system", "prune"],
+    "prune": lambda root, w: ["system", "prune", "-f"],
     **{
         f"run-{driver}": (
             lambda root, w, d=driver: [

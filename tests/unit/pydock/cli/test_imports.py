@@ -17,7 +17,10 @@ EVERY_VERB = {
     "pydock.image.load", "pydock.image.save", "pydock.image.bundle",
 }  # fmt: skip
 IMAGE_VERBS = EVERY_VERB | {"runtime", "pydock.containers.lifecycle", "pydock.cli.containers"}
-CONTAINER_VERBS = EVERY_VERB | {"pydock.cli.images", "pydock.cli.system"}
+CONTAINER_VERBS = EVERY_VERB | {
+    "pydock.cli.images", "pydock.cli.system", "pydock.cli.prune", "pydock.cli.volumes",
+    "pydock.containers.copy",
+}  # fmt: skip
 
 VERBS: dict[str, tuple[list[str], set[str]]] = {
     "images": (["images"], IMAGE_VERBS | {"pydock.cli.system"}),

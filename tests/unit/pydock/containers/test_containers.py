@@ -21,7 +21,10 @@ from pydock.containers.config import (
     merge_env,
     parse_cpus,
     parse_memory,
+    parse_mount,
+    parse_mounts,
     parse_security_opts,
+    parse_tmpfs,
     parse_volume,
 )
 from pydock.containers.errors import ContainerConfigError, ContainerConflictError
@@ -56,8 +59,12 @@ def test_cpus_range() -> None:
 def test_volumes(tmp_path: Path) -> None:
     assert parse_volume(f"{tmp_path}:/data") == Volume(str(tmp_path), "/data", False)
     assert parse_volume(f"{tmp_path}:/data:ro").readonly
+    assert parse_volume("data:/x") == Volume("", "/x", False, kind="volume", name="data")
+    assert parse_volume("/anon/") == Volume("", "/anon", False, kind="volume")
+    assert parse_volume("/anon:ro").readonly
     for text, needle in [
-        ("relative:/x", "named volumes"),
+        ("./relative:/x", "volume name"),
+        ("a:/x", "volume name"),
         (f"{tmp_path}:relative", "absolute path other than /"),
         (f"{tmp_path}:/", "absolute path other than /"),
         (f"{tmp_path}:/x:zz", "SRC:DST"),
@@ -65,6 +72,35 @@ def test_volumes(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ContainerConfigError, match=needle):
             parse_volume(text)
+
+
+def test_mounts_and_tmpfs(tmp_path: Path) -> None:
+    assert parse_mount(f"type=bind,src={tmp_path},dst=/b,readonly") == Volume(
+        str(tmp_path), "/b", True
+    )
+    assert parse_mount("type=volume,source=v1,target=/v") == Volume(
+        "", "/v", False, kind="volume", name="v1"
+    )
+    assert parse_mount("target=/anon").kind == "volume"
+    tmpfs = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770")
+    assert (tmpfs.kind, tmpfs.options) == ("tmpfs", f"size={1 << 20},mode=1770")
+    assert parse_tmpfs("/run:noexec,size=64m") == Volume(
+        "", "/run", False, kind="tmpfs", options="noexec,size=64m"
+    )
+    for bad, needle in [
+        ("type=bind,target=/x", "absolute"),
+        ("type=nfs,target=/x", "type must be"),
+        ("type=volume,source=vol", "target is required"),
+        ("type=tmpfs,source=x,target=/t", "no source"),
+        ("type=volume,source=vol,target=/v,colour=red", "unsupported field"),
+    ]:
+        with pytest.raises(ContainerConfigError, match=needle):
+            parse_mount(bad)
+    with pytest.raises(ContainerConfigError, match="unknown option"):
+        parse_tmpfs("/t:hugepages")
+    options = RunOptions("busybox", volumes=("vol:/x",), tmpfs=("/x",))
+    with pytest.raises(ContainerConfigError, match="duplicate mount point: /x"):
+        parse_mounts(options)
 
 
 def test_security_opts_and_names() -> None:
