@@ -210,7 +210,6 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="user[:group] (name or id) inside the container")
     add("--hostname", help="host name inside the container")
-    add("--network", choices=["none", "host"], default="none", help="network (default: none)")
     add("--read-only", action="store_true", help="mount the root file system read-only")
     add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
     add("-m", "--memory", help="memory limit (512m, 1g, ...)")
@@ -225,8 +224,18 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--privileged", action="store_true",
         help="all capabilities, no seccomp, no masked paths, the host's devices")  # fmt: skip
     add("--storage", dest="container_storage", metavar="DRIVER", help="storage driver to use")
+    _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _network_options(sub: argparse.ArgumentParser) -> None:
+    add = sub.add_argument
+    add("--network", "--net", default="none", metavar="NETWORK",
+        help="none, host, bridge or a network's name (default: none)")  # fmt: skip
+    add("--add-host", action="append", default=[], metavar="NAME:IP",
+        help="add a line to /etc/hosts")  # fmt: skip
+    add("--dns", action="append", default=[], metavar="IP", help="name server for resolv.conf")
 
 
 def _system(add: Add) -> None:

@@ -46,6 +46,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         user=args.user,
         hostname=args.hostname,
         network=args.network,
+        add_hosts=tuple(args.add_host),
+        dns=tuple(args.dns),
         read_only=args.read_only,
         volumes=tuple(args.volume),
         memory=args.memory,

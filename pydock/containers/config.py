@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import runtime
 from pydock.containers.errors import ContainerConfigError
+from pydock.network import etcfiles
 
 # Docker's smallest --memory.
 MIN_MEMORY = 6 * 1024 * 1024
@@ -45,6 +46,8 @@ class RunOptions:
     user: str | None = None
     hostname: str | None = None
     network: str = "none"
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
     read_only: bool = False
     volumes: tuple[str, ...] = ()
     memory: str | None = None
@@ -73,6 +76,9 @@ class ContainerConfig:
     user: str = ""
     hostname: str = ""
     network: str = "none"
+    # ``--add-host`` as "NAME:IP" lines, ``--dns`` addresses.
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
     read_only: bool = False
     volumes: tuple[Volume, ...] = ()
     memory: int | None = None
@@ -104,7 +110,7 @@ class ContainerConfig:
         document = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in document.items() if key in known}
-        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop"):
+        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop", "add_hosts", "dns"):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
         return cls(**values)
@@ -267,6 +273,22 @@ def security_opt_view(config: ContainerConfig) -> list[str] | None:
     return shown or None
 
 
+def _add_host(text: str) -> str:
+    entry = etcfiles.parse_add_host(text)
+    return f"{entry.names[0]}:{entry.address}"
+
+
+def check_network_name(name: str) -> str:
+    """``--network``: none, host, bridge or a network's name (checked to exist at start)."""
+    if name.startswith("container:"):
+        raise ContainerConfigError(
+            f"checking --network {name!r}: sharing another container's network is not supported"
+        )
+    if name not in ("none", "host"):
+        raise ContainerConfigError(f"checking --network {name!r}: network {name} not found")
+    return name
+
+
 def check_name(name: str) -> str:
     """A container name as Docker allows: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
     if not _NAME.fullmatch(name):
@@ -327,7 +349,9 @@ def build_config(
         workdir=workdir,
         user=options.user if options.user is not None else image.user,
         hostname=options.hostname or "",
-        network=options.network,
+        network=check_network_name(options.network),
+        add_hosts=tuple(_add_host(text) for text in options.add_hosts),
+        dns=tuple(etcfiles.check_dns(text) for text in options.dns),
         read_only=options.read_only,
         volumes=tuple(parse_volume(text) for text in options.volumes),
         memory=parse_memory(options.memory) if options.memory else None,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
+from pydock.containers import networking
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, ContainerState, transition
@@ -46,15 +47,22 @@ class Started:
 
 
 def runtime_spec(
-    record: ContainerRecord, config: ContainerConfig, rootfs: Path
+    record: ContainerRecord,
+    config: ContainerConfig,
+    rootfs: Path,
+    etc_files: tuple[runtime.BindMount, ...] = (),
 ) -> runtime.ContainerSpec:
-    """The runtime's spec of a container whose root filesystem is mounted at ``rootfs``."""
+    """The runtime's spec of a container whose root filesystem is mounted at ``rootfs``.
+
+    ``etc_files`` (the generated /etc/hosts, ...) are bound before the volumes, so a volume on
+    one of those paths wins, as in Docker.
+    """
     doing = f"starting container {record.name}"
     try:
         user = runtime.resolve_user(rootfs, config.user, container_id=record.id)
         caps = capabilities_of(config)
         limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
-        mounts = tuple(
+        mounts = etc_files + tuple(
             runtime.BindMount(Path(v.source), v.destination, v.readonly) for v in config.volumes
         )
         return runtime.ContainerSpec(
@@ -67,7 +75,7 @@ def runtime_spec(
             hostname=config.hostname,
             readonly_rootfs=config.read_only,
             mounts=mounts,
-            network=runtime.NetworkMode(config.network),
+            network=runtime_network(config.network),
             capabilities=caps,
             no_new_privileges=config.no_new_privileges,
             tty=config.tty,
@@ -82,6 +90,11 @@ def runtime_spec(
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc
+
+
+def runtime_network(network: str) -> runtime.NetworkMode:
+    """``host`` shares the host's namespace; every other network gets a namespace of its own."""
+    return runtime.NetworkMode.HOST if network == "host" else runtime.NetworkMode.NONE
 
 
 def start(
@@ -107,7 +120,8 @@ def start(
     files.exit_file.unlink(missing_ok=True)
     rootfs = storage.mount(record.rw_layer)
     try:
-        spec = runtime_spec(record, config, rootfs)
+        etc = networking.etc_mounts(record, config, files.directory)
+        spec = runtime_spec(record, config, rootfs, etc)
         container = runtime.create(
             spec,
             stdin=stdio[0],
