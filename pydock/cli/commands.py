@@ -231,11 +231,16 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
 
 def _network_options(sub: argparse.ArgumentParser) -> None:
     add = sub.add_argument
-    add("--network", "--net", default="none", metavar="NETWORK",
-        help="none, host, bridge or a network's name (default: none)")  # fmt: skip
+    add("--network", "--net", metavar="NETWORK",
+        help="none, host, bridge or a network name (default: none; bridge with -p)")  # fmt: skip
     add("--add-host", action="append", default=[], metavar="NAME:IP",
         help="add a line to /etc/hosts")  # fmt: skip
     add("--dns", action="append", default=[], metavar="IP", help="name server for resolv.conf")
+    add("--network-alias", action="append", default=[], metavar="ALIAS",
+        help="another name of the container on its network")  # fmt: skip
+    add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST:]PORT[/PROTO]",
+        help="publish a container port on the host")  # fmt: skip
+    add("-P", "--publish-all", action="store_true", help="publish every exposed port")
 
 
 def _system(add: Add) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import runtime
 from pydock.containers.errors import ContainerConfigError
-from pydock.network import etcfiles
+from pydock.network import etcfiles, ports
 
 # Docker's smallest --memory.
 MIN_MEMORY = 6 * 1024 * 1024
@@ -48,6 +48,9 @@ class RunOptions:
     network: str = "none"
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    network_aliases: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
     read_only: bool = False
     volumes: tuple[str, ...] = ()
     memory: str | None = None
@@ -79,6 +82,13 @@ class ContainerConfig:
     # ``--add-host`` as "NAME:IP" lines, ``--dns`` addresses.
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    # ``--network-alias``; ``network connect`` adds "NAME" or "NAME:ALIAS,ALIAS" entries.
+    network_aliases: tuple[str, ...] = ()
+    more_networks: tuple[str, ...] = ()
+    # ``-p`` as IP:HOST:CONTAINER/PROTO (HOST empty: a free port); ``-P``; the image's EXPOSE.
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
+    exposed: tuple[str, ...] = ()
     read_only: bool = False
     volumes: tuple[Volume, ...] = ()
     memory: int | None = None
@@ -110,7 +120,19 @@ class ContainerConfig:
         document = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in document.items() if key in known}
-        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop", "add_hosts", "dns"):
+        for key in (
+            "entrypoint",
+            "cmd",
+            "env",
+            "cap_add",
+            "cap_drop",
+            "add_hosts",
+            "dns",
+            "network_aliases",
+            "more_networks",
+            "publish",
+            "exposed",
+        ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
         return cls(**values)
@@ -125,6 +147,7 @@ class ImageDefaults:
     env: tuple[str, ...] = ()
     workdir: str = ""
     user: str = ""
+    exposed: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, object]) -> ImageDefaults:
@@ -135,6 +158,7 @@ class ImageDefaults:
             env=_strings(config.get("Env")),
             workdir=str(config.get("WorkingDir") or ""),
             user=str(config.get("User") or ""),
+            exposed=tuple(ports.exposed_ports(dict(config))),
         )
 
 
@@ -284,8 +308,8 @@ def check_network_name(name: str) -> str:
         raise ContainerConfigError(
             f"checking --network {name!r}: sharing another container's network is not supported"
         )
-    if name not in ("none", "host"):
-        raise ContainerConfigError(f"checking --network {name!r}: network {name} not found")
+    if not _NAME.fullmatch(name):
+        raise ContainerConfigError(f"checking --network {name!r}: not a network name")
     return name
 
 
@@ -352,6 +376,10 @@ def build_config(
         network=check_network_name(options.network),
         add_hosts=tuple(_add_host(text) for text in options.add_hosts),
         dns=tuple(etcfiles.check_dns(text) for text in options.dns),
+        network_aliases=tuple(check_name(alias) for alias in options.network_aliases),
+        publish=tuple(ports.parse_publish(text).text() for text in options.publish),
+        publish_all=options.publish_all,
+        exposed=tuple(image.exposed),
         read_only=options.read_only,
         volumes=tuple(parse_volume(text) for text in options.volumes),
         memory=parse_memory(options.memory) if options.memory else None,

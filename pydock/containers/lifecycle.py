@@ -119,9 +119,10 @@ def start(
     files.create()
     files.exit_file.unlink(missing_ok=True)
     rootfs = storage.mount(record.rw_layer)
+    plumbing = networking.Plumbing(manager, record, config)
     try:
-        etc = networking.etc_mounts(record, config, files.directory)
-        spec = runtime_spec(record, config, rootfs, etc)
+        plumbing.attach()
+        spec = runtime_spec(record, config, rootfs, plumbing.mounts(files.directory))
         container = runtime.create(
             spec,
             stdin=stdio[0],
@@ -131,10 +132,17 @@ def start(
             detach=True,
             exit_command=exit_command,
         )
+        try:
+            plumbing.connect(container.pid)
+        except BaseException:
+            container.delete(force=True)
+            raise
     except runtime.ContainerError as exc:
+        plumbing.abandon()
         storage.unmount(record.rw_layer)
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
     except BaseException:
+        plumbing.abandon()
         storage.unmount(record.rw_layer)
         raise
     if detach:
@@ -154,8 +162,10 @@ def start(
     )
     if not running:
         container.delete(force=True)
+        plumbing.abandon()
         storage.release(record.rw_layer)
         raise ContainerConflictError(f"starting container {record.name}: another pydock did")
+    plumbing.done()
     record = manager.store.containers.get(record.id) or record
     try:
         container.start()
@@ -195,6 +205,7 @@ def on_exit(
     storage = manager.storage(record.storage)
     with contextlib.suppress(PydockError):
         storage.release(record.rw_layer)
+    networking.release(manager, record.id)
     claimed = manager.store.containers.update(
         record.id,
         expect=(ContainerState.RUNNING,),

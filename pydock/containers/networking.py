@@ -1,4 +1,4 @@
-"""A container's network around its runtime start: the generated /etc files it is given.
+"""A container's network around its runtime start: its networks, ports and /etc files.
 
 The files live in the container's directory and are bound over ``/etc/hostname``,
 ``/etc/hosts`` and ``/etc/resolv.conf`` in every network mode, as Docker does.
@@ -6,13 +6,21 @@ The files live in the container's directory and are bound over ``/etc/hostname``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import runtime
 from pydock.containers.config import ContainerConfig
+from pydock.errors import PydockError
 from pydock.network import etcfiles
 from pydock.store import ContainerRecord
+from pydock.store.networks import EndpointRecord
+
+if TYPE_CHECKING:
+    from pydock.containers.manager import ContainerManager
+    from pydock.network.service import Networks
 
 
 def hostname_of(record: ContainerRecord, config: ContainerConfig) -> str:
@@ -60,3 +68,119 @@ def etc_mounts(
     """Write the files and return their bind mounts for the runtime's spec."""
     paths = write_etc_files(record, config, directory, addresses=addresses, peers=peers)
     return tuple(runtime.BindMount(paths[name], f"/etc/{name}") for name in etcfiles.NAMES)
+
+
+def uses_network(config: ContainerConfig) -> bool:
+    """Whether the container joins pydock networks (else: ``none`` or ``host``)."""
+    return config.network not in ("none", "host")
+
+
+def service(manager: ContainerManager) -> Networks:
+    """The networks of the manager's root."""
+    from pydock.network.service import Networks
+
+    return Networks(manager.store, manager.root)
+
+
+def check_networks(manager: ContainerManager, config: ContainerConfig) -> None:
+    """``create``/``run``: the networks named must exist (Docker: "network X not found")."""
+    if uses_network(config):
+        service(manager).memberships(
+            config.network, config.network_aliases, config.more_networks,
+            doing="creating a container",
+        )  # fmt: skip
+
+
+class Plumbing:
+    """A container's networks around one start: addresses and ports chosen before the runtime
+    creates it, its namespace plumbed after, everything undone if the start fails.
+
+    Holds the root's network lock from :meth:`attach` until :meth:`done` or :meth:`abandon`.
+    """
+
+    def __init__(self, manager: ContainerManager, record: ContainerRecord,
+                 config: ContainerConfig) -> None:  # fmt: skip
+        self.manager = manager
+        self.record = record
+        self.config = config
+        self.endpoints: list[EndpointRecord] = []
+        self._networks: Networks | None = None
+        self._stack = contextlib.ExitStack()
+
+    def attach(self) -> None:
+        if not uses_network(self.config):
+            return
+        networks = self._networks = service(self.manager)
+        self._stack.enter_context(networks.locked())
+        doing = f"starting container {self.record.name}"
+        members = networks.memberships(
+            self.config.network, self.config.network_aliases, self.config.more_networks,
+            doing=doing,
+        )  # fmt: skip
+        self.endpoints = networks.attach(
+            self.record.id, self.record.name, members, self.config.publish,
+            self.config.exposed, publish_all=self.config.publish_all,
+        )  # fmt: skip
+
+    def mounts(self, directory: Path) -> tuple[runtime.BindMount, ...]:
+        peers = self._networks.peers_of(self.record.id) if self._networks else []
+        addresses = [e.address for e in self.endpoints if e.address]
+        return etc_mounts(self.record, self.config, directory, addresses=addresses, peers=peers)
+
+    def connect(self, pid: int) -> None:
+        if self._networks is not None:
+            self._networks.connect(self.record.id, self.record.name, self.endpoints, pid)
+
+    def abandon(self) -> None:
+        try:
+            if self._networks is not None:
+                with contextlib.suppress(PydockError):
+                    self._networks.release(self.record.id)
+        finally:
+            self._stack.close()
+
+    def done(self) -> None:
+        self._stack.close()
+        if self._networks is not None and self.endpoints:
+            peers = {
+                e.container_id
+                for mine in self.endpoints
+                for e in self._networks.store.networks.endpoints(network_id=mine.network_id)
+            }
+            rewrite_hosts(self.manager, self._networks, peers - {self.record.id})
+
+
+def rewrite_hosts(manager: ContainerManager, networks: Networks, container_ids: set[str]) -> None:
+    """Write the hosts file of each of ``container_ids`` again (members came or went)."""
+    for container_id in sorted(container_ids):
+        record = manager.store.containers.get(container_id)
+        if record is None:
+            continue
+        directory = manager.files(container_id).directory
+        if not (directory / etcfiles.HOSTS).exists():
+            continue
+        config = manager.config_of(record)
+        addresses = [
+            e.address for e in networks.store.networks.endpoints(container_id=container_id)
+            if e.address
+        ]  # fmt: skip
+        with contextlib.suppress(OSError):
+            etcfiles.write_file(
+                directory / etcfiles.HOSTS,
+                etcfiles.hosts_text(
+                    hostname_of(record, config), addresses, extra=extra_hosts(config),
+                    peers=networks.peers_of(container_id),
+                ),
+            )  # fmt: skip
+
+
+def release(manager: ContainerManager, container_id: str) -> None:
+    """The container stopped or is going: free its addresses, ports and rules (idempotent)."""
+    if not manager.store.networks.endpoints(container_id=container_id) and not (
+        manager.store.networks.ports(container_id)
+    ):
+        return
+    networks = service(manager)
+    with contextlib.suppress(PydockError):
+        peers = networks.release(container_id)
+        rewrite_hosts(manager, networks, set(peers))

@@ -14,6 +14,7 @@ from pydock.store.db import applied_migrations, open_database, transaction
 from pydock.store.distribution import DistributionStore
 from pydock.store.images import ImageStore
 from pydock.store.layers import LayerStore
+from pydock.store.networks import NetworkStore
 from pydock.store.owner import is_owner_alive
 from pydock.store.records import CacheRecord, LayerRecord
 
@@ -30,6 +31,7 @@ class Store(Closing):
         self.images = ImageStore(db)
         self.containers = ContainerStore(db)
         self.distribution = DistributionStore(db)
+        self.networks = NetworkStore(db)
 
     @classmethod
     def open(cls, root: Path) -> Store:
