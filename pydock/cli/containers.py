@@ -21,6 +21,7 @@ from pydock.containers.state import ContainerState
 from pydock.engine import Engine
 from pydock.errors import PydockError
 from pydock.format import table
+from pydock.network.views import network_view, ports_text
 from pydock.store import ContainerRecord
 
 
@@ -106,13 +107,20 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         if current is not None and (args.all or current.state == ContainerState.RUNNING):
             records.append(current)
     now = utc_now()
+    ports = {record.id: ports_text(manager.store, record) for record in records}
     if args.quiet:
         out.write("".join(f"{record.id[:12]}\n" for record in records))
     elif args.format == "json":
-        out.write("".join(json.dumps(views.ps_json(record, now)) + "\n" for record in records))
+        out.write(
+            "".join(
+                json.dumps(views.ps_json(record, now, ports[record.id])) + "\n"
+                for record in records
+            )
+        )
     else:
-        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
-        out.write(table(headers, [views.ps_row(record, now) for record in records]) + "\n")
+        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        rows = [views.ps_row(record, now, ports[record.id]) for record in records]
+        out.write(table(headers, rows) + "\n")
     return 0
 
 
@@ -217,4 +225,7 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     if storage.driver.exists(record.rw_layer):
         graph["Data"] = storage.driver.metadata(record.rw_layer)
     log_path = str(manager.files(record.id).stdout_log)
-    return views.inspect_document(record, graph, log_path=log_path)
+    settings, bindings = network_view(manager.store, record)
+    return views.inspect_document(
+        record, graph, log_path=log_path, network_settings=settings, port_bindings=bindings
+    )

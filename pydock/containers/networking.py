@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ import runtime
 from pydock.containers.config import ContainerConfig
 from pydock.errors import PydockError
 from pydock.network import etcfiles
+from pydock.network.driver import get_driver
+from pydock.network.errors import NetworkConflictError
 from pydock.store import ContainerRecord
 from pydock.store.networks import EndpointRecord
 
@@ -184,3 +187,85 @@ def release(manager: ContainerManager, container_id: str) -> None:
     with contextlib.suppress(PydockError):
         peers = networks.release(container_id)
         rewrite_hosts(manager, networks, set(peers))
+
+
+def connect(
+    manager: ContainerManager, record: ContainerRecord, network_name: str, aliases: Sequence[str]
+) -> None:
+    """``network connect``: the container is on the network from now on (and at each start)."""
+    from pydock.containers.lifecycle import refresh
+    from pydock.containers.state import ContainerState
+
+    doing = f"connecting container {record.name} to network {network_name}"
+    networks = service(manager)
+    network = networks.lookup(network_name, doing=doing)
+    config = manager.config_of(record)
+    current = {config.network, *(m.partition(":")[0] for m in config.more_networks)}
+    if config.network in ("none", "host"):
+        raise NetworkConflictError(
+            f"{doing}: container cannot be disconnected from host network or connected to"
+            " host network" if config.network == "host" else
+            f"{doing}: container is on network none",
+        )  # fmt: skip
+    if network.name in current or network.id in current:
+        raise NetworkConflictError(
+            f"{doing}: endpoint with name {record.name} already exists in network {network.name}"
+        )
+    entry = network.name + (":" + ",".join(aliases) if aliases else "")
+    updated = replace(config, more_networks=(*config.more_networks, entry))
+    manager.store.containers.update(record.id, config=updated.to_json())
+    live = refresh(manager, record, auto_remove=False)
+    if live is None or live.state != ContainerState.RUNNING or live.pid is None:
+        return
+    with networks.locked():
+        index = len(manager.store.networks.endpoints(container_id=record.id))
+        from pydock.network.service import Membership
+
+        members = [Membership(network, tuple(aliases))]
+        try:
+            joined = networks.attach(
+                record.id, record.name, members, (), (), publish_all=False, first_index=index
+            )
+            networks.connect(record.id, record.name, joined, live.pid)
+        except BaseException:
+            for endpoint in manager.store.networks.endpoints(container_id=record.id):
+                if endpoint.network_id == network.id:
+                    manager.store.networks.leave(network.id, record.id)
+            manager.store.containers.update(record.id, config=config.to_json())
+            raise
+    peers = {e.container_id for e in manager.store.networks.endpoints(network_id=network.id)}
+    rewrite_hosts(manager, networks, peers)
+
+
+def disconnect(manager: ContainerManager, record: ContainerRecord, network_name: str) -> None:
+    """``network disconnect``: take the container off the network (now and at next starts)."""
+    doing = f"disconnecting container {record.name} from network {network_name}"
+    networks = service(manager)
+    network = networks.lookup(network_name, doing=doing)
+    config = manager.config_of(record)
+    kept = tuple(
+        m for m in config.more_networks if m.partition(":")[0] not in (network.name, network.id)
+    )
+    if config.network in (network.name, network.id):
+        if not kept:
+            updated = replace(config, network="none", network_aliases=())
+        else:
+            name, _, alias_text = kept[0].partition(":")
+            aliases = tuple(a for a in alias_text.split(",") if a)
+            updated = replace(config, network=name, network_aliases=aliases, more_networks=kept[1:])
+    elif len(kept) != len(config.more_networks):
+        updated = replace(config, more_networks=kept)
+    else:
+        raise NetworkConflictError(
+            f"{doing}: container {record.id[:12]} is not connected to network {network.name}"
+        )
+    manager.store.containers.update(record.id, config=updated.to_json())
+    peers = {e.container_id for e in manager.store.networks.endpoints(network_id=network.id)}
+    with networks.locked():
+        for endpoint in manager.store.networks.endpoints(container_id=record.id):
+            if endpoint.network_id == network.id:
+                kind = get_driver(network.driver)
+                kind.unpublish(network, record.id)
+                kind.leave(network, endpoint)
+                manager.store.networks.leave(network.id, record.id)
+    rewrite_hosts(manager, networks, peers)

@@ -35,8 +35,8 @@ def status_text(record: ContainerRecord, now: dt.datetime) -> str:
     return "Created"
 
 
-def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
-    """One ``ps`` line: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES."""
+def ps_row(record: ContainerRecord, now: dt.datetime, ports: str = "") -> list[str]:
+    """One ``ps`` line: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES."""
     config = ContainerConfig.from_json(record.config)
     return [
         record.id[:12],
@@ -44,11 +44,12 @@ def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
         command_text(config),
         human_age(parse_rfc3339(record.created), now),
         status_text(record, now),
+        ports,
         record.name,
     ]
 
 
-def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
+def ps_json(record: ContainerRecord, now: dt.datetime, ports: str = "") -> dict[str, str]:
     """One ``ps --format json`` object, with Docker's keys."""
     config = ContainerConfig.from_json(record.config)
     created = parse_rfc3339(record.created)
@@ -62,7 +63,7 @@ def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
         "Mounts": ",".join(volume.source for volume in config.volumes),
         "Names": record.name,
         "Networks": config.network,
-        "Ports": "",
+        "Ports": ports,
         "RunningFor": human_age(created, now),
         "Size": "0B",
         "State": record.state,
@@ -71,7 +72,12 @@ def ps_json(record: ContainerRecord, now: dt.datetime) -> dict[str, str]:
 
 
 def inspect_document(
-    record: ContainerRecord, graph_driver: dict[str, object], *, log_path: str
+    record: ContainerRecord,
+    graph_driver: dict[str, object],
+    *,
+    log_path: str,
+    network_settings: dict[str, object] | None = None,
+    port_bindings: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """``inspect`` of a container, shaped as Docker's ``container inspect``."""
     config = ContainerConfig.from_json(record.config)
@@ -114,6 +120,10 @@ def inspect_document(
         "HostConfig": {
             "AutoRemove": config.auto_remove,
             "NetworkMode": config.network,
+            "PortBindings": port_bindings or {},
+            "PublishAllPorts": config.publish_all,
+            "ExtraHosts": list(config.add_hosts) or None,
+            "Dns": list(config.dns),
             "ReadonlyRootfs": config.read_only,
             "Memory": config.memory or 0,
             "NanoCpus": int((config.cpus or 0) * 1e9),
@@ -130,6 +140,7 @@ def inspect_document(
             or None,
         },
         "GraphDriver": graph_driver,
+        "NetworkSettings": network_settings or {},
         "Config": {
             "Hostname": config.hostname or record.id[:12],
             "User": config.user,
@@ -141,5 +152,6 @@ def inspect_document(
             "WorkingDir": config.workdir,
             "Entrypoint": list(config.entrypoint) or None,
             "StopSignal": signal.Signals.SIGTERM.name,
+            "ExposedPorts": {port: {} for port in config.exposed} or None,
         },
     }

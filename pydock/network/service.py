@@ -244,6 +244,7 @@ class Networks:
         exposed: Sequence[str],
         *,
         publish_all: bool,
+        first_index: int = 0,
     ) -> list[EndpointRecord]:
         """Choose addresses and host ports before the container starts (its rows).
 
@@ -267,7 +268,7 @@ class Networks:
                             member.network, container_id,
                             aliases=member.aliases if member.network.name != DEFAULT_BRIDGE
                             else (), host_interface=host_if if kind.has_addresses else "",
-                            interface=f"eth{index}",
+                            interface=f"eth{first_index + index}",
                         )
                     )  # fmt: skip
                 except AddressesExhaustedError as exc:
@@ -277,7 +278,8 @@ class Networks:
             if requests:
                 self._hold_ports(container_id, requests, doing)
         except BaseException:
-            self.release(container_id)
+            if first_index == 0:
+                self.release(container_id)
             raise
         return endpoints
 
