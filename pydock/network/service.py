@@ -36,6 +36,7 @@ from pydock.network.errors import (
 )
 from pydock.network.etcfiles import HostEntry
 from pydock.network.ports import PortRequest, expose_requests, parse_publish
+from pydock.paths import is_rootless
 from pydock.store import Store, is_owner_alive
 from pydock.store.networks import (
     AddressesExhaustedError,
@@ -251,6 +252,12 @@ class Networks:
         A host port that is taken fails here, before anything runs.
         """
         doing = f"starting container {name}"
+        if memberships and is_rootless():
+            raise NetworkConfigError(
+                f"{doing}: network {memberships[0].network.name} needs root (rootless bridge"
+                " networking through pasta or slirp4netns is not implemented; use --network"
+                " host or none)"
+            )
         self.forget_stale()
         requests = [parse_publish(text) for text in publish]
         if publish_all:
