@@ -334,3 +334,38 @@ def test_recovery_after_kill_9(net: tuple[NsPydock, Namespace]) -> None:
     )
     assert f"inet {doomed_address}/16" in out
     assert_released(pydock, namespace)
+
+
+def test_concurrent_runs_get_distinct_addresses(net: tuple[NsPydock, Namespace]) -> None:
+    pydock, namespace = net
+    starts = [
+        subprocess.Popen(
+            pydock.command("run", "-d", "--network", "bridge", "busybox", "sleep", "120"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        for _ in range(4)
+    ]
+    ids = []
+    for process in starts:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        ids.append(out.decode().strip())
+    addresses = [
+        info["NetworkSettings"]["IPAddress"] for info in json.loads(pydock.ok("inspect", *ids))
+    ]
+    assert len(set(addresses)) == 4 and all(a.startswith("172.17.0.") for a in addresses)
+    assert len([n for n in namespace.links() if n.startswith("veth")]) == 4
+    pydock.ok("rm", "-f", *ids)
+    assert_released(pydock, namespace)
+
+
+def test_a_container_that_exits_by_itself_lets_go(net: tuple[NsPydock, Namespace]) -> None:
+    """A detached container's monitor runs ``pydock cleanup`` at exit: nobody else asks."""
+    pydock, namespace = net
+    pydock.ok("run", "-d", "-p", "127.0.0.1:8084:80", "busybox", "true")
+    deadline = time.monotonic() + 30
+    while rows(pydock.root, "port_bindings") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_released(pydock, namespace)
