@@ -282,6 +282,10 @@ def _network_options(sub: argparse.ArgumentParser) -> None:
     add("--add-host", action="append", default=[], metavar="NAME:IP",
         help="add a line to /etc/hosts")  # fmt: skip
     add("--dns", action="append", default=[], metavar="IP", help="name server for resolv.conf")
+    add("--dns-search", action="append", default=[], metavar="DOMAIN",
+        help="search domain for resolv.conf")  # fmt: skip
+    add("--dns-option", action="append", default=[], metavar="OPTION",
+        help="option for resolv.conf")  # fmt: skip
     add("--network-alias", action="append", default=[], metavar="ALIAS",
         help="another name of the container on its network")  # fmt: skip
     add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST:]PORT[/PROTO]",

@@ -48,6 +48,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         network=args.network or ("bridge" if args.publish or args.publish_all else "none"),
         add_hosts=tuple(args.add_host),
         dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search),
+        dns_options=tuple(args.dns_option),
         network_aliases=tuple(args.network_alias),
         publish=tuple(args.publish),
         publish_all=args.publish_all,

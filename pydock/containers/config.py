@@ -48,6 +48,8 @@ class RunOptions:
     network: str = "none"
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
     network_aliases: tuple[str, ...] = ()
     publish: tuple[str, ...] = ()
     publish_all: bool = False
@@ -82,6 +84,8 @@ class ContainerConfig:
     # ``--add-host`` as "NAME:IP" lines, ``--dns`` addresses.
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
     # ``--network-alias``; ``network connect`` adds "NAME" or "NAME:ALIAS,ALIAS" entries.
     network_aliases: tuple[str, ...] = ()
     more_networks: tuple[str, ...] = ()
@@ -128,6 +132,8 @@ class ContainerConfig:
             "cap_drop",
             "add_hosts",
             "dns",
+            "dns_search",
+            "dns_options",
             "network_aliases",
             "more_networks",
             "publish",
@@ -376,6 +382,8 @@ def build_config(
         network=check_network_name(options.network),
         add_hosts=tuple(_add_host(text) for text in options.add_hosts),
         dns=tuple(etcfiles.check_dns(text) for text in options.dns),
+        dns_search=tuple(etcfiles.check_word(t, "--dns-search") for t in options.dns_search),
+        dns_options=tuple(etcfiles.check_word(t, "--dns-option") for t in options.dns_options),
         network_aliases=tuple(check_name(alias) for alias in options.network_aliases),
         publish=tuple(ports.parse_publish(text).text() for text in options.publish),
         publish_all=options.publish_all,

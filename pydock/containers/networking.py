@@ -56,6 +56,8 @@ def write_etc_files(
         extra=extra_hosts(config),
         peers=peers,
         dns=config.dns,
+        dns_search=config.dns_search,
+        dns_options=config.dns_options,
         host_network=config.network == "host",
     )
 

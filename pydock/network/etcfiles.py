@@ -76,6 +76,13 @@ def check_dns(text: str) -> str:
         raise NetworkConfigError(f"parsing --dns {text!r}: not an IP address") from exc
 
 
+def check_word(text: str, flag: str) -> str:
+    """A ``--dns-search`` domain or ``--dns-option``: one word, no spaces."""
+    if not text or len(text.split()) != 1:
+        raise NetworkConfigError(f"parsing {flag} {text!r}: expected one word")
+    return text
+
+
 def hosts_text(
     hostname: str,
     addresses: Sequence[str],
@@ -116,9 +123,15 @@ def _host_resolv_conf() -> str:
 
 
 def resolv_conf_text(
-    dns: Sequence[str], *, host_network: bool = False, host_text: str | None = None
+    dns: Sequence[str],
+    *,
+    search: Sequence[str] = (),
+    options: Sequence[str] = (),
+    host_network: bool = False,
+    host_text: str | None = None,
 ) -> str:
-    """The container's resolv.conf: the host's, with ``--dns`` servers in place of its own.
+    """The container's resolv.conf: the host's, with ``--dns`` servers in place of its own
+    (and ``--dns-search``, ``--dns-option`` in place of its search and options lines).
 
     Outside the host's network namespace a loopback name server (127.0.0.53, ::1) answers
     nobody, so, as Docker, those lines go, and Google's servers stand in if none is left.
@@ -130,8 +143,16 @@ def resolv_conf_text(
         words = line.split()
         if words[:1] == ["nameserver"] and len(words) > 1:
             servers.append(words[1])
+        elif (search and words[:1] in (["search"], ["domain"])) or (
+            options and words[:1] == ["options"]
+        ):
+            continue
         else:
             kept.append(line)
+    if search:
+        kept.append("search " + " ".join(search))
+    if options:
+        kept.append("options " + " ".join(options))
     if dns:
         servers = list(dns)
     elif not host_network:
@@ -168,13 +189,17 @@ def write_all(
     extra: Sequence[HostEntry] = (),
     peers: Sequence[HostEntry] = (),
     dns: Sequence[str] = (),
+    dns_search: Sequence[str] = (),
+    dns_options: Sequence[str] = (),
     host_network: bool = False,
 ) -> dict[str, Path]:
     """Write the three files into ``directory``; their paths by name."""
     texts = {
         HOSTNAME: hostname + "\n",
         HOSTS: hosts_text(hostname, addresses, extra=extra, peers=peers, host_network=host_network),
-        RESOLV_CONF: resolv_conf_text(dns, host_network=host_network),
+        RESOLV_CONF: resolv_conf_text(
+            dns, search=dns_search, options=dns_options, host_network=host_network
+        ),
     }
     paths = {}
     for name in NAMES:

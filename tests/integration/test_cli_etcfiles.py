@@ -31,6 +31,7 @@ def test_files_in_every_mode(one: Workspace, network: str) -> None:
     out = one.pydock.ok(
         "run", "--rm", "--network", network, "--hostname", "web1",
         "--add-host", "db:10.11.12.13", "--add-host", "v6=[fd00::5]", "--dns", "192.0.2.53",
+        "--dns-search", "corp.example", "--dns-option", "ndots:3",
         "busybox", "sh", "-c", SHOW,
     )  # fmt: skip
     hostname, hosts, resolv, said = sections(out)
@@ -38,7 +39,7 @@ def test_files_in_every_mode(one: Workspace, network: str) -> None:
     assert said == ["web1"]  # what `hostname` says agrees with the file
     assert "10.11.12.13\tdb" in hosts
     assert "fd00::5\tv6" in hosts
-    assert resolv == ["nameserver 192.0.2.53"]
+    assert resolv == ["search corp.example", "options ndots:3", "nameserver 192.0.2.53"]
     if network == "none":
         assert hosts[0] == "127.0.0.1\tlocalhost"
     else:

@@ -77,3 +77,14 @@ def test_rewrite_keeps_the_inode(tmp_path: Path) -> None:
     assert path.stat().st_ino == inode
     assert path.read_text() == "short\n"
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_resolv_conf_search_and_options() -> None:
+    host = "search corp.example\nnameserver 10.1.1.1\noptions edns0\n"
+    text = etcfiles.resolv_conf_text((), search=("a.example", "b.example"), options=("ndots:2",),
+                                     host_text=host)  # fmt: skip
+    assert text.splitlines() == [
+        "search a.example b.example", "options ndots:2", "nameserver 10.1.1.1",
+    ]  # fmt: skip
+    with pytest.raises(NetworkConfigError, match="--dns-search"):
+        etcfiles.check_word("two words", "--dns-search")
