@@ -208,8 +208,7 @@ class BridgeDriver(NetworkDriver):
             doing=f"removing the published ports of container {container_id[:12]}",
         )
 
-    def forget_containers(self, keep: set[str]) -> None:
-        tags = {nft.container_tag(c) for c in keep}
-        stale = {t for t in nft.tags_in_use() if t.startswith("pydock-ctr:") and t not in tags}
+    def forget_containers(self, gone: set[str]) -> None:
+        stale = {nft.container_tag(c) for c in gone} & nft.tags_in_use()
         if stale:
             nft.delete_tagged(stale, doing="removing rules of containers that are gone")

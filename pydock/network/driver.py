@@ -64,8 +64,12 @@ class NetworkDriver:
     def unpublish(self, network: NetworkRecord, container_id: str) -> None:
         """Stop forwarding the container's ports (idempotent)."""
 
-    def forget_containers(self, keep: set[str]) -> None:
-        """Remove whatever this driver holds for containers not in ``keep`` (recovery)."""
+    def forget_containers(self, gone: set[str]) -> None:
+        """Remove whatever this driver still holds for the containers ``gone`` (recovery).
+
+        Only containers of the caller's own store are named: another pydock root may use the
+        same host network namespace, and its containers are not this one's to clean.
+        """
 
 
 def _load(target: str) -> type[NetworkDriver]:

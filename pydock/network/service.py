@@ -383,8 +383,9 @@ class Networks:
         from pydock.containers.state import ContainerState
 
         with self.locked():
+            records = self.store.containers.list_containers()
             running = {
-                r.id for r in self.store.containers.list_containers()
+                r.id for r in records
                 if r.state == ContainerState.RUNNING and is_owner_alive(r.monitor)
             }  # fmt: skip
             holders = {e.container_id for e in self.store.networks.endpoints()}
@@ -393,11 +394,12 @@ class Networks:
             for container_id in sorted(holders - running):
                 self.release(container_id)
                 released.append(container_id)
-            for network in self.store.networks.list_networks():
-                if network.driver not in PREDEFINED[1:]:
-                    with contextlib.suppress(NetworkError):
-                        drivers.get_driver(network.driver).forget_containers(running)
-                    break
+            # Rules left by a release that was itself cut short (kill -9 in the middle).
+            gone = {r.id for r in records} - running
+            kinds = {n.driver for n in self.store.networks.list_networks()}
+            for kind in sorted(kinds - {"host", "none"}):
+                with contextlib.suppress(NetworkError):
+                    drivers.get_driver(kind).forget_containers(gone)
             return released
 
 
