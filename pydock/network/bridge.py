@@ -135,6 +135,10 @@ class BridgeDriver(NetworkDriver):
     def delete_network(self, network: NetworkRecord) -> None:
         doing = f"removing network {network.name}"
         nft.delete_tagged([nft.net_tag(network.id)], doing=doing)
+        if not any(tag.startswith(nft.NET_TAG) for tag in nft.tags_in_use()):
+            # The last network went: so does pydock's table (a later join makes it again).
+            nft.run([{"delete": {"table": {"family": nft.FAMILY, "name": nft.TABLE}}}],
+                    doing=doing)  # fmt: skip
         try:
             with _netlink() as ip:
                 index = _index(ip, network.interface)

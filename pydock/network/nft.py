@@ -30,12 +30,16 @@ BRIDGE_PATTERN = "pydock*"
 Json = dict[str, object]
 
 
+NET_TAG = "pydock-net:"
+CONTAINER_TAG = "pydock-ctr:"
+
+
 def net_tag(network_id: str) -> str:
-    return f"pydock-net:{network_id[:32]}"
+    return NET_TAG + network_id[:32]
 
 
 def container_tag(container_id: str) -> str:
-    return f"pydock-ctr:{container_id[:32]}"
+    return CONTAINER_TAG + container_id[:32]
 
 
 def run(commands: list[Json], *, doing: str) -> None:
