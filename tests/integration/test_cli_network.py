@@ -198,7 +198,14 @@ def test_published_port_serves_the_host(net: tuple[NsPydock, Namespace], tmp_pat
     ]
     assert len(masquerade) == 1 and "masquerade" in json.dumps(masquerade[0]["expr"])
     assert len(container_rules(namespace)) == 2  # DNAT from outside and from this host
-    pydock.ok("rm", "-f", cid)
+    # Published on every address: 127.0.0.1 reaches it too.
+    every = pydock.ok(
+        "run", "-d", "-p", "8085:80", "-v", f"{www}:/www:ro",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/www",
+    ).strip()  # fmt: skip
+    assert namespace.fetch("http://127.0.0.1:8085/index.html") == PAGE
+    assert "0.0.0.0:8085->80/tcp" in pydock.ok("ps")
+    pydock.ok("rm", "-f", cid, every)
     assert_released(pydock, namespace)
 
 
