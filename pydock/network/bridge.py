@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,18 @@ class BridgeDriver(NetworkDriver):
             [nft.container_tag(container_id)],
             doing=f"removing the published ports of container {container_id[:12]}",
         )
+
+    def routed_subnets(self) -> list[str]:
+        """The destinations of this namespace's IPv4 routes (as Docker checks before it picks
+        a pool): another pydock root's bridge, a VPN, the LAN."""
+        found = []
+        with contextlib.suppress(Exception), _netlink() as ip:
+            for route in ip.get_routes(family=socket.AF_INET, table=254):
+                destination = route.get_attr("RTA_DST")
+                length = route.get("dst_len")
+                if destination and length:
+                    found.append(f"{destination}/{length}")
+        return found
 
     def forget_containers(self, gone: set[str]) -> None:
         stale = {nft.container_tag(c) for c in gone} & nft.tags_in_use()

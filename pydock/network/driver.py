@@ -64,6 +64,10 @@ class NetworkDriver:
     def unpublish(self, network: NetworkRecord, container_id: str) -> None:
         """Stop forwarding the container's ports (idempotent)."""
 
+    def routed_subnets(self) -> list[str]:
+        """Subnets this host already routes, which a new network must not overlap."""
+        return []
+
     def forget_containers(self, gone: set[str]) -> None:
         """Remove whatever this driver still holds for the containers ``gone`` (recovery).
 

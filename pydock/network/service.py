@@ -152,7 +152,7 @@ class Networks:
         with self.locked():
             if self.store.networks.by_name(name) is not None:
                 raise NetworkConflictError(f"{doing}: network with name {name} already exists")
-            chosen = self._subnet(subnet, doing)
+            chosen = self._subnet(subnet, doing, kind.routed_subnets())
             gateway_address = gateway or str(chosen.network_address + 1)
             if ipaddress.ip_address(gateway_address) not in chosen:
                 raise NetworkConfigError(f"{doing}: gateway {gateway} is outside {chosen}")
@@ -173,7 +173,9 @@ class Networks:
                 raise
         return record
 
-    def _subnet(self, subnet: str | None, doing: str) -> ipaddress.IPv4Network:
+    def _subnet(
+        self, subnet: str | None, doing: str, routed: Sequence[str] = ()
+    ) -> ipaddress.IPv4Network:
         taken = [ipaddress.ip_network(s) for s in self.store.networks.subnets()]
         if subnet is not None:
             try:
@@ -188,8 +190,9 @@ class Networks:
                     " address space"
                 )
             return wanted
+        taken += [ipaddress.ip_network(s, strict=False) for s in routed]
         for candidate in _pool():
-            if not any(candidate.overlaps(other) for other in taken):
+            if not any(candidate.overlaps(other) for other in taken if other.version == 4):
                 return candidate
         raise NetworkError(f"{doing}: all predefined address pools have been fully subnetted")
 

@@ -377,3 +377,20 @@ def test_a_container_that_exits_by_itself_lets_go(net: tuple[NsPydock, Namespace
     while rows(pydock.root, "port_bindings") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert_released(pydock, namespace)
+
+
+def test_new_networks_avoid_subnets_the_host_routes(net: tuple[NsPydock, Namespace]) -> None:
+    """172.18.0.0/16 is in use on this "host" (another root's bridge, a LAN): skipped."""
+    pydock, namespace = net
+    for command in (
+        ["ip", "link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+        ["ip", "addr", "add", "172.18.5.1/16", "dev", "lan0"],
+        ["ip", "link", "set", "lan0", "up"],
+    ):
+        assert namespace.run(*command).status == 0
+    pydock.ok("network", "create", "other")
+    [info] = json.loads(pydock.ok("network", "inspect", "other"))
+    assert info["IPAM"]["Config"] == [{"Subnet": "172.19.0.0/16", "Gateway": "172.19.0.1"}]
+    line = fails(pydock.run("network", "create", "--subnet", "172.19.1.0/24", "clash"), "overlaps")
+    assert "clash" in line
+    pydock.ok("network", "rm", "other")
