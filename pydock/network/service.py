@@ -432,20 +432,6 @@ def _free_port(request: PortRequest, doing: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def endpoint_view(network: NetworkRecord, endpoint: EndpointRecord) -> dict[str, object]:
-    """One ``NetworkSettings.Networks`` entry of ``inspect``."""
-    prefix = ipaddress.ip_network(network.subnet).prefixlen if network.subnet else 0
-    return {
-        "Aliases": list(endpoint.aliases) or None,
-        "NetworkID": network.id,
-        "EndpointID": "",
-        "Gateway": network.gateway,
-        "IPAddress": endpoint.address,
-        "IPPrefixLen": prefix,
-        "MacAddress": "",
-    }
-
-
 def network_view(
     network: NetworkRecord, members: dict[str, tuple[str, EndpointRecord]]
 ) -> dict[str, object]:
