@@ -145,18 +145,29 @@ class Plumbing:
             self._stack.close()
 
     def done(self) -> None:
-        self._stack.close()
-        if self._networks is not None and self.endpoints:
-            peers = {
-                e.container_id
-                for mine in self.endpoints
-                for e in self._networks.store.networks.endpoints(network_id=mine.network_id)
-            }
-            rewrite_hosts(self.manager, self._networks, peers - {self.record.id})
+        try:
+            if self._networks is not None and self.endpoints:
+                peers = {
+                    e.container_id
+                    for mine in self.endpoints
+                    for e in self._networks.store.networks.endpoints(network_id=mine.network_id)
+                }
+                rewrite_hosts(self.manager, self._networks, peers - {self.record.id})
+        finally:
+            self._stack.close()
 
 
 def rewrite_hosts(manager: ContainerManager, networks: Networks, container_ids: set[str]) -> None:
-    """Write the hosts file of each of ``container_ids`` again (members came or went)."""
+    """Write the hosts file of each of ``container_ids`` again (members came or went).
+
+    Under the network lock, so that two members joining at once cannot leave a file written
+    from the older of their two views.
+    """
+    with networks.locked():
+        _rewrite_hosts(manager, networks, container_ids)
+
+
+def _rewrite_hosts(manager: ContainerManager, networks: Networks, container_ids: set[str]) -> None:
     for container_id in sorted(container_ids):
         record = manager.store.containers.get(container_id)
         if record is None:
