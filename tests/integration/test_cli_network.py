@@ -394,3 +394,61 @@ def test_new_networks_avoid_subnets_the_host_routes(net: tuple[NsPydock, Namespa
     line = fails(pydock.run("network", "create", "--subnet", "172.19.1.0/24", "clash"), "overlaps")
     assert "clash" in line
     pydock.ok("network", "rm", "other")
+
+
+def _with_exposed_port(archive: bytes, port: str, tag: str) -> bytes:
+    """A docker-archive of the same image with ``EXPOSE port`` and the tag ``tag``."""
+    import hashlib
+    import io
+    import tarfile
+
+    members: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                members[member.name] = extracted.read()
+    [manifest] = json.loads(members.pop("manifest.json"))
+    config = json.loads(members.pop(manifest["Config"]))
+    config["config"]["ExposedPorts"] = {port: {}}
+    data = json.dumps(config).encode()
+    name = hashlib.sha256(data).hexdigest() + ".json"
+    members[name] = data
+    manifest.update(Config=name, RepoTags=[tag])
+    members["manifest.json"] = json.dumps([manifest]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for member_name, content in members.items():
+            info = tarfile.TarInfo(member_name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+def test_publish_all_exposed_ports(net: tuple[NsPydock, Namespace], tmp_path: Path) -> None:
+    pydock, namespace = net
+    archive = subprocess.run(
+        pydock.command("save", "busybox"), capture_output=True, check=True, timeout=120
+    ).stdout
+    pydock.ok("load", "-q", stdin=_with_exposed_port(archive, "80/tcp", "exposed:1"))
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text(PAGE)
+    cid = pydock.ok(
+        "run", "-d", "-P", "-v", f"{www}:/www:ro",
+        "exposed:1", "httpd", "-f", "-p", "80", "-h", "/www",
+    ).strip()  # fmt: skip
+    [line] = pydock.ok("port", cid).splitlines()
+    assert line.startswith("80/tcp -> 0.0.0.0:")
+    host_port = int(line.rsplit(":", 1)[1])
+    assert namespace.fetch(f"http://127.0.0.1:{host_port}/index.html") == PAGE
+    [info] = json.loads(pydock.ok("inspect", cid))
+    assert info["Config"]["ExposedPorts"] == {"80/tcp": {}}
+    assert info["HostConfig"]["PublishAllPorts"] is True
+    # Exposed but not published: ps shows the bare port, as Docker does.
+    other = pydock.ok("create", "exposed:1", "true").strip()
+    [row] = [line for line in pydock.ok("ps", "-a").splitlines() if line.startswith(other[:12])]
+    assert "80/tcp" in row
+    pydock.ok("rm", "-f", cid, other)
+    assert_released(pydock, namespace)
