@@ -452,3 +452,32 @@ def test_publish_all_exposed_ports(net: tuple[NsPydock, Namespace], tmp_path: Pa
     assert "80/tcp" in row
     pydock.ok("rm", "-f", cid, other)
     assert_released(pydock, namespace)
+
+
+LISTEN = r"""
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+print("listening", flush=True)
+sys.stdin.read()  # until the test closes our standard input
+"""
+
+
+def test_a_port_another_program_listens_on(net: tuple[NsPydock, Namespace]) -> None:
+    pydock, namespace = net
+    listener = subprocess.Popen(
+        namespace.argv(sys.executable, "-c", LISTEN, "8090"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline() == b"listening\n"
+        done = pydock.run("run", "--rm", "-p", "127.0.0.1:8090:80", "busybox", "true")
+        line = fails(done, "127.0.0.1:8090")
+        assert "address already in use" in line
+        assert pydock.ok("ps", "-a", "-q") == ""
+        assert_released(pydock, namespace)
+    finally:
+        listener.kill()
+        listener.wait()
