@@ -39,6 +39,7 @@ def register(add: Add) -> None:
     _container_runs(add)
     _volumes(add)
     _system(add)
+    _network(add)
     _bench(add)
 
 
@@ -285,7 +286,6 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("-w", "--workdir", help="working directory inside the container")
     add("-u", "--user", help="user[:group] (name or id) inside the container")
     add("--hostname", help="host name inside the container")
-    add("--network", choices=["none", "host"], default="none", help="network (default: none)")
     add("--read-only", action="store_true", help="mount the root file system read-only")
     add(
         "-v",
@@ -322,6 +322,7 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--pull", choices=PULL_POLICIES, default="missing",
         help="pull the image: missing (default), always or never")  # fmt: skip
     add("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
+    _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -354,6 +355,69 @@ def _volumes(add: Add) -> None:
               frees_space=True)  # fmt: skip
     sub.add_argument("-a", "--all", action="store_true", help="named volumes too")
     sub.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+
+def _network(add: Add) -> None:
+    network = "pydock.cli.network"
+    sub = add("network create", f"{network}:cmd_network_create", "creating a network",
+              "Create a network and print its id.")  # fmt: skip
+    sub.add_argument("-d", "--driver", default="bridge", help="network driver (default bridge)")
+    sub.add_argument("--subnet", help="address range in CIDR form (default: a free /16)")
+    sub.add_argument("--gateway", help="the bridge's address in the subnet")
+    sub.add_argument("--internal", action="store_true", help="no route out of the network")
+    sub.add_argument("name", metavar="NAME")
+
+    sub = add("network ls", f"{network}:cmd_network_ls", "listing networks",
+              "List networks: NETWORK ID, NAME, DRIVER, SCOPE.")  # fmt: skip
+    sub.add_argument("-q", "--quiet", action="store_true", help="only show network ids")
+    sub.add_argument("--format", choices=["json", "table"], help="print JSON lines or a table")
+
+    sub = add("network inspect", f"{network}:cmd_network_inspect", "inspecting networks",
+              "Print a JSON array describing each network.")  # fmt: skip
+    sub.add_argument("networks", metavar="NETWORK", nargs="+")
+
+    sub = add("network rm", f"{network}:cmd_network_rm", "removing networks",
+              "Remove networks that no container uses.")  # fmt: skip
+    sub.add_argument("networks", metavar="NETWORK", nargs="+")
+
+    sub = add("network prune", f"{network}:cmd_network_prune", "pruning networks",
+              "Remove every user-defined network that no container uses.")  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="do not prompt (never does)")
+
+    sub = add("network connect", f"{network}:cmd_network_connect", "connecting a container",
+              "Connect a container to a network.")  # fmt: skip
+    sub.add_argument("--alias", action="append", default=[], help="another name on the network")
+    sub.add_argument("network", metavar="NETWORK")
+    sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("network disconnect", f"{network}:cmd_network_disconnect",
+              "disconnecting a container", "Disconnect a container from a network.")  # fmt: skip
+    sub.add_argument("-f", "--force", action="store_true", help="accepted for Docker's sake")
+    sub.add_argument("network", metavar="NETWORK")
+    sub.add_argument("container", metavar="CONTAINER")
+
+    sub = add("port", f"{network}:cmd_port", "listing ports",
+              "List a container's published ports, or the host address of one.")  # fmt: skip
+    sub.add_argument("container", metavar="CONTAINER")
+    sub.add_argument("port", metavar="PRIVATE_PORT[/PROTO]", nargs="?")
+
+
+def _network_options(sub: argparse.ArgumentParser) -> None:
+    add = sub.add_argument
+    add("--network", "--net", metavar="NETWORK",
+        help="none, host, bridge or a network name (default: none; bridge with -p)")  # fmt: skip
+    add("--add-host", action="append", default=[], metavar="NAME:IP",
+        help="add a line to /etc/hosts")  # fmt: skip
+    add("--dns", action="append", default=[], metavar="IP", help="name server for resolv.conf")
+    add("--dns-search", action="append", default=[], metavar="DOMAIN",
+        help="search domain for resolv.conf")  # fmt: skip
+    add("--dns-option", action="append", default=[], metavar="OPTION",
+        help="option for resolv.conf")  # fmt: skip
+    add("--network-alias", action="append", default=[], metavar="ALIAS",
+        help="another name of the container on its network")  # fmt: skip
+    add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST:]PORT[/PROTO]",
+        help="publish a container port on the host")  # fmt: skip
+    add("-P", "--publish-all", action="store_true", help="publish every exposed port")
 
 
 def _system(add: Add) -> None:

@@ -26,6 +26,7 @@ from pydock.errors import PydockError, UsageError
 from pydock.filters import labels_match, parse_filters
 from pydock.format import human_size
 from pydock.image.resolve import resolve_image
+from pydock.network.views import network_view, ports_text
 from pydock.store import ContainerRecord
 from pydock.template import Row, TemplateError, render_rows, template_step
 from pydock.template import parse as parse_template
@@ -141,11 +142,12 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         if shown and _ps_matches(current, wanted, ancestors):
             records.append(current)
     now = utc_now()
+    ports = {record.id: ports_text(manager.store, record) for record in records}
     if args.quiet:
         out.write("".join(f"{record.id[:12]}\n" for record in records))
         return 0
     sizes = {r.id: _size_text(manager, r) for r in records} if args.size else {}
-    rows = [views.ps_json(r, now, sizes.get(r.id, "0B")) for r in records]
+    rows = [views.ps_json(r, now, sizes.get(r.id, "0B"), ports[r.id]) for r in records]
     if args.format == "json":
         out.write("".join(json.dumps(row) + "\n" for row in rows))
         return 0
@@ -357,4 +359,7 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     if storage.driver.exists(record.rw_layer):
         graph["Data"] = storage.driver.metadata(record.rw_layer)
     log_path = str(manager.files(record.id).stdout_log)
-    return views.inspect_document(record, graph, log_path=log_path)
+    settings, bindings = network_view(manager.store, record)
+    return views.inspect_document(
+        record, graph, log_path=log_path, network_settings=settings, port_bindings=bindings
+    )

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import runtime
 from pydock.containers.errors import ContainerConfigError
+from pydock.network import etcfiles, ports
 
 # Docker's smallest --memory.
 MIN_MEMORY = 6 * 1024 * 1024
@@ -55,6 +56,13 @@ class RunOptions:
     user: str | None = None
     hostname: str | None = None
     network: str = "none"
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    network_aliases: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
     read_only: bool = False
     volumes: tuple[str, ...] = ()
     memory: str | None = None
@@ -90,6 +98,18 @@ class ContainerConfig:
     user: str = ""
     hostname: str = ""
     network: str = "none"
+    # ``--add-host`` as "NAME:IP" lines, ``--dns`` addresses.
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    # ``--network-alias``; ``network connect`` adds "NAME" or "NAME:ALIAS,ALIAS" entries.
+    network_aliases: tuple[str, ...] = ()
+    more_networks: tuple[str, ...] = ()
+    # ``-p`` as IP:HOST:CONTAINER/PROTO (HOST empty: a free port); ``-P``; the image's EXPOSE.
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
+    exposed: tuple[str, ...] = ()
     read_only: bool = False
     volumes: tuple[Volume, ...] = ()
     memory: int | None = None
@@ -133,7 +153,22 @@ class ContainerConfig:
         document = json.loads(text)
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in document.items() if key in known}
-        for key in ("entrypoint", "cmd", "env", "cap_add", "cap_drop", "labels"):
+        for key in (
+            "entrypoint",
+            "cmd",
+            "env",
+            "cap_add",
+            "cap_drop",
+            "add_hosts",
+            "dns",
+            "dns_search",
+            "dns_options",
+            "network_aliases",
+            "more_networks",
+            "publish",
+            "exposed",
+            "labels",
+        ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
         return cls(**values)
@@ -148,6 +183,7 @@ class ImageDefaults:
     env: tuple[str, ...] = ()
     workdir: str = ""
     user: str = ""
+    exposed: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, object]) -> ImageDefaults:
@@ -158,6 +194,7 @@ class ImageDefaults:
             env=_strings(config.get("Env")),
             workdir=str(config.get("WorkingDir") or ""),
             user=str(config.get("User") or ""),
+            exposed=tuple(ports.exposed_ports(dict(config))),
         )
 
 
@@ -406,6 +443,22 @@ def security_opt_view(config: ContainerConfig) -> list[str] | None:
     return shown or None
 
 
+def _add_host(text: str) -> str:
+    entry = etcfiles.parse_add_host(text)
+    return f"{entry.names[0]}:{entry.address}"
+
+
+def check_network_name(name: str) -> str:
+    """``--network``: none, host, bridge or a network's name (checked to exist at start)."""
+    if name.startswith("container:"):
+        raise ContainerConfigError(
+            f"checking --network {name!r}: sharing another container's network is not supported"
+        )
+    if not _NAME.fullmatch(name):
+        raise ContainerConfigError(f"checking --network {name!r}: not a network name")
+    return name
+
+
 def check_name(name: str) -> str:
     """A container name as Docker allows: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
     if not _NAME.fullmatch(name):
@@ -512,7 +565,15 @@ def build_config(
         workdir=workdir,
         user=options.user if options.user is not None else image.user,
         hostname=options.hostname or "",
-        network=options.network,
+        network=check_network_name(options.network),
+        add_hosts=tuple(_add_host(text) for text in options.add_hosts),
+        dns=tuple(etcfiles.check_dns(text) for text in options.dns),
+        dns_search=tuple(etcfiles.check_word(t, "--dns-search") for t in options.dns_search),
+        dns_options=tuple(etcfiles.check_word(t, "--dns-option") for t in options.dns_options),
+        network_aliases=tuple(check_name(alias) for alias in options.network_aliases),
+        publish=tuple(ports.parse_publish(text).text() for text in options.publish),
+        publish_all=options.publish_all,
+        exposed=tuple(image.exposed),
         read_only=options.read_only,
         volumes=parse_mounts(options),
         memory=parse_memory(options.memory) if options.memory else None,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
+from pydock.containers import networking
 from pydock.containers import volumes as named_volumes
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
@@ -47,15 +48,22 @@ class Started:
 
 
 def runtime_spec(
-    record: ContainerRecord, config: ContainerConfig, rootfs: Path
+    record: ContainerRecord,
+    config: ContainerConfig,
+    rootfs: Path,
+    etc_files: tuple[runtime.BindMount, ...] = (),
 ) -> runtime.ContainerSpec:
-    """The runtime's spec of a container whose root filesystem is mounted at ``rootfs``."""
+    """The runtime's spec of a container whose root filesystem is mounted at ``rootfs``.
+
+    ``etc_files`` (the generated /etc/hosts, ...) are bound before the volumes, so a volume on
+    one of those paths wins, as in Docker.
+    """
     doing = f"starting container {record.name}"
     try:
         user = runtime.resolve_user(rootfs, config.user, container_id=record.id)
         caps = capabilities_of(config)
         limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
-        mounts = tuple(
+        mounts = etc_files + tuple(
             runtime.BindMount(Path(v.source), v.destination, v.readonly)
             for v in config.volumes
             if v.kind != "tmpfs"
@@ -76,7 +84,7 @@ def runtime_spec(
             readonly_rootfs=config.read_only,
             mounts=mounts,
             tmpfs=tmpfs,
-            network=runtime.NetworkMode(config.network),
+            network=runtime_network(config.network),
             capabilities=caps,
             no_new_privileges=config.no_new_privileges,
             tty=config.tty,
@@ -92,6 +100,11 @@ def runtime_spec(
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc
+
+
+def runtime_network(network: str) -> runtime.NetworkMode:
+    """``host`` shares the host's namespace; every other network gets a namespace of its own."""
+    return runtime.NetworkMode.HOST if network == "host" else runtime.NetworkMode.NONE
 
 
 def start(
@@ -116,9 +129,11 @@ def start(
     files.create()
     files.exit_file.unlink(missing_ok=True)
     rootfs = storage.mount(record.rw_layer)
+    plumbing = networking.Plumbing(manager, record, config)
     try:
         named_volumes.populate(manager.store, manager.root, config.volumes, rootfs)
-        spec = runtime_spec(record, config, rootfs)
+        plumbing.attach()
+        spec = runtime_spec(record, config, rootfs, plumbing.mounts(files.directory))
         container = runtime.create(
             spec,
             stdin=stdio[0],
@@ -128,7 +143,13 @@ def start(
             detach=True,
             exit_command=exit_command,
         )
+        try:
+            plumbing.connect(container.pid)
+        except BaseException:
+            container.delete(force=True)
+            raise
     except runtime.ContainerError as exc:
+        plumbing.abandon()
         storage.unmount(record.rw_layer)
         _keep_error(manager, record, _reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
@@ -137,6 +158,7 @@ def start(
         _keep_error(manager, record, str(exc).removeprefix(f"starting container {record.name}: "))
         raise
     except BaseException:
+        plumbing.abandon()
         storage.unmount(record.rw_layer)
         raise
     if detach:
@@ -160,8 +182,10 @@ def start(
     )
     if not running:
         container.delete(force=True)
+        plumbing.abandon()
         storage.release(record.rw_layer)
         raise ContainerConflictError(f"starting container {record.name}: another pydock did")
+    plumbing.done()
     record = manager.store.containers.get(record.id) or record
     try:
         container.start()
@@ -216,6 +240,7 @@ def on_exit(
     if cgroup is not None and same_run and not is_owner_alive(record.monitor):
         with contextlib.suppress(runtime.CgroupError):
             cgroup.remove()
+    networking.release(manager, record.id)
     claimed = manager.store.containers.update(
         record.id,
         expect=(ContainerState.RUNNING,),

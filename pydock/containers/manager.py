@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
-from pydock.containers import lifecycle, names
+from pydock.containers import lifecycle, names, networking
 from pydock.containers import volumes as named_volumes
 from pydock.containers.config import (
     ContainerConfig,
@@ -164,6 +164,7 @@ class ContainerManager:
             options, ImageDefaults.from_config(ImageConfig.parse(image.config).config)
         )
         _check_capabilities(config)
+        networking.check_networks(self, config)
         storage = self.storage(self.drivers.default.name)
         top = storage.prepare_image(image)
         config, made = named_volumes.attach(self.store, self.root, config)
@@ -250,6 +251,7 @@ class ContainerManager:
 
     def _discard(self, record: ContainerRecord, *, volumes: bool = False) -> None:
         """Remove the storage, files and row of a container this process owns."""
+        networking.release(self, record.id)
         self.storage(record.storage).remove_rw(record.rw_layer)
         self.files(record.id).remove()
         self.store.containers.remove(record.id)
@@ -293,6 +295,7 @@ class ContainerManager:
         """A ``run`` killed before its container started: as if the start had failed."""
         storage = self.storage(record.storage)
         storage.release(record.rw_layer)
+        networking.release(self, record.id)
         if self.config_of(record).auto_remove:
             self._discard(record)
         else:

@@ -35,8 +35,8 @@ def status_text(record: ContainerRecord, now: dt.datetime) -> str:
     return "Created"
 
 
-def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
-    """One ``ps`` line: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, NAMES."""
+def ps_row(record: ContainerRecord, now: dt.datetime, ports: str = "") -> list[str]:
+    """One ``ps`` line: CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES."""
     config = ContainerConfig.from_json(record.config)
     return [
         record.id[:12],
@@ -44,6 +44,7 @@ def ps_row(record: ContainerRecord, now: dt.datetime) -> list[str]:
         command_text(config),
         human_age(parse_rfc3339(record.created), now),
         status_text(record, now),
+        ports,
         record.name,
     ]
 
@@ -65,11 +66,16 @@ PS_HEADERS = {
     "State": "STATE",
     "Status": "STATUS",
 }
-PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+PS_DEFAULT = (
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+)
 
 
-def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict[str, str]:
-    """One ``ps --format json`` object, with Docker's keys (``size``: the ``-s`` text)."""
+def ps_json(
+    record: ContainerRecord, now: dt.datetime, size: str = "0B", ports: str = ""
+) -> dict[str, str]:
+    """One ``ps --format json`` object, with Docker's keys (``size``: the ``-s`` text,
+    ``ports``: the PORTS text)."""
     config = ContainerConfig.from_json(record.config)
     created = parse_rfc3339(record.created)
     return {
@@ -84,7 +90,7 @@ def ps_json(record: ContainerRecord, now: dt.datetime, size: str = "0B") -> dict
         ),
         "Names": record.name,
         "Networks": config.network,
-        "Ports": "",
+        "Ports": ports,
         "RunningFor": human_age(created, now),
         "Size": size,
         "State": "paused"
@@ -112,7 +118,12 @@ def mount_view(volume: Volume) -> dict[str, object]:
 
 
 def inspect_document(
-    record: ContainerRecord, graph_driver: dict[str, object], *, log_path: str
+    record: ContainerRecord,
+    graph_driver: dict[str, object],
+    *,
+    log_path: str,
+    network_settings: dict[str, object] | None = None,
+    port_bindings: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """``inspect`` of a container, shaped as Docker's ``container inspect``."""
     config = ContainerConfig.from_json(record.config)
@@ -145,6 +156,10 @@ def inspect_document(
         "HostConfig": {
             "AutoRemove": config.auto_remove,
             "NetworkMode": config.network,
+            "PortBindings": port_bindings or {},
+            "PublishAllPorts": config.publish_all,
+            "ExtraHosts": list(config.add_hosts) or None,
+            "Dns": list(config.dns),
             "ReadonlyRootfs": config.read_only,
             "Memory": config.memory or 0,
             "NanoCpus": int((config.cpus or 0) * 1e9),
@@ -169,6 +184,7 @@ def inspect_document(
             or None,
         },
         "GraphDriver": graph_driver,
+        "NetworkSettings": network_settings or {},
         "Config": {
             "Hostname": config.hostname or record.id[:12],
             "User": config.user,
@@ -182,5 +198,6 @@ def inspect_document(
             "StopSignal": config.stop_signal,
             **({"StopTimeout": config.stop_timeout} if config.stop_timeout is not None else {}),
             "Labels": config.label_map,
+            "ExposedPorts": {port: {} for port in config.exposed} or None,
         },
     }

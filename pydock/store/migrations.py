@@ -181,3 +181,56 @@ def _volumes(db: Database) -> None:
         not_null={"created", "labels", "anonymous", "populated"},
         defaults={"labels": "{}", "anonymous": 0, "populated": 0},
     )
+
+
+@MIGRATIONS(name="0009_networks")
+def _networks(db: Database) -> None:
+    # Networks (``bridge``, ``network create``): driver, address range, the Linux interface.
+    db.table("networks").create(
+        {
+            "id": str,
+            "name": str,
+            "driver": str,
+            "subnet": str,
+            "gateway": str,
+            "interface": str,
+            "internal": int,
+            "created": str,
+            "options": str,
+        },
+        pk="id",
+        not_null={"name", "driver", "created"},
+        defaults={"internal": 0, "options": "{}"},
+    )
+    db.table("networks").create_index(["name"], unique=True)
+    # A container's place on a network: its address (IPAM: unique per network), its names,
+    # its interfaces. Written in one transaction with the choice of the address.
+    db.table("endpoints").create(
+        {
+            "network_id": str,
+            "container_id": str,
+            "address": str,
+            "aliases": str,
+            "host_interface": str,
+            "interface": str,
+        },
+        pk=("network_id", "container_id"),
+        not_null={"aliases"},
+        defaults={"aliases": "[]"},
+        foreign_keys=[("network_id", "networks", "id")],
+    )
+    db.table("endpoints").create_index(["network_id", "address"], unique=True)
+    db.table("endpoints").create_index(["container_id"])
+    # Host ports a running container holds (``-p``): one holder per address, port, protocol.
+    db.table("port_bindings").create(
+        {
+            "container_id": str,
+            "protocol": str,
+            "container_port": int,
+            "host_ip": str,
+            "host_port": int,
+        },
+        pk=("host_ip", "host_port", "protocol"),
+        not_null={"container_id", "container_port"},
+    )
+    db.table("port_bindings").create_index(["container_id"])

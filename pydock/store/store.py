@@ -14,6 +14,7 @@ from pydock.store.db import applied_migrations, open_database, transaction
 from pydock.store.distribution import DistributionStore
 from pydock.store.images import ImageStore
 from pydock.store.layers import LayerStore
+from pydock.store.networks import NetworkStore
 from pydock.store.owner import is_owner_alive
 from pydock.store.records import CacheRecord, LayerRecord
 from pydock.store.volumes import VolumeStore
@@ -32,6 +33,7 @@ class Store(Closing):
         self.containers = ContainerStore(db)
         self.distribution = DistributionStore(db)
         self.volumes = VolumeStore(db)
+        self.networks = NetworkStore(db)
 
     @classmethod
     def open(cls, root: Path) -> Store:

@@ -151,7 +151,7 @@ def test_ps_formats_and_inspect(one: Workspace) -> None:
     try:
         lines = one.pydock.ok("ps", "-a").splitlines()
         assert re.split(r"\s{2,}", lines[0]) == [
-            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES",
+            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
         ]  # fmt: skip
         [row] = [
             json.loads(line) for line in one.pydock.ok("ps", "-a", "--format", "json").splitlines()

@@ -209,7 +209,7 @@ def _record(state: str, **fields: object) -> ContainerRecord:
 def test_ps_columns() -> None:
     row = views.ps_row(_record("running", started="2024-05-01T11:59:57Z"), NOW)
     assert row == ["a" * 12, "busybox", '"sh -c echo hello; s\u2026"', "2 minutes ago",
-                   "Up 3 seconds", "web"]  # fmt: skip
+                   "Up 3 seconds", "", "web"]  # fmt: skip
     exited = _record("exited", exit_code=3, finished="2024-05-01T11:59:00Z")
     assert views.status_text(exited, NOW) == "Exited (3) About a minute ago"
     assert views.status_text(_record("created"), NOW) == "Created"
