@@ -101,6 +101,7 @@ class HttpConnection:
         self.stream = stream
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
         self.hijacked = False
+        self.declared_length = 0
 
     async def _receive(self) -> None:
         try:
@@ -132,6 +133,7 @@ class HttpConnection:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in event.headers
         }
+        self.declared_length = int(headers.get("content-length", "0") or 0)
         return Request(event.method.decode("ascii"), path, query, headers, version)
 
     async def body_chunks(self, limit: int = MAX_UPLOAD) -> AsyncIterator[bytes]:
@@ -150,7 +152,9 @@ class HttpConnection:
                 raise ClientGone()
 
     async def body(self, limit: int = MAX_JSON_BODY) -> bytes:
-        """The whole request body (at most ``limit`` bytes)."""
+        """The whole request body (at most ``limit`` bytes; a longer one is refused unread)."""
+        if self.declared_length > limit:
+            raise HttpError(413, f"request body is larger than {limit} bytes")
         return b"".join([chunk async for chunk in self.body_chunks(limit)])
 
     async def json_body(self) -> dict[str, object]:

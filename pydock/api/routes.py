@@ -722,7 +722,7 @@ async def start_container(service: Service, name: str) -> bool:
     waiting = [c for c in service.waiting.get(record.id, []) if not c.gone]
     stdin = any(client.stdin for client in waiting)
     try:
-        started = await service.call(_start, record.id, bool(waiting), stdin)
+        started = await service.call(_start, record.id, bool(waiting), stdin, spawns=True)
     except BaseException:
         for client in service.waiting.pop(record.id, []):
             client.done.set()
@@ -842,8 +842,8 @@ async def containers_prune(service: Service, http: HttpConnection, request: Requ
     await http.json(200, {"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 
-def _state(engine: Engine, container_id: str) -> tuple[str, int | None, bool] | None:
-    """``(state, exit code, auto remove)`` of a container, brought up to date; None if gone."""
+def _state(engine: Engine, container_id: str) -> tuple[str, int | None, str] | None:
+    """``(state, exit code, start time)`` of a container, brought up to date; None if gone."""
     from pydock.containers import lifecycle
 
     manager = engine.containers
@@ -853,7 +853,7 @@ def _state(engine: Engine, container_id: str) -> tuple[str, int | None, bool] | 
     current = lifecycle.refresh(manager, record)
     if current is None:
         return None
-    return str(current.state), current.exit_code, manager.config_of(current).auto_remove
+    return str(current.state), current.exit_code, current.started or ""
 
 
 def _wait_exit(engine: Engine, container_id: str) -> int | None:
@@ -868,12 +868,13 @@ def _wait_exit(engine: Engine, container_id: str) -> int | None:
 
 
 async def container_wait(service: Service, http: HttpConnection, request: Request) -> None:
-    condition = request.arg("condition", "not-running")
+    condition = request.arg("condition") or "not-running"
     if condition not in ("not-running", "next-exit", "removed"):
         raise HttpError(400, f"invalid condition: {condition}")
     record = await service.call(_lookup, request.params["name"])
     container_id = record.id
     await http.start_stream()  # the client starts the container once it has these headers
+    # next-exit: a run that began after this request (its start time changed), or that runs
     seen_running = str(record.state) == "running"
     exit_code: int | None = record.exit_code
     while True:
@@ -884,7 +885,8 @@ async def container_wait(service: Service, http: HttpConnection, request: Reques
                     await service.exited(container_id).wait()
                 exit_code = service.exits.get(container_id, exit_code)
             break
-        name, code, _ = state
+        name, code, started = state
+        seen_running = seen_running or started != record.started
         exit_code = code if code is not None else exit_code
         if name == "running":
             seen_running = True
@@ -1133,7 +1135,7 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
     tty = bool(record.options.get("Tty"))
     record.running = True
     try:
-        process, fds = await service.call(_exec_start, record, detach)
+        process, fds = await service.call(_exec_start, record, detach, spawns=True)
     except BaseException:
         record.running = False
         record.exit_code = 126

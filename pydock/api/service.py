@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ import socket
 import stat
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -104,6 +104,9 @@ class Service:
     exits: dict[str, int] = field(default_factory=dict)
     exit_events: dict[str, trio.Event] = field(default_factory=dict)
     busy: int = 0
+    spawner: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="pydock-spawn")
+    )
     idle_changed: trio.Event = field(default_factory=trio.Event)
 
     # -- engine work --------------------------------------------------------------------------
@@ -115,8 +118,14 @@ class Service:
         storage: str | None = None,
         storage_options: dict[str, str] | None = None,
         cancellable: bool = False,
+        spawns: bool = False,
     ) -> T:
-        """``fn(engine, *args)`` in a worker thread with an engine of its own."""
+        """``fn(engine, *args)`` in a worker thread with an engine of its own.
+
+        ``spawns``: ``fn`` forks processes that must outlive it (an exec's joiner dies with
+        the thread that forked it, PR_SET_PDEATHSIG): it runs on a thread that lives as long
+        as the service.
+        """
         config = self.config
         if storage is not None or storage_options:
             options = dict(config.storage_options)
@@ -129,6 +138,9 @@ class Service:
             with Engine(config) as engine:
                 return fn(engine, *args)
 
+        if spawns:
+            future = self.spawner.submit(work)
+            return await trio.to_thread.run_sync(future.result, abandon_on_cancel=cancellable)
         return await trio.to_thread.run_sync(work, abandon_on_cancel=cancellable)
 
     def exited(self, container_id: str) -> trio.Event:
@@ -220,6 +232,10 @@ class Service:
             status, message = describe(exc)
             if connection.responded:
                 return False  # mid-stream: nothing left to say but to close
+            if status == 413:
+                # Not read: the body is refused, and the connection with it.
+                await connection.error(status, message)
+                return False
             with contextlib.suppress(HttpError):
                 await connection.drain()
             await connection.error(status, message)
@@ -381,8 +397,11 @@ async def serve(
             await nursery.start(trio.serve_listeners, service.handle, [listener])
             if ready is not None:
                 ready(where)
-            await service.wait_idle(idle_seconds)
-            nursery.cancel_scope.cancel()
+            try:
+                await service.wait_idle(idle_seconds)
+            finally:
+                nursery.cancel_scope.cancel()
+                service.spawner.shutdown(wait=False)
     finally:
         if path is not None:
             with contextlib.suppress(OSError):
@@ -399,7 +418,3 @@ async def _stop_on_signals(scope: trio.CancelScope) -> None:
 def json_dumps(document: object) -> bytes:
     """Compact JSON with a newline, as Docker's streams send it."""
     return json.dumps(document).encode() + b"\n"
-
-
-def infinite() -> float:
-    return math.inf
