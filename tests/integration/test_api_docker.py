@@ -7,8 +7,10 @@ import json
 import os
 import pty
 import select
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +235,31 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
         )
     finally:
         service.docker("rm", "-f", "survivor")
+
+
+def test_socket_activation_and_idle_exit(service: Service, tmp_path: Path) -> None:
+    """systemd's way (LISTEN_FDS): the passed socket is served; idle, the service leaves."""
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate is not installed")
+    path = tmp_path / "activated.sock"
+    command = [activate, "-l", str(path), sys.executable, "-m", "pydock", "--root",
+               str(service.root), "--run-root", str(service.run_root), "system", "service",
+               "--time", "1"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYDOCK_", "DOCKER_"))}
+    activator = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
+    try:
+        assert activator.stderr is not None
+        assert b"Listening on" in activator.stderr.readline()  # the socket exists now
+        env["DOCKER_HOST"] = f"unix://{path}"
+        ran = subprocess.run([DOCKER, "run", "--rm", "busybox", "echo", "activated"],
+                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        assert ran.stdout == "activated\n", ran.stderr
+        # Nothing more to do: the service (exec'd in the activator's place) leaves by itself.
+        assert activator.wait(timeout=60) == 0
+    finally:
+        if activator.poll() is None:
+            activator.kill()
+            activator.wait(timeout=30)
+        if activator.stderr is not None:
+            activator.stderr.close()

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[4]
 EVERY_VERB = {
     "httpx", "rich", "matplotlib", "pydock.bench", "pydock.registry.client",
     "pydock.image.load", "pydock.image.save", "pydock.image.bundle",
+    "pydock.api", "h11", "docker",
 }  # fmt: skip
 IMAGE_VERBS = EVERY_VERB | {"runtime", "pydock.containers.lifecycle", "pydock.cli.containers"}
 CONTAINER_VERBS = EVERY_VERB | {"pydock.cli.images", "pydock.cli.system"}
