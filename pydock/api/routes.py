@@ -722,7 +722,7 @@ async def start_container(service: Service, name: str) -> bool:
     waiting = [c for c in service.waiting.get(record.id, []) if not c.gone]
     stdin = any(client.stdin for client in waiting)
     try:
-        started = await service.call(_start, record.id, bool(waiting), stdin, spawns=True)
+        started = await service.call(_start, record.id, bool(waiting), stdin)
     except BaseException:
         for client in service.waiting.pop(record.id, []):
             client.done.set()
@@ -733,6 +733,8 @@ async def start_container(service: Service, name: str) -> bool:
     service.exit_events.pop(container_id, None)
     service.exits.pop(container_id, None)
     service.exited(container_id)
+    service.started(container_id).set()
+    service.start_events.pop(container_id, None)
     service.nursery.start_soon(_reap, service, container_id, monitor)
     service.event("container", "start", container_id, name=record.name)
     clients = service.waiting.pop(container_id, [])
@@ -890,6 +892,11 @@ async def container_wait(service: Service, http: HttpConnection, request: Reques
         exit_code = code if code is not None else exit_code
         if name == "running":
             seen_running = True
+            if container_id in service.exit_events:  # started here: its monitor tells
+                with trio.move_on_after(1):
+                    await service.exited(container_id).wait()
+                exit_code = service.exits.get(container_id, exit_code)
+                continue
             status = await service.call(_wait_exit, container_id, cancellable=True)
             if status is not None:
                 exit_code = status  # kept: an auto-removed container takes it along
@@ -899,7 +906,8 @@ async def container_wait(service: Service, http: HttpConnection, request: Reques
             done = True
         if done and condition != "removed":
             break
-        await trio.sleep(POLL)
+        with trio.move_on_after(POLL):  # or at once when this service starts it
+            await service.started(container_id).wait()
     body = {"StatusCode": exit_code if exit_code is not None else 0, "Error": None}
     await http.write(json_dumps(body))
     await http.end_stream()
@@ -1135,7 +1143,7 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
     tty = bool(record.options.get("Tty"))
     record.running = True
     try:
-        process, fds = await service.call(_exec_start, record, detach, spawns=True)
+        process, fds = await service.call(_exec_start, record, detach)
     except BaseException:
         record.running = False
         record.exit_code = 126

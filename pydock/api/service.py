@@ -22,12 +22,13 @@ import re
 import signal
 import socket
 import stat
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -43,10 +44,14 @@ from pydock.errors import (
 )
 from pydock.settings import EngineConfig
 
+if TYPE_CHECKING:
+    from pydock.engine import Engine
+
 DEFAULT_IDLE_SECONDS = 5.0
 API_VERSION = "1.41"
 MIN_API_VERSION = (1, 41)
 SOCKET_NAME = "docker.sock"
+WORKERS = 16
 LISTEN_FDS_START = 3
 T = TypeVar("T")
 Handler = Callable[["Service", HttpConnection, Request], Awaitable[None]]
@@ -103,10 +108,12 @@ class Service:
     watchers: list[trio.MemorySendChannel[dict[str, object]]] = field(default_factory=list)
     exits: dict[str, int] = field(default_factory=dict)
     exit_events: dict[str, trio.Event] = field(default_factory=dict)
+    start_events: dict[str, trio.Event] = field(default_factory=dict)
     busy: int = 0
-    spawner: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="pydock-spawn")
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pydock-api")
     )
+    engines: threading.local = field(default_factory=threading.local)
     idle_changed: trio.Event = field(default_factory=trio.Event)
 
     # -- engine work --------------------------------------------------------------------------
@@ -118,34 +125,41 @@ class Service:
         storage: str | None = None,
         storage_options: dict[str, str] | None = None,
         cancellable: bool = False,
-        spawns: bool = False,
     ) -> T:
         """``fn(engine, *args)`` in a worker thread with an engine of its own.
 
-        ``spawns``: ``fn`` forks processes that must outlive it (an exec's joiner dies with
-        the thread that forked it, PR_SET_PDEATHSIG): it runs on a thread that lives as long
-        as the service.
+        The threads live as long as the service: an exec's joiner dies with the thread that
+        forked it (PR_SET_PDEATHSIG). Each keeps its engines open between requests (SQLite
+        connections belong to one thread); opening one per request cost more than the work.
         """
         config = self.config
         if storage is not None or storage_options:
             options = dict(config.storage_options)
             options.update(storage_options or {})
             config = replace(config, storage=storage or config.storage, storage_options=options)
+        engines = self.engines
 
         def work() -> T:
-            from pydock.engine import Engine
+            return fn(_engine_of_this_thread(engines, config), *args)
 
-            with Engine(config) as engine:
-                return fn(engine, *args)
-
-        if spawns:
-            future = self.spawner.submit(work)
-            return await trio.to_thread.run_sync(future.result, abandon_on_cancel=cancellable)
-        return await trio.to_thread.run_sync(work, abandon_on_cancel=cancellable)
+        future = self.pool.submit(work)
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        future.add_done_callback(lambda _: token.run_sync_soon(done.set))
+        if cancellable:
+            await done.wait()
+        else:
+            with trio.CancelScope(shield=True):
+                await done.wait()
+        return future.result()
 
     def exited(self, container_id: str) -> trio.Event:
         """Set when the monitor of a container this service started has ended."""
         return self.exit_events.setdefault(container_id, trio.Event())
+
+    def started(self, container_id: str) -> trio.Event:
+        """Set when this service starts the container (for waits that began before)."""
+        return self.start_events.setdefault(container_id, trio.Event())
 
     # -- events -------------------------------------------------------------------------------
 
@@ -279,6 +293,17 @@ class Service:
                 return
 
 
+def _engine_of_this_thread(engines: threading.local, config: EngineConfig) -> Engine:
+    """This worker thread's engine for ``config`` (opened on first use, then kept)."""
+    from pydock.engine import Engine
+
+    key = (config.storage, tuple(sorted(config.storage_options.items())))
+    opened: dict[object, Engine] = engines.__dict__.setdefault("opened", {})
+    if key not in opened:
+        opened[key] = Engine(config)
+    return opened[key]
+
+
 def _check_version(request: Request) -> None:
     if request.version is not None and request.version < MIN_API_VERSION:
         version = ".".join(map(str, request.version))
@@ -401,7 +426,7 @@ async def serve(
                 await service.wait_idle(idle_seconds)
             finally:
                 nursery.cancel_scope.cancel()
-                service.spawner.shutdown(wait=False)
+                service.pool.shutdown(wait=False, cancel_futures=True)
     finally:
         if path is not None:
             with contextlib.suppress(OSError):
