@@ -15,7 +15,7 @@ from typing import Protocol
 from pydock.cli.base import tls_verify
 
 SIZE_NAMES = ("small", "medium", "large")
-REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun")
+REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun", "pydock-api")
 ARCHIVE_FORMATS = ("docker-archive", "oci-archive")
 
 
