@@ -263,3 +263,15 @@ def test_socket_activation_and_idle_exit(service: Service, tmp_path: Path) -> No
             activator.wait(timeout=30)
         if activator.stderr is not None:
             activator.stderr.close()
+
+
+def test_an_older_api_version_is_refused(service: Service) -> None:
+    head = b"GET /v1.40/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+    with _request(service, head) as client:
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"Minimum supported API version is 1.41" in answer
+    with _request(service, head.replace(b"/v1.40", b"/v1.41")) as client:
+        assert _response(client).startswith(b"HTTP/1.1 200")
