@@ -735,6 +735,7 @@ async def start_container(service: Service, name: str) -> bool:
     service.exited(container_id)
     service.started(container_id).set()
     service.start_events.pop(container_id, None)
+    service.forget_old_runs()
     service.nursery.start_soon(_reap, service, container_id, monitor)
     service.event("container", "start", container_id, name=record.name)
     clients = service.waiting.pop(container_id, [])

@@ -157,6 +157,12 @@ class Service:
         """Set when the monitor of a container this service started has ended."""
         return self.exit_events.setdefault(container_id, trio.Event())
 
+    def forget_old_runs(self, keep: int = 1000) -> None:
+        """Drop the oldest exit records past ``keep`` (a long-lived service starts many)."""
+        for table in (self.exits, self.exit_events):
+            for stale in list(table)[:-keep]:
+                del table[stale]
+
     def started(self, container_id: str) -> trio.Event:
         """Set when this service starts the container (for waits that began before)."""
         return self.start_events.setdefault(container_id, trio.Event())

@@ -9,6 +9,7 @@ import pty
 import select
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -27,6 +28,12 @@ READ_TIMEOUT_SECONDS = 60.0
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_service(tmp_path_factory.mktemp("api")) as running:
         yield running
+
+
+def test_the_socket_is_for_root_only(service: Service) -> None:
+    facts = service.socket.stat()
+    assert stat.S_ISSOCK(facts.st_mode)
+    assert (stat.S_IMODE(facts.st_mode), facts.st_uid, facts.st_gid) == (0o660, 0, 0)
 
 
 def test_run_passes_output_and_status(service: Service) -> None:
