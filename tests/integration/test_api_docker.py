@@ -48,13 +48,32 @@ def test_run_with_standard_input(service: Service) -> None:
     assert (done.returncode, done.stdout) == (0, "line one\nline two\n"), done.stderr
 
 
+def _read_until(leader: int, needle: bytes | None, deadline: float) -> bytes:
+    """Read the terminal until ``needle`` shows (None: until it ends) or the deadline."""
+    output = b""
+    while time.monotonic() < deadline and (needle is None or needle not in output):
+        ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            data = os.read(leader, 4096)
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            break
+        if not data:
+            break
+        output += data
+    return output
+
+
 def test_run_interactive_terminal(service: Service) -> None:
-    """``docker run --rm -it busybox sh -c 'echo hi'`` from a terminal: raw terminal output."""
+    """``docker run --rm -it busybox sh`` from a terminal: typed input, raw terminal output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     env["DOCKER_HOST"] = service.uri
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [DOCKER, "run", "--rm", "-it", "busybox", "sh", "-c", "echo hi; tty"],
+        [DOCKER, "run", "--rm", "-it", "busybox", "sh"],
         stdin=follower,
         stdout=follower,
         stderr=follower,
@@ -62,30 +81,20 @@ def test_run_interactive_terminal(service: Service) -> None:
         start_new_session=True,
     )
     os.close(follower)
-    output = b""
     deadline = time.monotonic() + READ_TIMEOUT_SECONDS
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                data = os.read(leader, 4096)
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    raise
-                break
-            if not data:
-                break
-            output += data
+        prompt = _read_until(leader, b"# ", deadline)
+        assert b"# " in prompt, prompt
+        os.write(leader, b"tty; echo $((6*7)); exit 4\r")
+        output = _read_until(leader, None, deadline)
         status = process.wait(timeout=READ_TIMEOUT_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
         os.close(leader)
-    assert status == 0, output
-    assert b"hi\r\n" in output
+    assert status == 4, output
+    assert b"42\r\n" in output
     assert b"/dev/pts/0" in output  # the container had a terminal of its own
 
 
