@@ -178,6 +178,9 @@ def _joiner(spec: ExecSpec, namespaces: list[tuple[int, int]], sock: socket.sock
         null = os.open(os.devnull, os.O_RDWR)
         for target in (0, 1, 2):
             os.dup2(null, target)
+        # Hold nothing of the caller's while waiting: a resident caller (the API service)
+        # has other processes' pipes open, whose readers must see their end.
+        init.close_fds(2)
         status = reaper.exit_status(os.waitpid(pid, 0)[1])
     except BaseException as exc:
         err = getattr(exc, "errno", None)

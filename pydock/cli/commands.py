@@ -15,7 +15,7 @@ from typing import Protocol
 from pydock.cli.base import tls_verify
 
 SIZE_NAMES = ("small", "medium", "large")
-REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun")
+REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun", "pydock-api")
 ARCHIVE_FORMATS = ("docker-archive", "oci-archive")
 PULL_POLICIES = ("missing", "always", "never")
 TLS_HELP = (
@@ -449,6 +449,14 @@ def _system(add: Add) -> None:
               "Check that the store agrees with the disk (--repair: fix what can be fixed).",
               frees_space=True)  # fmt: skip
     sub.add_argument("--repair", action="store_true", help="repair what can be repaired")
+
+    sub = add("system service", "pydock.cli.service:cmd_system_service", "serving the API",
+              "Serve the Docker Engine API on a unix socket (docker, docker-py).",
+              standalone=True)  # fmt: skip
+    sub.add_argument("-t", "--time", type=float, default=5.0, metavar="SECONDS",
+                     help="leave after this long idle (0: never; default 5)")  # fmt: skip
+    sub.add_argument("uri", metavar="URI", nargs="?",
+                     help="unix:///PATH (default: /run/pydock/docker.sock as root)")  # fmt: skip
 
     sub = add("system df", f"{system}:cmd_system_df", "reading disk usage",
               "Show how much disk images, layers and blobs use.")  # fmt: skip

@@ -40,6 +40,39 @@ class ExecOptions:
 
 def start_exec(manager: ContainerManager, name: str, options: ExecOptions) -> int:
     """Run ``options.command`` in container ``name``; its status (0 at once with ``detach``)."""
+    spec = exec_spec(manager, name, options)
+    where = f"executing in container {name}"
+    attachment: attach.Attachment
+    if options.detach:
+        attachment = attach.Attachment()
+    elif options.tty:
+        attachment = attach.Console(None, options.interactive)
+    else:
+        attachment = attach.Direct(options.interactive)
+    try:
+        stdio = attachment.stdio()
+        process = run_exec(spec, stdio, where=where)
+        if options.detach:
+            return 0
+        return attachment.pump(process)
+    finally:
+        attachment.close()
+
+
+def run_exec(
+    spec: runtime.ExecSpec, stdio: tuple[int, int, int], *, where: str
+) -> runtime.ExecProcess:
+    """Start the process of ``spec`` with descriptors ``stdio``."""
+    try:
+        return runtime.execute(spec, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+    except runtime.ExecError as exc:
+        raise ContainerStartError(str(exc), exit_code=exc.exit_code) from exc
+    except runtime.ContainerError as exc:
+        raise ContainerStartError(f"{where}: {exc}") from exc
+
+
+def exec_spec(manager: ContainerManager, name: str, options: ExecOptions) -> runtime.ExecSpec:
+    """The runtime's spec of ``options`` in running container ``name``, checked."""
     record = manager.lookup(name, doing="executing in")
     current = lifecycle.refresh(manager, record, auto_remove=False) or record
     transition(current.state, Action.EXEC, name=current.name)
@@ -81,23 +114,4 @@ def start_exec(manager: ContainerManager, name: str, options: ExecOptions) -> in
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{where}: {exc}") from exc
-    attachment: attach.Attachment
-    if options.detach:
-        attachment = attach.Attachment()
-    elif options.tty:
-        attachment = attach.Console(None, options.interactive)
-    else:
-        attachment = attach.Direct(options.interactive)
-    try:
-        stdio = attachment.stdio()
-        try:
-            process = runtime.execute(spec, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
-        except runtime.ExecError as exc:
-            raise ContainerStartError(str(exc), exit_code=exc.exit_code) from exc
-        except runtime.ContainerError as exc:
-            raise ContainerStartError(f"{where}: {exc}") from exc
-        if options.detach:
-            return 0
-        return attachment.pump(process)
-    finally:
-        attachment.close()
+    return spec

@@ -16,6 +16,7 @@ EVERY_VERB = {
     "httpx", "rich", "matplotlib", "pydock.bench", "pydock.registry.client",
     "pydock.image.load", "pydock.image.save", "pydock.image.bundle",
     "pyroute2", "pydock.network.bridge", "pydock.network.service",
+    "pydock.api", "h11", "docker",
 }  # fmt: skip
 IMAGE_VERBS = EVERY_VERB | {"runtime", "pydock.containers.lifecycle", "pydock.cli.containers"}
 CONTAINER_VERBS = EVERY_VERB | {

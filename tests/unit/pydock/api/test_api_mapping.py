@@ -1,0 +1,105 @@
+"""The service's pure parts: request targets, Docker's framing, create bodies, error statuses."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from pydock.api.docker import run_options, signal_number, storage_choice
+from pydock.api.http import HttpConnection, HttpError, frame, parse_target
+from pydock.api.service import describe
+from pydock.containers.errors import ContainerConflictError, ContainerStartError
+from pydock.errors import ImageUnknownError
+
+
+def test_a_version_prefix_is_taken_off() -> None:
+    assert parse_target("/v1.41/containers/json?all=1") == ("/containers/json", {"all": ["1"]},
+                                                           (1, 41))  # fmt: skip
+    assert parse_target("/_ping") == ("/_ping", {}, None)
+    assert parse_target("/images/localhost%3A5000%2Fa/json")[0] == "/images/localhost:5000/a/json"
+
+
+def test_frames_carry_the_stream_and_the_length() -> None:
+    assert frame(2, b"err") == b"\x02\x00\x00\x00\x00\x00\x00\x03err"
+
+
+def test_a_create_body_becomes_run_options() -> None:
+    options = run_options(
+        "web",
+        {
+            "Image": "busybox",
+            "Cmd": ["echo", "hi"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Env": ["A=1", "FROM_THE_SERVICE"],
+            "Tty": True,
+            "OpenStdin": True,
+            "HostConfig": {
+                "Binds": ["/tmp:/data:ro"],
+                "Memory": 64 * 1024 * 1024,
+                "NanoCpus": 500_000_000,
+                "PidsLimit": 20,
+                "CapAdd": ["NET_ADMIN"],
+                "NetworkMode": "default",
+                "AutoRemove": True,
+            },
+        },
+    )
+    assert options.entrypoint == "/bin/sh"
+    assert options.command == ("-c", "echo", "hi")
+    assert options.env == ("A=1",)  # a bare name never reads the service's environment
+    assert (options.memory, options.cpus, options.pids_limit) == (str(64 << 20), "0.5", 20)
+    assert options.network == "none"
+    assert options.volumes == ("/tmp:/data:ro",)
+    assert options.tty and options.interactive and options.auto_remove
+    assert options.cap_add == ("NET_ADMIN",)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        {"NetworkMode": "mynet"},
+        {"RestartPolicy": {"Name": "always"}},
+        {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}},
+    ],
+)
+def test_what_pydock_cannot_do_is_refused(host: dict[str, object]) -> None:
+    with pytest.raises(HttpError) as caught:
+        run_options(None, {"Image": "busybox", "HostConfig": host})
+    assert caught.value.status == 400
+
+
+def test_storage_opt_names_the_driver_and_its_options() -> None:
+    chosen = storage_choice({"StorageOpt": {"driver": "vfs", "vfs.copy": "readwrite"}})
+    assert chosen == ("vfs", {"vfs.copy": "readwrite"})
+    with pytest.raises(HttpError, match="size is not supported"):
+        storage_choice({"StorageOpt": {"size": "10G"}})
+
+
+def test_signals_by_name_or_number() -> None:
+    assert (signal_number("TERM"), signal_number("SIGHUP"), signal_number("9")) == (15, 1, 9)
+    with pytest.raises(HttpError):
+        signal_number("NOPE")
+
+
+def test_errors_map_to_dockers_statuses() -> None:
+    assert describe(ImageUnknownError("x"))[0] == 404
+    assert describe(ContainerConflictError("x"))[0] == 409
+    status, message = describe(ContainerStartError("starting c: no such thing", exit_code=127))
+    assert status == 400
+    assert "executable file not found" in message  # what the docker client turns into 127
+
+
+def test_a_body_past_its_bound_is_refused_unread() -> None:
+    async def main() -> None:
+        client, server = trio.testing.memory_stream_pair()
+        connection = HttpConnection(server)
+        await client.send_all(
+            b"POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Length: 99999999\r\n\r\n"
+        )
+        await connection.read_request()
+        with pytest.raises(HttpError) as caught:
+            await connection.json_body()
+        assert caught.value.status == 413
+
+    trio.run(main)
