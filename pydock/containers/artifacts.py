@@ -24,6 +24,7 @@ from pydock.image import blobs
 from pydock.image.layercache import driver_step
 from pydock.image.layertar import store_layer_tar
 from pydock.image.reference import parse_reference
+from pydock.network.etcfiles import NAMES as ETC_NAMES
 from pydock.store import ContainerRecord, ImageRecord
 
 if TYPE_CHECKING:
@@ -66,7 +67,25 @@ def changes(manager: ContainerManager, record: ContainerRecord) -> list[graphdri
     _, top = _image_top(manager, record)
     storage = manager.storage(record.storage)
     with _pinned(storage, record):
-        return storage.changes(record.rw_layer, top)
+        return without_mount_stubs(storage.changes(record.rw_layer, top))
+
+
+# Mount points pydock makes in the writable layer for the per-container /etc files when the
+# image has none. Whatever a container writes there goes to the bound file in its directory,
+# never into the layer, so these are not changes of the container's (Docker keeps them in an
+# init layer below the container's, out of ``diff``).
+MOUNT_STUBS = frozenset(f"/etc/{name}" for name in ETC_NAMES)
+
+
+def without_mount_stubs(found: list[graphdriver.Change]) -> list[graphdriver.Change]:
+    """``found`` less the /etc mount stubs, and less ``/etc`` itself when the stubs were all
+    that changed under it."""
+    kept = [change for change in found if change.path not in MOUNT_STUBS]
+    if len(kept) == len(found):
+        return found
+    if not any(change.path.startswith("/etc/") for change in kept):
+        kept = [change for change in kept if change.path != "/etc"]
+    return kept
 
 
 def size(manager: ContainerManager, record: ContainerRecord) -> int:

@@ -56,7 +56,8 @@ def test_diff_commit_export(ws: Workspace, tmp_path: Path) -> None:
     out = ws.pydock.ok(
         "run", "--rm", "committed:v1", "sh", "-c", "cat /newfile; ls /etc; readlink /bin/newlink"
     )
-    assert out == "new\npasswd\n/newfile\n"
+    # /etc/group is gone; hostname, hosts and resolv.conf are every container's own files.
+    assert out == "new\nhostname\nhosts\npasswd\nresolv.conf\n/newfile\n"
 
     target = tmp_path / "w1.tar"
     ws.pydock.ok("export", "-o", str(target), "w1")

@@ -41,9 +41,11 @@ def _steps(loop: int, rng: random.Random, layer: Path) -> list[list[str]]:
                 ["rmi", f"{mine}:tag"]]  # fmt: skip
     if choice == 3:
         return [
-            ["--storage", storage, "create", "--name", f"{mine}-c", "busybox", "true"],
+            # Running, so that another loop's system prune (which removes stopped containers,
+            # as Docker's) leaves it to this loop.
+            ["--storage", storage, "run", "-d", "--name", f"{mine}-c", "busybox", "sleep", "60"],
             ["--storage", storage, "commit", f"{mine}-c", f"{mine}:committed"],
-            ["rm", f"{mine}-c"],
+            ["rm", "-f", f"{mine}-c"],
             ["rmi", f"{mine}:committed"],
         ]
     if choice == 4:

@@ -105,6 +105,13 @@ def test_kill_9_loses_nothing_and_leaves_nothing(
         out = pydock(root, "--storage", DRIVERS[point % 3], "run", "--rm", "busybox", "cat",
                      "/etc/passwd")  # fmt: skip
         assert out.returncode == 0, (point, delay, out.stderr)
-        assert "keeper" in ok(root, "ps", "-a", "--format", "json")
+        listed = ok(root, "ps", "-a", "--format", "json")
+        if operation == "prune":
+            # system prune removes stopped containers, keeper too when it got that far (as
+            # Docker's); it is made again for the next round.
+            if "keeper" not in listed:
+                ok(root, "create", "--name", "keeper", "busybox", "true")
+        else:
+            assert "keeper" in listed
         # ... and nothing is left over.
         assert_nothing_left(root)

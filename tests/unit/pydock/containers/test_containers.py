@@ -224,3 +224,18 @@ def test_inspect_document() -> None:
     assert document["Args"] == ["-c", "echo hello; sleep 100"]
     state = document["State"]
     assert isinstance(state, dict) and state["Running"] is False and state["Pid"] == 0
+
+
+def test_diff_leaves_out_the_etc_mount_stubs() -> None:
+    from graphdriver import Change, ChangeKind
+    from pydock.containers.artifacts import without_mount_stubs
+
+    def changes(*lines: str) -> list[Change]:
+        return [Change(line[2:], ChangeKind(line[0])) for line in lines]
+
+    stubs = changes("A /etc", "A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf")
+    assert without_mount_stubs(stubs + changes("A /new")) == changes("A /new")
+    mixed = changes("C /etc", "A /etc/hosts", "D /etc/group", "C /etc/resolv.conf")
+    assert without_mount_stubs(mixed) == changes("C /etc", "D /etc/group")
+    untouched = changes("C /etc", "C /etc/passwd")
+    assert without_mount_stubs(untouched) == untouched
