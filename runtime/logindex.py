@@ -1,0 +1,121 @@
+"""Times of the lines in a log file, kept beside it in an index of fixed-size records.
+
+    stdout.log        the bytes exactly as the container wrote them (unchanged format)
+    stdout.log.idx    one 16-byte record per line start: byte offset in the log, time in ns
+                      since the epoch (little-endian unsigned 64-bit each), in offset order
+
+Whoever copies a stream into its log writes both (``IndexedLog``); every line that starts in
+one read gets that read's time. A log written without a copier (a detached container's output
+straight into the file) has no records for those lines; readers give them the time of the
+closest record before them, or, with none, the log file's modification time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from pathlib import Path
+
+RECORD = struct.Struct("<QQ")
+SUFFIX = ".idx"
+
+
+def index_path(log: Path) -> Path:
+    """The index of the log ``log``."""
+    return log.with_name(log.name + SUFFIX)
+
+
+def open_index(log: Path) -> int:
+    """A descriptor appending to the index of ``log``."""
+    return os.open(index_path(log), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+class IndexedLog:
+    """Appends to a log and records the time of every line that starts in it."""
+
+    def __init__(self, log_fd: int, index_fd: int) -> None:
+        self.log_fd = log_fd
+        self.index_fd = index_fd
+        self.offset = os.fstat(log_fd).st_size
+        # A log that ends inside a line (a previous run's last words) continues that line.
+        self.at_line_start = self.offset == 0 or _last_byte(log_fd, self.offset) == b"\n"
+
+    def write(self, data: bytes, when: int | None = None) -> None:
+        """Append ``data`` to the log, and its line starts to the index with the time ``when``
+        (ns since the epoch; default now: pass the time of the read when it came earlier)."""
+        if not data:
+            return
+        now = time.time_ns() if when is None else when
+        records = bytearray()
+        if self.at_line_start:
+            records += RECORD.pack(self.offset, now)
+        start = 0
+        while (found := data.find(b"\n", start)) >= 0 and found + 1 < len(data):
+            records += RECORD.pack(self.offset + found + 1, now)
+            start = found + 1
+        # The index goes first: a reader that sees the bytes also sees their time.
+        if records:
+            _write_all(self.index_fd, bytes(records))
+        _write_all(self.log_fd, data)
+        self.offset += len(data)
+        self.at_line_start = data.endswith(b"\n")
+
+
+class LineTimes:
+    """The recorded line starts of one log, searchable by offset and by time."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offsets: list[int] = []
+        self.times: list[int] = []
+        self._read = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Load the records appended since the last call."""
+        try:
+            with open(index_path(self.log), "rb") as index:
+                index.seek(self._read)
+                data = index.read()
+        except FileNotFoundError:
+            data = b""
+        whole = len(data) - len(data) % RECORD.size  # a record being written waits
+        for offset, stamp in RECORD.iter_unpack(data[:whole]):
+            self.offsets.append(offset)
+            self.times.append(stamp)
+        self._read += whole
+
+    def time_at(self, offset: int) -> int:
+        """The time of the line that starts at ``offset``."""
+        position = bisect.bisect_right(self.offsets, offset) - 1
+        if position >= 0:
+            return self.times[position]
+        if self.times:
+            return self.times[0]
+        try:
+            return os.stat(self.log).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def first_at_or_after(self, when: int) -> int | None:
+        """The offset of the first recorded line written at ``when`` or later (None: none)."""
+        # Times only go back if the clock is set back; a linear scan then stays correct.
+        for offset, stamp in zip(self.offsets, self.times, strict=True):
+            if stamp >= when:
+                return offset
+        return None
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    try:
+        return os.pread(fd, 1, size - 1)
+    except OSError:
+        return b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
