@@ -5,17 +5,21 @@
                       since the epoch (little-endian unsigned 64-bit each), in offset order
 
 Whoever copies a stream into its log writes both (``IndexedLog``); every line that starts in
-one read gets that read's time. A log written without a copier (a detached container's output
-straight into the file) has no records for those lines; readers give them the time of the
-closest record before them, or, with none, the log file's modification time.
+one read gets that read's time. For a detached container the container's monitor copies, in a
+thread (``copy_until_closed``), and records the exit only once the streams have ended. Lines
+written without a copier (logs from before the index existed) have no records; readers give
+them the time of the closest record before them or, with none, the log's modification time.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+import selectors
 import struct
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 RECORD = struct.Struct("<QQ")
@@ -119,3 +123,34 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+@dataclass(frozen=True)
+class LogCopy:
+    """One stream to copy: the read end of the container's pipe, its log and the log's index."""
+
+    source: int
+    log: int
+    index: int
+
+    @property
+    def fds(self) -> tuple[int, int, int]:
+        """Every descriptor the copy needs."""
+        return self.source, self.log, self.index
+
+
+def copy_until_closed(copies: Sequence[LogCopy]) -> None:
+    """Copy every source into its log (with the index) until each source ends."""
+    logs = {copy.source: IndexedLog(copy.log, copy.index) for copy in copies}
+    # poll(), not epoll: it holds no descriptor of its own, so the monitor may close every
+    # descriptor but ``copies`` while this runs in its thread.
+    with selectors.PollSelector() as selector:
+        for source in logs:
+            selector.register(source, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                data = os.read(key.fd, 1 << 16)
+                if not data:
+                    selector.unregister(key.fd)
+                    continue
+                logs[key.fd].write(data)

@@ -1,7 +1,8 @@
 """Where a container's standard streams go, and the copying pydock does while it runs.
 
-    detached   stdout and stderr append straight to the container's log files; with a
-               terminal, a small copier process drains it into stdout.log
+    detached   stdout and stderr are pipes the container's monitor copies into its log files
+               (with each line's time); with a terminal, a small copier process drains it
+               into stdout.log
     direct     ``run --rm`` without a terminal: the caller's own descriptors, nothing copied
     tee        foreground without ``--rm``: pipes, copied to the caller's stdout/stderr and to
                the log files
@@ -32,7 +33,7 @@ from typing import Protocol
 
 import runtime
 from pydock.containers.files import ContainerFiles
-from runtime.logindex import IndexedLog, open_index
+from runtime.logindex import IndexedLog, LogCopy, open_index
 
 FORWARDED = (
     signal.SIGINT,
@@ -70,6 +71,10 @@ class Attachment:
         """Descriptors 0, 1 and 2 of the container's command."""
         return self._null, self._null, self._null
 
+    def log_copies(self) -> tuple[LogCopy, ...]:
+        """Output pipes the container's monitor is to copy into the logs."""
+        return ()
+
     def started(self, container: Process) -> None:
         """The container runs: drop the descriptors only it should hold."""
 
@@ -95,17 +100,35 @@ class Attachment:
 
 
 class Detached(Attachment):
-    """Output into the log files; the caller goes away."""
+    """Output into the log files; the caller goes away.
 
-    def __init__(self, files: ContainerFiles) -> None:
+    Without a terminal the output goes through pipes that the container's monitor copies
+    into the logs, recording each line's time; with one, a copier process drains it.
+    """
+
+    def __init__(self, files: ContainerFiles, tty: bool = False) -> None:
         super().__init__()
         self.files = files
         files.create()
         self._out = self._own(files.open_log(files.stdout_log))
         self._err = self._own(files.open_log(files.stderr_log))
+        self._copies: tuple[LogCopy, ...] = ()
+        self._stdio = (self._null, self._out, self._err)
+        if not tty:
+            copies = []
+            writes = []
+            for log, log_fd in ((files.stdout_log, self._out), (files.stderr_log, self._err)):
+                read_end, write_end = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
+                copies.append(LogCopy(read_end, log_fd, self._own(open_index(log))))
+                writes.append(write_end)
+            self._copies = tuple(copies)
+            self._stdio = (self._null, writes[0], writes[1])
 
     def stdio(self) -> tuple[int, int, int]:
-        return self._null, self._out, self._err
+        return self._stdio
+
+    def log_copies(self) -> tuple[LogCopy, ...]:
+        return self._copies
 
     def started(self, container: Process) -> None:
         if container.console_fd is not None:
@@ -309,7 +332,7 @@ def choose(
 ) -> Attachment:
     """The attachment a ``run``/``start`` asks for."""
     if detach:
-        return Detached(files)
+        return Detached(files, tty)
     if tty:
         return Console(files if keep_logs else None, interactive)
     if keep_logs:

@@ -2,6 +2,7 @@
 
 The container writes a first burst, blocks on a fifo the test opens once it has seen that
 burst, then writes a second one: every time the test takes in between separates the bursts.
+It runs in the foreground (pydock copies its output) and detached (its monitor copies).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import datetime
 import os
 import selectors
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -35,17 +36,17 @@ class Bursts:
     after: int
 
 
-def _wait_for_line(process: subprocess.Popen[bytes], wanted: bytes) -> None:
-    """Read the foreground run's stdout until ``wanted`` arrives (bounded)."""
-    assert process.stdout is not None
+def _wait_for_line(stream: IO[bytes] | None, wanted: bytes) -> None:
+    """Read a pipe from the spawned pydock until ``wanted`` arrives (bounded)."""
+    assert stream is not None
     seen = b""
     deadline = time.monotonic() + WAIT
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(stream, selectors.EVENT_READ)
         while wanted not in seen:
             left = deadline - time.monotonic()
             assert left > 0 and selector.select(left), f"no {wanted!r} in {seen!r}"
-            chunk = os.read(process.stdout.fileno(), 4096)
+            chunk = os.read(stream.fileno(), 4096)
             assert chunk, f"run ended before {wanted!r}: {seen!r}"
             seen += chunk
 
@@ -58,21 +59,31 @@ def _release(fifo: Path) -> None:
         os.close(fd)
 
 
-@pytest.fixture(scope="module")
-def bursts(one: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bursts]:
+@pytest.fixture(scope="module", params=["foreground", "detached"])
+def bursts(
+    request: pytest.FixtureRequest, one: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Bursts]:
+    """A run in the foreground (pydock copies) or detached (the monitor copies)."""
     sync = tmp_path_factory.mktemp("logs-sync")
     fifo = sync / "go"
     os.mkfifo(fifo, 0o600)
     pydock = one.pydock
+    run = ("run", "--name", "bursts", "-v", f"{sync}:/sync", "busybox", "sh", "-c", SCRIPT)
     before = time.time_ns()
-    process = pydock.spawn(
-        "run", "--name", "bursts", "-v", f"{sync}:/sync", "busybox", "sh", "-c", SCRIPT
-    )
+    if request.param == "detached":
+        pydock.ok(run[0], "-d", *run[1:])
+        process = pydock.spawn("logs", "-f", "bursts")  # ends when the container does
+    else:
+        process = pydock.spawn(*run)
     try:
-        _wait_for_line(process, b"one\n")
+        # Both streams' first burst has been copied (and timed) before ``between``.
+        _wait_for_line(process.stdout, b"one\n")
+        _wait_for_line(process.stderr, b"uno\n")
         between = time.time_ns()
         _release(fifo)
         assert process.wait(timeout=WAIT) == 0
+        if request.param == "detached":
+            assert pydock.ok("wait", "bursts") == "0\n"
         after = time.time_ns()
         yield Bursts("bursts", before, between, after)
     finally:
