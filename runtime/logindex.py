@@ -13,16 +13,20 @@ them the time of the closest record before them or, with none, the log's modific
 
 from __future__ import annotations
 
+import array
 import bisect
 import os
+import re
 import selectors
 import struct
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 RECORD = struct.Struct("<QQ")
+_NEWLINE = re.compile(b"\n")
 SUFFIX = ".idx"
 
 
@@ -52,16 +56,16 @@ class IndexedLog:
         if not data:
             return
         now = time.time_ns() if when is None else when
-        records = bytearray()
-        if self.at_line_start:
-            records += RECORD.pack(self.offset, now)
-        start = 0
-        while (found := data.find(b"\n", start)) >= 0 and found + 1 < len(data):
-            records += RECORD.pack(self.offset + found + 1, now)
-            start = found + 1
+        starts = array.array("Q", [0] if self.at_line_start else [])
+        starts.extend(found.end() for found in _NEWLINE.finditer(data, 0, len(data) - 1))
+        records = array.array("Q", bytes(len(starts) * RECORD.size))
+        records[0::2] = array.array("Q", (self.offset + start for start in starts))
+        records[1::2] = array.array("Q", [now]) * len(starts)
+        if sys.byteorder != "little":
+            records.byteswap()
         # The index goes first: a reader that sees the bytes also sees their time.
-        if records:
-            _write_all(self.index_fd, bytes(records))
+        if starts:
+            _write_all(self.index_fd, records.tobytes())
         _write_all(self.log_fd, data)
         self.offset += len(data)
         self.at_line_start = data.endswith(b"\n")
@@ -72,8 +76,8 @@ class LineTimes:
 
     def __init__(self, log: Path) -> None:
         self.log = log
-        self.offsets: list[int] = []
-        self.times: list[int] = []
+        self.offsets = array.array("Q")
+        self.times = array.array("Q")
         self._read = 0
         self.refresh()
 
@@ -86,9 +90,11 @@ class LineTimes:
         except FileNotFoundError:
             data = b""
         whole = len(data) - len(data) % RECORD.size  # a record being written waits
-        for offset, stamp in RECORD.iter_unpack(data[:whole]):
-            self.offsets.append(offset)
-            self.times.append(stamp)
+        records = array.array("Q", data[:whole])
+        if sys.byteorder != "little":
+            records.byteswap()
+        self.offsets.extend(records[0::2])
+        self.times.extend(records[1::2])
         self._read += whole
 
     def time_at(self, offset: int) -> int:

@@ -33,6 +33,7 @@ class _Reader:
         if self.times is not None and window.until is not None:
             self.end = self.times.first_at_or_after(window.until)
         self.at_line_start = True
+        self._stamp = (-1, b"")
 
     @property
     def finished(self) -> bool:
@@ -73,7 +74,10 @@ class _Reader:
         start = 0
         while start < len(data):
             if self.at_line_start:
-                out += format_time(self.times.time_at(self.offset + start)).encode() + b" "
+                stamp = self.times.time_at(self.offset + start)
+                if stamp != self._stamp[0]:
+                    self._stamp = (stamp, format_time(stamp).encode() + b" ")
+                out += self._stamp[1]
             found = data.find(b"\n", start)
             cut = len(data) if found < 0 else found + 1
             out += data[start:cut]
