@@ -18,12 +18,14 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import cgroups, channel, idmap, init, monitor, seccomp
 from .cgroups import Cgroup
 from .container import Container, report_error
 from .errors import ContainerError, InvalidSpecError, SetupError
+from .logindex import LogCopy
 from .spec import ContainerSpec
 
 TTY_GROUP = 5
@@ -117,6 +119,7 @@ def create(
     cgroup_parent: str | None = None,
     id_mapping: idmap.IdMapping | None = None,
     exit_command: tuple[str, ...] = (),
+    log_copies: Sequence[LogCopy] = (),
     timeout: float = 30.0,
 ) -> Container:
     """Set up ``spec`` in new namespaces and return it CREATED, ready for ``start``.
@@ -124,7 +127,8 @@ def create(
     ``stdin``/``stdout``/``stderr`` are descriptors for the command (default: the caller's).
     With ``detach`` the monitor starts its own session so it outlives the caller's terminal;
     ``exit_file`` is where it records the exit status either way, and ``exit_command`` (argv)
-    is started once the status is recorded. ``id_mapping`` overrides the
+    is started once the status is recorded; ``log_copies`` are output pipes the monitor copies
+    into log files (the caller closes its write ends once created). ``id_mapping`` overrides the
     user-namespace maps that :func:`runtime.idmap.plan` would choose.
     """
     use_userns = spec.userns if spec.userns is not None else os.geteuid() != 0
@@ -173,6 +177,7 @@ def create(
             exit_file=exit_file,
             detach=detach,
             exit_command=exit_command,
+            log_copies=log_copies,
         )
     theirs.close()
     ours.settimeout(timeout)
@@ -213,6 +218,7 @@ def run(
     cgroup_parent: str | None = None,
     id_mapping: idmap.IdMapping | None = None,
     exit_command: tuple[str, ...] = (),
+    log_copies: Sequence[LogCopy] = (),
     timeout: float = 30.0,
 ) -> Container:
     """Create and start ``spec`` (see :func:`create`); the command is running on return."""
@@ -226,6 +232,7 @@ def run(
         cgroup_parent=cgroup_parent,
         id_mapping=id_mapping,
         exit_command=exit_command,
+        log_copies=log_copies,
         timeout=timeout,
     )
     container.start(timeout=timeout)

@@ -5,7 +5,9 @@ closes every descriptor it inherited, so a detached container holds nothing of t
 started it; it forwards the usual termination signals to init, waits for it, removes the
 cgroup, records the exit status (``128+N`` for signal N) in the exit file when one is given,
 and exits with that status itself; an exit command, when one is given (the caller's clean-up,
-as conmon's), then starts from a helper forked before the pid namespace existed.
+as conmon's), then starts from a helper forked before the pid namespace existed. Given output
+pipes, a thread copies them into the log files with each line's time (as conmon's logging)
+and the exit is recorded only after they have ended, so ``wait`` then ``logs`` sees it all.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ import contextlib
 import os
 import resource
 import socket
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from . import channel, init, linux, reaper
 from .cgroups import Cgroup
 from .errors import ContainerError
+from .logindex import LogCopy, copy_until_closed
+
+# How long the monitor waits, once init is gone, for the log copies to reach end-of-file
+# (only a process outside the container that still holds a pipe's write end delays them).
+LOG_DRAIN_TIMEOUT = 10.0
 
 OOM_KILLED = "oom-killed"
 
@@ -47,17 +56,32 @@ def read_oom_killed(path: Path) -> bool:
         return False
 
 
-def _let_go_of_caller(keep: int = -1) -> None:
+def _let_go_of_caller(*keep: int) -> None:
     """Drop every descriptor inherited from the caller but ``keep``; stdio becomes /dev/null."""
     null = os.open("/dev/null", os.O_RDWR)
     for target in (0, 1, 2):
         os.dup2(null, target)
     highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
-    if keep > 2:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, highest)
-    else:
-        os.closerange(3, highest)
+    start = 3
+    for fd in sorted({fd for fd in keep if fd > 2}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, highest)
+
+
+def _start_log_copies(copies: Sequence[LogCopy]) -> threading.Thread | None:
+    """Copy the container's output pipes into its logs in a thread of this process."""
+    if not copies:
+        return None
+
+    def copy() -> None:
+        # Nobody is left to tell: a failed copy ends, and the container sees a closed pipe.
+        with contextlib.suppress(OSError):
+            copy_until_closed(copies)
+
+    thread = threading.Thread(target=copy, name="log-copy", daemon=True)
+    thread.start()
+    return thread
 
 
 def _prepare_exit_command(argv: tuple[str, ...]) -> int:
@@ -71,7 +95,7 @@ def _prepare_exit_command(argv: tuple[str, ...]) -> int:
     if os.fork() == 0:
         try:
             os.close(write_end)
-            _let_go_of_caller(keep=read_end)
+            _let_go_of_caller(read_end)
             os.read(read_end, 1)
             os.setsid()
             os.execvp(argv[0], list(argv))
@@ -89,8 +113,13 @@ def run(
     exit_file: Path | None,
     detach: bool,
     exit_command: tuple[str, ...] = (),
+    log_copies: Sequence[LogCopy] = (),
 ) -> NoReturn:
-    """Run the monitor in the freshly forked child; never returns."""
+    """Run the monitor in the freshly forked child; never returns.
+
+    With ``log_copies`` the container's output arrives on pipes that the monitor copies into
+    the log files (and their line-time indexes) until they end, before recording the exit.
+    """
     status = init.SETUP_FAILED
     try:
         if detach:
@@ -103,6 +132,11 @@ def run(
         if message is None or message.kind != "continue":
             raise ContainerError("waiting for the id maps: the caller went away")
         hook = _prepare_exit_command(exit_command) if exit_command else -1
+        # Here, between the user namespace (only a single-threaded process may enter one) and
+        # the pid namespace (after which this process may no longer create threads). Nothing
+        # writes to the pipes before init runs the command, so the thread idles in select()
+        # while init is forked.
+        copier = _start_log_copies(log_copies)
         # Only the children of this process enter the new pid namespace: init becomes pid 1.
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
@@ -110,9 +144,11 @@ def run(
             init.run(plan, sock)
         channel.send(sock, "pid", {"pid": pid})
         sock.close()
-        _let_go_of_caller(keep=hook)
+        _let_go_of_caller(hook, *(fd for copy in log_copies for fd in copy.fds))
         reaper.forward_signals(pid)
         status = reaper.reap_until(pid)
+        if copier is not None:
+            copier.join(LOG_DRAIN_TIMEOUT)
         oom_killed = False
         if cgroup is not None:
             oom_killed = cgroup.oom_killed()

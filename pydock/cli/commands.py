@@ -182,6 +182,9 @@ def _containers(add: Add) -> None:
               "Print what a container wrote (-f: keep following while it runs).")  # fmt: skip
     sub.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
     sub.add_argument("-n", "--tail", default="all", help="lines from the end of each stream")
+    sub.add_argument("-t", "--timestamps", action="store_true", help="show each line's time")
+    sub.add_argument("--since", metavar="T", help="lines since T (timestamp or duration: 10m)")
+    sub.add_argument("--until", metavar="T", help="lines before T (timestamp or duration)")
     sub.add_argument("container", metavar="CONTAINER")
 
     sub = add("exec", f"{run}:cmd_exec", "executing in a container",

@@ -214,7 +214,12 @@ def _size_text(manager: ContainerManager, record: ContainerRecord) -> str:
 def cmd_logs(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Print what a container wrote (-f: keep following while it runs)."""
     manager = engine.containers
-    tail = _tail_lines(args.tail)
+    window = logs.Window(
+        tail=_tail_lines(args.tail),
+        since=_log_time(args.since, "--since"),
+        until=_log_time(args.until, "--until"),
+        timestamps=args.timestamps,
+    )
     record = manager.lookup(args.container, doing="reading logs of")
     out.flush()
 
@@ -225,8 +230,18 @@ def cmd_logs(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         current = lifecycle.refresh(manager, current)
         return current is not None and current.state == ContainerState.RUNNING
 
-    logs.show(manager.files(record.id), tail=tail, follow=args.follow, is_running=is_running)
+    logs.show(manager.files(record.id), window=window, follow=args.follow, is_running=is_running)
     return 0
+
+
+def _log_time(text: str | None, flag: str) -> int | None:
+    """``--since``/``--until``: a time in ns since the epoch (None: not given)."""
+    if text is None:
+        return None
+    try:
+        return logs.parse_time(text)
+    except ValueError as exc:
+        raise UsageError(f"reading logs: invalid {flag} {text!r}: {exc}") from exc
 
 
 def _tail_lines(text: str) -> int | None:

@@ -93,7 +93,12 @@ def _run_attached(
     hook = lifecycle.exit_command(manager, record) if detach else ()
     try:
         started = lifecycle.start(
-            manager, record, attachment.stdio(), exit_command=hook, detach=detach
+            manager,
+            record,
+            attachment.stdio(),
+            exit_command=hook,
+            detach=detach,
+            log_copies=attachment.log_copies(),
         )
         attachment.started(started.container)
         if detach:

@@ -1,7 +1,8 @@
 """Where a container's standard streams go, and the copying pydock does while it runs.
 
-    detached   stdout and stderr append straight to the container's log files; with a
-               terminal, a small copier process drains it into stdout.log
+    detached   stdout and stderr are pipes the container's monitor copies into its log files
+               (with each line's time); with a terminal, a small copier process drains it
+               into stdout.log
     direct     ``run --rm`` without a terminal: the caller's own descriptors, nothing copied
     tee        foreground without ``--rm``: pipes, copied to the caller's stdout/stderr and to
                the log files
@@ -23,6 +24,7 @@ import resource
 import selectors
 import signal
 import termios
+import time
 import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ from typing import Protocol
 
 import runtime
 from pydock.containers.files import ContainerFiles
+from runtime.logindex import IndexedLog, LogCopy, open_index
 
 FORWARDED = (
     signal.SIGINT,
@@ -68,6 +71,10 @@ class Attachment:
         """Descriptors 0, 1 and 2 of the container's command."""
         return self._null, self._null, self._null
 
+    def log_copies(self) -> tuple[LogCopy, ...]:
+        """Output pipes the container's monitor is to copy into the logs."""
+        return ()
+
     def started(self, container: Process) -> None:
         """The container runs: drop the descriptors only it should hold."""
 
@@ -93,21 +100,40 @@ class Attachment:
 
 
 class Detached(Attachment):
-    """Output into the log files; the caller goes away."""
+    """Output into the log files; the caller goes away.
 
-    def __init__(self, files: ContainerFiles) -> None:
+    Without a terminal the output goes through pipes that the container's monitor copies
+    into the logs, recording each line's time; with one, a copier process drains it.
+    """
+
+    def __init__(self, files: ContainerFiles, tty: bool = False) -> None:
         super().__init__()
         self.files = files
         files.create()
         self._out = self._own(files.open_log(files.stdout_log))
         self._err = self._own(files.open_log(files.stderr_log))
+        self._copies: tuple[LogCopy, ...] = ()
+        self._stdio = (self._null, self._out, self._err)
+        if not tty:
+            copies = []
+            writes = []
+            for log, log_fd in ((files.stdout_log, self._out), (files.stderr_log, self._err)):
+                read_end, write_end = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
+                copies.append(LogCopy(read_end, log_fd, self._own(open_index(log))))
+                writes.append(write_end)
+            self._copies = tuple(copies)
+            self._stdio = (self._null, writes[0], writes[1])
 
     def stdio(self) -> tuple[int, int, int]:
-        return self._null, self._out, self._err
+        return self._stdio
+
+    def log_copies(self) -> tuple[LogCopy, ...]:
+        return self._copies
 
     def started(self, container: Process) -> None:
         if container.console_fd is not None:
-            spawn_copier(container.console_fd, self._out)
+            index = self._own(open_index(self.files.stdout_log))
+            spawn_copier(container.console_fd, self._out, index)
             os.close(container.console_fd)
             container.console_fd = None
         self.close()
@@ -131,9 +157,9 @@ class Tee(Attachment):
         super().__init__()
         self.interactive = interactive
         files.create()
-        self._logs = (
-            self._own(files.open_log(files.stdout_log)),
-            self._own(files.open_log(files.stderr_log)),
+        self._logs = tuple(
+            IndexedLog(self._own(files.open_log(log)), self._own(open_index(log)))
+            for log in (files.stdout_log, files.stderr_log)
         )
         out_read, self._out_write = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
         err_read, self._err_write = (self._own(fd) for fd in os.pipe2(os.O_CLOEXEC))
@@ -157,8 +183,10 @@ class Tee(Attachment):
                     if not data:
                         selector.unregister(key.fd)
                         continue
-                    for target in targets[key.fd]:
-                        write_all(target, data)
+                    when = time.time_ns()  # before the caller can see it
+                    screen, log = targets[key.fd]
+                    write_all(screen, data)
+                    log.write(data, when)
             return container.wait()
 
 
@@ -168,10 +196,11 @@ class Console(Attachment):
     def __init__(self, files: ContainerFiles | None, interactive: bool) -> None:
         super().__init__()
         self.interactive = interactive
-        self._log: int | None = None
+        self._log: IndexedLog | None = None
         if files is not None:
             files.create()
-            self._log = self._own(files.open_log(files.stdout_log))
+            log = files.stdout_log
+            self._log = IndexedLog(self._own(files.open_log(log)), self._own(open_index(log)))
 
     def pump(self, container: Process) -> int:
         master = container.console_fd
@@ -197,9 +226,10 @@ class Console(Attachment):
                     if not data:
                         done = True
                         break
+                    when = time.time_ns()  # before the caller can see it
                     write_all(1, data)
                     if self._log is not None:
-                        write_all(self._log, data)
+                        self._log.write(data, when)
             return container.wait()
 
 
@@ -269,15 +299,16 @@ def _copy_window_size(master: int) -> None:
             return
 
 
-def spawn_copier(source: int, target: int) -> int:
-    """Fork a process that copies ``source`` (a terminal) into ``target`` until it ends."""
+def spawn_copier(source: int, target: int, index: int) -> int:
+    """Fork a process that copies ``source`` (a terminal) into the log ``target`` and its
+    line ``index`` until it ends."""
     pid = os.fork()
     if pid != 0:
         return pid
     status = 0
     try:
         os.setsid()
-        keep = sorted({source, target})
+        keep = sorted({source, target, index})
         highest = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 20)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -287,8 +318,9 @@ def spawn_copier(source: int, target: int) -> int:
             os.closerange(start, fd)
             start = fd + 1
         os.closerange(start, highest)
+        log = IndexedLog(target, index)
         while data := _read_console(source):
-            write_all(target, data)
+            log.write(data)
     except BaseException:
         status = 1
     finally:
@@ -300,7 +332,7 @@ def choose(
 ) -> Attachment:
     """The attachment a ``run``/``start`` asks for."""
     if detach:
-        return Detached(files)
+        return Detached(files, tty)
     if tty:
         return Console(files if keep_logs else None, interactive)
     if keep_logs:

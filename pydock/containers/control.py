@@ -49,7 +49,13 @@ def start_detached(manager: ContainerManager, record: ContainerRecord) -> Contai
     )
     try:
         hook = lifecycle.exit_command(manager, record)
-        started = lifecycle.start(manager, record, attachment.stdio(), exit_command=hook)
+        started = lifecycle.start(
+            manager,
+            record,
+            attachment.stdio(),
+            exit_command=hook,
+            log_copies=attachment.log_copies(),
+        )
         attachment.started(started.container)
     finally:
         attachment.close()

@@ -42,7 +42,8 @@ class ContainerFiles:
 
     def open_log(self, path: Path) -> int:
         """A descriptor appending to the log ``path``."""
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Readable too: a copier looks at the last byte to know whether a line is unfinished.
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def remove(self) -> None:
         """Delete the directory and everything in it."""

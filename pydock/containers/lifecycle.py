@@ -15,6 +15,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from pydock.containers.state import Action, ContainerState, transition
 from pydock.containers.storage import ContainerLayers
 from pydock.errors import PydockError
 from pydock.store import ContainerRecord, is_owner_alive, owner_of
+from runtime.logindex import LogCopy
 
 if TYPE_CHECKING:
     from pydock.containers.manager import ContainerManager
@@ -114,6 +116,7 @@ def start(
     *,
     exit_command: tuple[str, ...] = (),
     detach: bool = True,
+    log_copies: Sequence[LogCopy] = (),
 ) -> Started:
     """Mount the root filesystem and start the container's command.
 
@@ -121,6 +124,7 @@ def start(
     ``ContainerStartError`` with exit code 126 or 127 after the exit was recorded. Without
     ``detach`` this process keeps its reference to the mount, to drop it in :func:`on_exit`
     (or hand it over with ``Started.storage.keep_mounted`` if it must leave early).
+    ``log_copies`` are output pipes the container's monitor copies into its logs.
     """
     transition(record.state, Action.START, name=record.name)
     config = manager.config_of(record)
@@ -142,6 +146,7 @@ def start(
             exit_file=files.exit_file,
             detach=True,
             exit_command=exit_command,
+            log_copies=log_copies,
         )
         try:
             plumbing.connect(container.pid)
