@@ -653,10 +653,15 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
     child: list[int] = []
     try:
         if not attached:
-            detached = attach.Detached(files)
+            detached = attach.Detached(files, tty=config.tty)
             try:
                 started = lifecycle.start(
-                    manager, record, detached.stdio(), exit_command=hook, detach=True
+                    manager,
+                    record,
+                    detached.stdio(),
+                    exit_command=hook,
+                    detach=True,
+                    log_copies=detached.log_copies(),
                 )
                 detached.started(started.container)
             finally:
