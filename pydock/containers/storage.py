@@ -39,13 +39,7 @@ class ContainerLayers:
         parent: str | None = None
         top: str | None = None
         for diff_id in ImageConfig.parse(image.config).diff_ids:
-            pending = self.layers.register(diff_id, parent, opener=self._opener(diff_id))
-            try:
-                with self.store.transaction():
-                    self.layers.finish(pending)
-            except BaseException:
-                self.layers.abandon(pending)
-                raise
+            pending = self.layers.register_finished(diff_id, parent, opener=self._opener(diff_id))
             parent, top = pending.chain_id, pending.cache_id
         return top
 

@@ -22,7 +22,12 @@ from pydock.errors import DigestMismatchError, ImageFormatError
 from pydock.image.blobs import Lease
 from pydock.image.config import ImageConfig
 from pydock.image.content import CHUNK_SIZE, ContentStore, Descriptor, digest_bytes
-from pydock.image.layercache import LayerManager, PendingLayer
+from pydock.image.layercache import (
+    REGISTER_ATTEMPTS,
+    LayerManager,
+    LayerVanishedError,
+    PendingLayer,
+)
 from pydock.store import ImageRecord, LayerBlobRecord, Store
 
 
@@ -72,6 +77,7 @@ class ImageIngest:
         self.layers = layers
         self.lease = lease
         self._pending: list[PendingLayer] = []
+        self._blobs: list[LayerBlob] = []
         self._rows: list[LayerBlobRecord] = []
         self._committed = False
 
@@ -118,6 +124,7 @@ class ImageIngest:
                 yield stream
 
         self._pending.append(self.layers.register(blob.diff_id, parent, opener=opener))
+        self._blobs.append(blob)
         if not checked and not readers:  # the layer was there already: check the blob anyway
             with self._open(blob, readers) as stream:
                 while stream.read(CHUNK_SIZE):
@@ -177,6 +184,45 @@ class ImageIngest:
         self.store_bytes(config, expected=image_id)
         manifest_digest = self.store_bytes(manifest).digest if manifest is not None else None
         now = now_rfc3339()
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                self._write_rows(
+                    image_id, parsed, text, manifest_digest, now, tags, repo_digests, sources
+                )
+                break
+            except LayerVanishedError:
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+                self._register_reused_again()
+        self._committed = True
+        return image_id
+
+    def _register_reused_again(self) -> None:
+        """Register again, base first, the reused layers a concurrent prune or rmi removed
+        before :meth:`commit`'s transaction (their blobs are stored, leased and checked)."""
+        for index, (pending, blob) in enumerate(zip(self._pending, self._blobs, strict=True)):
+            if pending.fresh:
+                continue  # ours, incomplete: nobody else removes it, nor what it sits on
+            parent = self._pending[index - 1].chain_id if index else None
+
+            @contextmanager
+            def opener(blob: LayerBlob = blob) -> Iterator[BinaryIO]:
+                with self._open(blob, None) as stream:
+                    yield stream
+
+            self._pending[index] = self.layers.register(blob.diff_id, parent, opener=opener)
+
+    def _write_rows(
+        self,
+        image_id: str,
+        parsed: ImageConfig,
+        text: str,
+        manifest_digest: str | None,
+        now: str,
+        tags: Sequence[str],
+        repo_digests: Sequence[tuple[str, str]],
+        sources: Sequence[tuple[str, str, str]],
+    ) -> None:
         with self.store.transaction():
             for pending in self._pending:
                 self.layers.finish(pending)
@@ -196,8 +242,6 @@ class ImageIngest:
                 self.store.images.tag(tag, image_id, created=now)
             for name, digest in repo_digests:
                 self.store.distribution.add_repo_digest(name, digest, image_id, created=now)
-        self._committed = True
-        return image_id
 
     def abort(self) -> None:
         """Undo the layers registered by this ingest (the lease deletes its blobs)."""

@@ -28,6 +28,9 @@ from pydock.store import CacheRecord, ImageRecord, Store, current_owner, is_owne
 
 # How often a second importer of the same layer looks whether the first one is done.
 WAIT_INTERVAL_SECONDS = 0.2
+# How many times an import or commit registers its layer again when a concurrent prune or rmi
+# removed the existing copy it was about to reuse (each retry unpacks it afresh).
+REGISTER_ATTEMPTS = 3
 # The diff id of 0 bytes: no layer tar has it, as even an empty one holds the end-of-archive
 # blocks. Docker takes 0 bytes for an empty layer (moby#18170); pydock's import refuses an
 # empty input, and load and pull (a gzip of nothing included) refuse such a layer here.
@@ -47,6 +50,11 @@ class PendingLayer:
     size: int
     fresh: bool  # unpacked by this call: still incomplete until finish()
     new_row: bool  # the layers row was created by this call
+    parent: str | None = None  # the chain id it was registered on
+
+
+class LayerVanishedError(DriverError):
+    """A reused layer was removed by another pydock between register and finish."""
 
 
 class LayerManager:
@@ -96,12 +104,14 @@ class LayerManager:
             if cache is None:
                 break
             if cache.complete and layer is not None and layer.complete:
-                return PendingLayer(chain, diff_id, cache.cache_id, layer.size, False, False)
+                return PendingLayer(
+                    chain, diff_id, cache.cache_id, layer.size, False, False, parent
+                )
             if is_owner_alive(cache.owner):
                 time.sleep(WAIT_INTERVAL_SECONDS)
             else:
                 self._discard(cache)
-        pending = PendingLayer(chain, diff_id, cache_id, 0, True, new_row)
+        pending = PendingLayer(chain, diff_id, cache_id, 0, True, new_row, parent)
         try:
             with driver_step(f"unpacking layer {diff_id}"):
                 self.driver.create(cache_id, parent_cache)
@@ -110,7 +120,7 @@ class LayerManager:
         except BaseException:
             self.abandon(pending)
             raise
-        return PendingLayer(chain, diff_id, cache_id, size, True, new_row)
+        return PendingLayer(chain, diff_id, cache_id, size, True, new_row, parent)
 
     def finish(self, pending: PendingLayer) -> None:
         """Mark a freshly unpacked layer complete, or check a reused one is still there.
@@ -124,7 +134,7 @@ class LayerManager:
         layer = self.store.layers.get(pending.chain_id)
         cache = self.store.layers.cache(pending.chain_id, self.home)
         if layer is None or not layer.complete or cache is None or not cache.complete:
-            raise DriverError(
+            raise LayerVanishedError(
                 f"using layer {pending.chain_id}: another pydock removed it meanwhile; try again",
                 layer_id=pending.chain_id,
             )
@@ -145,15 +155,43 @@ class LayerManager:
         try:
             image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
             record = ImageRecord(image_id, config.decode(), None, pending.chain_id, created, size)
-            with self.store.transaction():
-                self.finish(pending)
-                self.store.images.add(record)
-                if tag is not None:
-                    self.store.images.tag(tag, image_id, created=created)
+            for attempt in range(REGISTER_ATTEMPTS):
+                try:
+                    with self.store.transaction():
+                        self.finish(pending)
+                        self.store.images.add(record)
+                        if tag is not None:
+                            self.store.images.tag(tag, image_id, created=created)
+                    break
+                except LayerVanishedError:
+                    if attempt == REGISTER_ATTEMPTS - 1:
+                        raise
+                    # A prune took the copy being reused: unpack it again from the content
+                    # store, where the lease keeps the blob.
+                    pending = self.register(pending.diff_id, pending.parent)
         except BaseException:
             self.abandon(pending)
             raise
         return image_id
+
+    def register_finished(
+        self, diff_id: str, parent: str | None, *, opener: LayerOpener | None = None
+    ) -> PendingLayer:
+        """:meth:`register` then :meth:`finish` on their own, registering again when a
+        concurrent removal takes a reused copy in between."""
+        for attempt in range(REGISTER_ATTEMPTS):
+            pending = self.register(diff_id, parent, opener=opener)
+            try:
+                with self.store.transaction():
+                    self.finish(pending)
+                return pending
+            except LayerVanishedError:
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+            except BaseException:
+                self.abandon(pending)
+                raise
+        raise AssertionError("unreachable")
 
     def abandon(self, pending: PendingLayer) -> None:
         """Undo :meth:`register` of a fresh layer after a failure; keeps rows it cannot undo."""

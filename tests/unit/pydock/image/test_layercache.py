@@ -4,6 +4,7 @@ remove, and recovery of what a crashed process left."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import tarfile
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ import pytest
 import graphdriver
 from pydock.clock import now_rfc3339
 from pydock.errors import DriverError
+from pydock.image import blobs
 from pydock.image.config import chain_id
 from pydock.image.content import ContentStore
+from pydock.image.ingest import ImageIngest, LayerBlob
 from pydock.image.layercache import LayerManager
 from pydock.image.layertar import store_layer_tar
 from pydock.store import Store, current_owner
@@ -165,3 +168,76 @@ def test_reused_layer_removed_meanwhile_is_refused(world: World) -> None:
     world.layers.remove_marked(world.layers.mark_unused([first.chain_id]))
     with pytest.raises(DriverError, match="removed it meanwhile"):
         world.layers.finish(reused)
+
+
+def test_commit_registers_again_when_a_prune_takes_the_reused_layer(world: World) -> None:
+    first = world.layers.register(world.put(layer_tar(1)), None)
+    world.layers.finish(first)
+    config = b'{"rootfs": {"type": "layers", "diff_ids": ["' + first.diff_id.encode() + b'"]}}'
+    with blobs.leased(world.store, world.content) as lease:
+        lease.hold(first.diff_id)  # as import does for the blob it stored
+        reused = world.layers.register(first.diff_id, None)
+        assert not reused.fresh
+        # A concurrent prune removes the copy between register and the image's transaction.
+        world.layers.remove_marked(world.layers.mark_unused([first.chain_id]))
+        assert world.driver.list_layers() == []
+        image_id = world.layers.commit_image(
+            reused, config, created=now_rfc3339(), size=reused.size, tag="again:1", lease=lease
+        )
+    image = world.store.images.get(image_id)
+    assert image is not None and image.top_layer == first.chain_id
+    layer = world.store.layers.get(first.chain_id)
+    cache = world.store.layers.cache(first.chain_id, "vfs")
+    assert layer is not None and layer.complete and cache is not None and cache.complete
+    assert world.driver.list_layers() == [cache.cache_id]
+    assert cache.cache_id != reused.cache_id  # unpacked afresh
+
+
+def test_register_finished_unpacks_again_after_a_concurrent_removal(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = world.layers.register(world.put(layer_tar(2)), None)
+    world.layers.finish(first)
+    real_register = world.layers.register
+    calls = []
+
+    def register_then_lose(diff_id: str, parent: str | None, **kwargs: object) -> object:
+        pending = real_register(diff_id, parent)
+        calls.append(pending.fresh)
+        if not pending.fresh:  # another pydock removes it right after it was found
+            world.layers.remove_marked(world.layers.mark_unused([pending.chain_id]))
+        return pending
+
+    monkeypatch.setattr(world.layers, "register", register_then_lose)
+    with blobs.leased(world.store, world.content) as lease:
+        lease.hold(first.diff_id)  # an image's blobs stay while the image does
+        pending = world.layers.register_finished(first.diff_id, None)
+    assert calls == [False, True]
+    assert pending.fresh
+    cache = world.store.layers.cache(first.chain_id, "vfs")
+    assert cache is not None and cache.complete and cache.cache_id == pending.cache_id
+
+
+def test_load_registers_again_when_a_prune_takes_the_reused_layers(world: World) -> None:
+    data = [layer_tar(3), layer_tar(4)]
+    digests = [world.put(item) for item in data]
+    base = world.layers.register(digests[0], None)
+    world.layers.finish(base)
+    top = world.layers.register(digests[1], base.chain_id)
+    world.layers.finish(top)
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": digests}}).encode()
+    with blobs.leased(world.store, world.content) as lease:
+        ingest = ImageIngest(world.store, world.content, world.layers, lease)
+        for digest, item in zip(digests, data, strict=True):
+            ingest.add_layer(
+                LayerBlob(digest, "application/vnd.oci.image.layer.v1.tar", len(item), digest)
+            )
+        # Both copies were reused; a concurrent prune removes them before the commit.
+        world.layers.remove_marked(world.layers.mark_unused([base.chain_id, top.chain_id]))
+        assert world.driver.list_layers() == []
+        image_id = ingest.commit(config, tags=["loaded:1"])
+    image = world.store.images.get(image_id)
+    assert image is not None and image.top_layer == top.chain_id
+    caches = [world.store.layers.cache(chain, "vfs") for chain in (base.chain_id, top.chain_id)]
+    assert all(cache is not None and cache.complete for cache in caches)
+    assert sorted(world.driver.list_layers()) == sorted(c.cache_id for c in caches if c)
