@@ -94,7 +94,17 @@ def size(manager: ContainerManager, record: ContainerRecord) -> int:
     _, top = _image_top(manager, record)
     storage = manager.storage(record.storage)
     with _pinned(storage, record), driver_step(f"measuring the changes of {record.rw_layer}"):
-        return storage.driver.diff_size(record.rw_layer, top)
+        try:
+            return storage.driver.diff_size(record.rw_layer, top)
+        except FileNotFoundError as exc:
+            # An ``rm`` (or a ``run --rm`` ending) in another process took the layer away
+            # while it was walked: that is a container being removed, not a broken driver.
+            current = manager.store.containers.get(record.id)
+            if current is not None and current.state != ContainerState.REMOVING:
+                raise
+            raise DriverError(
+                f"measuring container {record.name}: it was removed meanwhile"
+            ) from exc
 
 
 def export(manager: ContainerManager, record: ContainerRecord, out: BinaryIO) -> None:
