@@ -138,7 +138,8 @@ def run(
         # while init is forked.
         copier = _start_log_copies(log_copies)
         # Only the children of this process enter the new pid namespace: init becomes pid 1.
-        linux.unshare(linux.CLONE_NEWPID)
+        if "pid" not in plan.spec.host_namespaces:
+            linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             init.run(plan, sock)
