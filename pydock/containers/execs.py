@@ -84,7 +84,9 @@ def exec_spec(manager: ContainerManager, name: str, options: ExecOptions) -> run
     try:
         with storage.mounted(current.rw_layer, in_use=True) as rootfs:
             user_text = options.user if options.user is not None else config.user
-            user = runtime.resolve_user(rootfs, user_text, container_id=current.id)
+            user = runtime.resolve_user(
+                rootfs, user_text, container_id=current.id, group_add=config.group_add
+            )
             try:
                 passwd = (rootfs / "etc" / "passwd").read_text(errors="replace")
             except OSError:
