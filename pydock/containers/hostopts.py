@@ -224,18 +224,18 @@ def parse_cpu_shares(value: int | None) -> int | None:
 
 
 def parse_memory_swap(text: str | None, memory: int | None) -> int | None:
-    """``--memory-swap``: memory plus swap (-1: unlimited swap); it needs ``--memory``."""
+    """``--memory-swap``: memory plus swap (-1: unlimited swap); a limit needs ``--memory``."""
     if not text:
         return None
     value = -1 if text.strip() == "-1" else parse_ram(text, "--memory-swap")
     if value == 0:
         return None
-    if memory is None:
+    if memory is None and value != -1:
         raise ContainerConfigError(
             f"checking --memory-swap {text!r}: You should always set the Memory limit when"
             " using Memoryswap limit, see usage"
         )
-    if value != -1 and value < memory:
+    if memory is not None and value != -1 and value < memory:
         raise ContainerConfigError(
             f"checking --memory-swap {text!r}: Minimum memoryswap limit should be larger than"
             " memory limit, see usage"

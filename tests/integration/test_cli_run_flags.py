@@ -193,6 +193,20 @@ def test_cpu_and_memory_cgroup_flags(one: Workspace) -> None:
 NAMESPACES = "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; hostname"
 
 
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_host_namespaces(one: Workspace) -> None:
     host = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "uts")]
     marker = Path("/dev/shm") / f"pydock-test-{uuid.uuid4().hex}"
@@ -205,6 +219,9 @@ def test_host_namespaces(one: Workspace) -> None:
     finally:
         marker.unlink()
     assert out.splitlines() == [*host, os.uname().nodename, "from the host"]
+    # Its processes end with it, as they would with a pid namespace of its own.
+    left = inside(one, "--pid", "host", "busybox", "sh", "-c", "sleep 3131 & echo $!").strip()
+    assert _gone(int(left))
     # Without them, each namespace is the container's own.
     own = inside(one, "--ipc", "private", "busybox", "sh", "-c", NAMESPACES).splitlines()
     assert [a == b for a, b in zip(own[:3], host, strict=True)] == [False, False, False]

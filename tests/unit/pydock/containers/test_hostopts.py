@@ -126,6 +126,7 @@ def test_memory_swap_and_reservation() -> None:
     assert hostopts.parse_memory_swap("128m", memory) == 128 << 20
     assert hostopts.parse_memory_swap("-1", memory) == -1
     assert hostopts.parse_memory_swap("0", memory) is None
+    assert hostopts.parse_memory_swap("-1", None) == -1
     with pytest.raises(ContainerConfigError, match="always set the Memory limit"):
         hostopts.parse_memory_swap("128m", None)
     with pytest.raises(ContainerConfigError, match="larger than memory limit"):
