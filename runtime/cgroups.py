@@ -1,4 +1,4 @@
-"""Per-container cgroups: ``--memory``, ``--cpus``, ``--pids-limit`` on cgroup v2 or v1.
+"""Per-container cgroups: ``--memory``, ``--cpus``, ``--pids-limit`` and the like, on v2 or v1.
 
 The layout is read from /proc/self/mountinfo: a cgroup2 file system on /sys/fs/cgroup is the
 unified (v2) layout; otherwise each controller must be mounted as its own v1 hierarchy (the
@@ -84,13 +84,23 @@ def _read(path: Path) -> str:
 
 def _needed(limits: CgroupLimits) -> list[str]:
     names = []
-    if limits.memory is not None:
+    if (limits.memory, limits.memory_swap, limits.memory_reservation) != (None, None, None):
         names.append("memory")
-    if limits.cpus is not None:
+    if limits.cpus is not None or limits.cpu_shares is not None:
         names.append("cpu")
     if limits.pids is not None:
         names.append("pids")
+    if limits.cpuset_cpus is not None:
+        names.append("cpuset")
+    if limits.device_denies:
+        names.append("devices")
     return names
+
+
+def cpu_weight(shares: int) -> int:
+    """cgroup v2's ``cpu.weight`` (1-10000) for v1's ``cpu.shares`` (2-262144), as runc maps."""
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
 
 
 def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
@@ -108,6 +118,36 @@ def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
             writes.append(("cpu", "cpu.cfs_quota_us", str(quota)))
     if limits.pids is not None:
         writes.append(("pids", "pids.max", str(limits.pids)))
+    if limits.memory_reservation is not None:
+        name = "memory.low" if version == 2 else "memory.soft_limit_in_bytes"
+        writes.append(("memory", name, str(limits.memory_reservation)))
+    if limits.memory_swap is not None:
+        # v1 limits memory plus swap, and only at or above memory.limit_in_bytes (written
+        # first); v2 limits the swap alone.
+        if version == 2:
+            swap = (
+                "max"
+                if limits.memory_swap == -1
+                else str(limits.memory_swap - (limits.memory or 0))
+            )
+            writes.append(("memory", "memory.swap.max", swap))
+        else:
+            writes.append(("memory", "memory.memsw.limit_in_bytes", str(limits.memory_swap)))
+    if limits.cpu_shares is not None:
+        if version == 2:
+            writes.append(("cpu", "cpu.weight", str(cpu_weight(limits.cpu_shares))))
+        else:
+            writes.append(("cpu", "cpu.shares", str(limits.cpu_shares)))
+    if limits.cpuset_cpus is not None:
+        writes.append(("cpuset", "cpuset.cpus", limits.cpuset_cpus))
+    if limits.device_denies:
+        if version == 2:
+            raise CgroupError(
+                "limiting device permissions: cgroup v2 needs an eBPF device program, which "
+                "pydock does not load (give the device rwm)"
+            )
+        for rule in limits.device_denies:
+            writes.append(("devices", "devices.deny", rule))
     return writes
 
 
@@ -363,6 +403,17 @@ def _make(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=False)
 
 
+def _fill_cpuset(mountpoint: Path, directory: Path) -> None:
+    """v1 cpuset: a new cgroup starts with no CPUs and no memory nodes, and takes no process
+    until it has both; give each new level its parent's, from the top down."""
+    chain = [p for p in reversed(directory.parents) if mountpoint in p.parents] + [directory]
+    for level in chain:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            inherited = _read(level.parent / name).strip()
+            if inherited and not _read(level / name).strip():
+                (level / name).write_text(inherited)
+
+
 def cgroup_version() -> int:
     """2 when /sys/fs/cgroup is the unified hierarchy, else 1 (the legacy and hybrid layouts)."""
     hierarchies = mounted_hierarchies(_read(Path("/proc/self/mountinfo")))
@@ -414,10 +465,14 @@ def create(
             _enable_v2(hierarchy.mountpoint, directory, enabled, container_id)
         directories[controller] = directory
     cgroup = Cgroup(container_id, version, directories, owns_parent=parent is None)
+    writes = _settings(limits, version)
     try:
         for directory in sorted(set(directories.values())):
             _make(directory)
-        for controller, name, value in _settings(limits, version):
+        cpuset = chosen.get("cpuset")
+        if cpuset is not None and cpuset.version == 1:
+            _fill_cpuset(cpuset.mountpoint, directories["cpuset"])
+        for controller, name, value in writes:
             (directories[controller] / name).write_text(value)
     except OSError as exc:
         cgroup.remove()

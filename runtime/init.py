@@ -117,13 +117,20 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     """Everything between fork and exec; returns the command's environment."""
     spec = plan.spec
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWCGROUP
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWCGROUP
+    if "uts" not in spec.host_namespaces:
+        flags |= linux.CLONE_NEWUTS
+    if "ipc" not in spec.host_namespaces:
+        flags |= linux.CLONE_NEWIPC
     if spec.network is NetworkMode.NONE:
         flags |= linux.CLONE_NEWNET
     steps: list[tuple[str, Callable[[], None]]] = [
         ("creating namespaces", lambda: linux.unshare(flags)),
-        ("setting the hostname", lambda: linux.sethostname(spec.effective_hostname)),
     ]
+    if "uts" not in spec.host_namespaces:
+        steps.append(("setting the hostname", lambda: linux.sethostname(spec.effective_hostname)))
+    if spec.domainname:
+        steps.append(("setting the domainname", lambda: linux.setdomainname(spec.domainname)))
     if spec.network is NetworkMode.NONE:
         steps.append(("bringing up lo", network.bring_up_loopback))
     for what, step in steps:
@@ -135,6 +142,8 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     os.umask(0o022)
     rootfs.prepare(spec, plan.root, in_userns=plan.userns or plan.nested, pts_gid=plan.pts_gid)
     rootfs.pivot(plan.root)
+    # Before /proc/sys turns read-only.
+    write_sysctls(spec.sysctls)
     rootfs.mask(spec.masked_paths)
     rootfs.make_readonly(spec.readonly_paths)
     stdio = plan.stdio
@@ -155,6 +164,19 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     enter_cwd(spec, confinement=confinement)
     return env
+
+
+def write_sysctls(sysctls: tuple[tuple[str, str], ...]) -> None:
+    """Write each ``--sysctl`` below /proc/sys (the container's own proc, after pivot_root)."""
+    for name, value in sysctls:
+        path = "/proc/sys/" + name.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            raise SetupError(
+                f"setting sysctl {name}={value}: {exc.strerror}", errno=exc.errno, path=path
+            ) from exc
 
 
 class ProcessSpec(Protocol):

@@ -157,6 +157,12 @@ def sethostname(name: str) -> None:
     _call("sethostname", None, _libc().sethostname, raw, ctypes.c_size_t(len(raw)))
 
 
+def setdomainname(name: str) -> None:
+    """Set the NIS domain name of the current UTS namespace."""
+    raw = name.encode()
+    _call("setdomainname", None, _libc().setdomainname, raw, ctypes.c_size_t(len(raw)))
+
+
 def capget(pid: int = 0) -> CapSets:
     """Read the capability sets of ``pid`` (0: the calling thread)."""
     header = _CapHeader(_CAP_VERSION_3, pid)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -105,6 +107,21 @@ def _prepare_exit_command(argv: tuple[str, ...]) -> int:
     return write_end
 
 
+def _kill_remaining(cgroup: Cgroup) -> None:
+    """SIGKILL every process left in the container's cgroup and reap those that were ours."""
+    for _ in range(10):
+        left = cgroup.pids()
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        time.sleep(0.01)
+
+
 def run(
     plan: init.LaunchPlan,
     sock: socket.socket,
@@ -138,7 +155,8 @@ def run(
         # while init is forked.
         copier = _start_log_copies(log_copies)
         # Only the children of this process enter the new pid namespace: init becomes pid 1.
-        linux.unshare(linux.CLONE_NEWPID)
+        if "pid" not in plan.spec.host_namespaces:
+            linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             init.run(plan, sock)
@@ -147,6 +165,10 @@ def run(
         _let_go_of_caller(hook, *(fd for copy in log_copies for fd in copy.fds))
         reaper.forward_signals(pid)
         status = reaper.reap_until(pid)
+        if "pid" in plan.spec.host_namespaces and cgroup is not None:
+            # No pid namespace ends with init and takes the rest along: end them here, as
+            # runc does for a container that shares the host's.
+            _kill_remaining(cgroup)
         if copier is not None:
             copier.join(LOG_DRAIN_TIMEOUT)
         oom_killed = False

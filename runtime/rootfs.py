@@ -14,12 +14,12 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import linux
 from .errors import SetupError
 from .securejoin import is_within, make_dirs_in_root, make_file_in_root, resolve_in_root
-from .spec import BindMount, ContainerSpec, NetworkMode, TmpfsMount
+from .spec import BindMount, ContainerSpec, Device, NetworkMode, TmpfsMount
 
 _DEVICES = (
     ("null", 1, 3),
@@ -118,15 +118,16 @@ def _sys(root: Path, bind: bool, writable: bool) -> None:
         remount_readonly(target, what)
 
 
-def _devices(dev: Path, bind: bool) -> None:
+def _devices(dev: Path, bind: bool, skip: frozenset[str] = frozenset()) -> None:
     for name, major, minor in _DEVICES:
+        if f"/dev/{name}" in skip:
+            continue  # a --device of the same name replaces it
         path = dev / name
         if bind:
             # mknod is not allowed in a user namespace: bind the host's node instead.
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666))
             _mount(f"/dev/{name}", path, None, linux.MS_BIND, None, f"binding /dev/{name}")
-        else:
-            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        elif _mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor), f"/dev/{name}"):
             os.chmod(path, 0o666)
     for name, target in _DEV_LINKS:
         os.symlink(target, dev / name)
@@ -164,6 +165,53 @@ def _host_devices_below(dev: Path, bind: bool, host: Path, target: Path) -> None
     if not target.exists():
         target.mkdir(mode=0o755)
     _host_devices(target, bind, host)
+
+
+def _mknod(path: Path, mode: int, device: int, host_path: str) -> bool:
+    """Make a device node; where the devices cgroup forbids that (``--device`` without ``m``),
+    bind the host's node instead, as runc does. True when the node was made."""
+    try:
+        os.mknod(path, mode, device)
+        return True
+    except PermissionError:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        _mount(host_path, path, None, linux.MS_BIND, None, f"binding {host_path}")
+        return False
+
+
+def _host_shm(root: Path) -> None:
+    """``--ipc host``: the host's /dev/shm, as the host's IPC namespace goes with it."""
+    what = "binding the host's /dev/shm"
+    target = root / "dev" / "shm"
+    if resolve_in_root(root, "/dev/shm") != target:
+        raise SetupError(f"{what}: /dev/shm is a symlink in the image, refusing to follow it")
+    make_dirs_in_root(root, "/dev/shm")
+    with _pinned(root, target, what) as at:
+        _mount("/dev/shm", at, None, linux.MS_BIND | linux.MS_REC, None, what)
+
+
+def _device(root: Path, device: Device, *, bind: bool) -> None:
+    """``--device``: the host's node made (or, in a user namespace, bound) in the container,
+    with the host's type, numbers, mode and owner, as runc makes it."""
+    what = f"adding device {device.source} as {device.destination}"
+    try:
+        info = os.stat(device.source)
+        if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+            raise SetupError(f"{what}: not a device node", path=device.source)
+        parent = make_dirs_in_root(root, str(PurePosixPath(device.destination).parent))
+        target = parent / PurePosixPath(device.destination).name
+        if target.is_symlink() or target.exists():
+            # The image (or the default /dev) has one there already: the host's wins.
+            target.unlink()
+        if bind:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            _mount(device.source, target, None, linux.MS_BIND, None, what)
+            return
+        if _mknod(target, info.st_mode, info.st_rdev, str(device.source)):
+            os.chown(target, info.st_uid, info.st_gid)
+            os.chmod(target, stat.S_IMODE(info.st_mode))
+    except OSError as exc:
+        raise SetupError(f"{what}: {exc.strerror}", errno=exc.errno, path=device.source) from exc
 
 
 def _volume(root: Path, volume: BindMount) -> None:
@@ -240,12 +288,18 @@ def prepare(spec: ContainerSpec, root: Path, *, in_userns: bool, pts_gid: int | 
     )
     pts = "newinstance,ptmxmode=0666,mode=0620" + (f",gid={pts_gid}" if pts_gid is not None else "")
     _special(root, "/dev/pts", "devpts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC, pts)
-    _special(root, "/dev/shm", "tmpfs", "shm", _SECURE, "mode=1777,size=65536k")
+    if "ipc" in spec.host_namespaces:
+        _host_shm(root)
+    else:
+        size = f"mode=1777,size={max(1, spec.shm_size // 1024)}k"
+        _special(root, "/dev/shm", "tmpfs", "shm", _SECURE, size)
     _special(root, "/dev/mqueue", "mqueue", "mqueue", _SECURE, None)
     _sys(root, bind=in_userns and spec.network is NetworkMode.HOST, writable=spec.writable_sysfs)
-    _devices(root / "dev", bind=in_userns)
+    _devices(root / "dev", bind=in_userns, skip=frozenset(d.destination for d in spec.devices))
     if spec.host_devices:
         _host_devices(root / "dev", bind=in_userns)
+    for device in spec.devices:
+        _device(root, device, bind=in_userns)
     for volume in spec.mounts:
         _volume(root, volume)
     for mount in spec.tmpfs:

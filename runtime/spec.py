@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import os
 import resource
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -55,6 +57,12 @@ RLIMIT_NAMES: dict[str, int] = {
     "sigpending": resource.RLIMIT_SIGPENDING,
     "stack": resource.RLIMIT_STACK,
 }
+
+
+# The namespaces ``--pid``, ``--ipc`` and ``--uts`` may share with the host.
+HOST_SHAREABLE = frozenset({"pid", "ipc", "uts"})
+# Docker's /dev/shm size when ``--shm-size`` is not given.
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
 class NetworkMode(enum.StrEnum):
@@ -110,6 +118,38 @@ class TmpfsMount:
 
 
 @dataclass(frozen=True)
+class Device:
+    """``--device``: the host's device node ``source`` made at ``destination`` in /dev.
+
+    ``permissions`` are the cgroup's ``r`` (read), ``w`` (write), ``m`` (mknod); what is left
+    out is denied through the devices controller.
+    """
+
+    source: Path
+    destination: str
+    permissions: str = "rwm"
+
+    def __post_init__(self) -> None:
+        if not self.source.is_absolute() or not self.destination.startswith("/"):
+            raise InvalidSpecError(
+                f"checking device {self.source}:{self.destination}: both paths must be absolute"
+            )
+        if not self.permissions or set(self.permissions) - set("rwm"):
+            raise InvalidSpecError(
+                f"checking device {self.source}: permissions {self.permissions!r} are not r, w, m"
+            )
+
+    def cgroup_deny(self) -> str | None:
+        """The devices-controller rule (``c 1:3 w``) that takes the missing permissions away."""
+        missing = "".join(p for p in "rwm" if p not in self.permissions)
+        if not missing:
+            return None
+        info = os.stat(self.source)
+        kind = "b" if stat.S_ISBLK(info.st_mode) else "c"
+        return f"{kind} {os.major(info.st_rdev)}:{os.minor(info.st_rdev)} {missing}"
+
+
+@dataclass(frozen=True)
 class Rlimit:
     """A resource limit by its ``--ulimit`` name (``nofile``, ``nproc``, ...)."""
 
@@ -120,7 +160,7 @@ class Rlimit:
     def __post_init__(self) -> None:
         if self.name not in RLIMIT_NAMES:
             raise InvalidSpecError(f"checking rlimit: unknown resource {self.name!r}")
-        if self.soft > self.hard:
+        if _limit_order(self.soft) > _limit_order(self.hard):
             raise InvalidSpecError(
                 f"checking rlimit {self.name}: soft limit {self.soft} exceeds hard {self.hard}"
             )
@@ -131,13 +171,26 @@ class Rlimit:
         return RLIMIT_NAMES[self.name]
 
 
+def _limit_order(value: int) -> float:
+    """A limit for comparing: RLIM_INFINITY (-1 here) above every number."""
+    return float("inf") if value == resource.RLIM_INFINITY else value
+
+
 @dataclass(frozen=True)
 class CgroupLimits:
-    """``--memory`` in bytes, ``--cpus`` as a fraction of CPUs, ``--pids-limit``."""
+    """``--memory`` in bytes, ``--cpus`` as a fraction of CPUs, ``--pids-limit``;
+    ``--cpu-shares``, ``--cpuset-cpus`` (``0-1,3``), ``--memory-swap`` (memory plus swap in
+    bytes, -1 for no limit), ``--memory-reservation`` (the soft limit); ``device_denies`` are
+    devices-controller rules (``c 1:3 w``) for ``--device`` permissions."""
 
     memory: int | None = None
     cpus: float | None = None
     pids: int | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    memory_swap: int | None = None
+    memory_reservation: int | None = None
+    device_denies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.memory is not None and self.memory <= 0:
@@ -146,10 +199,29 @@ class CgroupLimits:
             raise InvalidSpecError(f"checking limits: cpus {self.cpus} is not positive")
         if self.pids is not None and self.pids <= 0:
             raise InvalidSpecError(f"checking limits: pids {self.pids} is not positive")
+        if self.cpu_shares is not None and self.cpu_shares <= 0:
+            raise InvalidSpecError(f"checking limits: cpu shares {self.cpu_shares} not positive")
+        swap = self.memory_swap
+        if swap is not None and swap != -1 and (self.memory is None or swap < self.memory):
+            raise InvalidSpecError(f"checking limits: memory+swap {swap} is below the memory limit")
 
     def is_empty(self) -> bool:
         """True when no limit is set."""
-        return self.memory is None and self.cpus is None and self.pids is None
+        return (
+            all(
+                value is None
+                for value in (
+                    self.memory,
+                    self.cpus,
+                    self.pids,
+                    self.cpu_shares,
+                    self.cpuset_cpus,
+                    self.memory_swap,
+                    self.memory_reservation,
+                )
+            )
+            and not self.device_denies
+        )
 
 
 @dataclass(frozen=True)
@@ -183,6 +255,16 @@ class ContainerSpec:
     # ``--privileged``: every device node of the host in /dev, and /sys writable.
     host_devices: bool = False
     writable_sysfs: bool = False
+    # ``--domainname``: the NIS domain name of the container's UTS namespace.
+    domainname: str = ""
+    # ``--shm-size``: bytes of the /dev/shm tmpfs.
+    shm_size: int = DEFAULT_SHM_SIZE
+    # ``--sysctl``: (name, value) pairs written below /proc/sys in the container.
+    sysctls: tuple[tuple[str, str], ...] = ()
+    # ``--pid/--ipc/--uts host``: the namespaces shared with the caller's (the host's).
+    host_namespaces: frozenset[str] = frozenset()
+    # ``--device``: host device nodes made in the container's /dev.
+    devices: tuple[Device, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"checking spec of container {self.container_id}"
@@ -210,10 +292,25 @@ class ContainerSpec:
         )
         if capabilities.ALL in self.capabilities:
             raise InvalidSpecError(f"{where}: resolve ALL with capabilities.resolve first")
+        if not self.host_namespaces <= HOST_SHAREABLE:
+            raise InvalidSpecError(
+                f"{where}: only {', '.join(sorted(HOST_SHAREABLE))} can be the host's",
+                container_id=self.container_id,
+            )
+        if self.domainname and "uts" in self.host_namespaces:
+            raise InvalidSpecError(
+                f"{where}: unable to set domainname without a private UTS namespace",
+                container_id=self.container_id,
+            )
+        if self.shm_size <= 0:
+            raise InvalidSpecError(f"{where}: shm size {self.shm_size} is not positive")
 
     @property
     def effective_hostname(self) -> str:
-        """The hostname, defaulting to the first 12 characters of the id as Docker does."""
+        """The hostname, defaulting to the first 12 characters of the id as Docker does (the
+        host's own with ``--uts host``)."""
+        if "uts" in self.host_namespaces:
+            return os.uname().nodename
         return self.hostname or self.container_id[:12]
 
 

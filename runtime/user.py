@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,14 @@ def home_for(passwd_text: str, uid: int) -> str:
     return "/"
 
 
-def resolve(rootfs: Path, spec: str, *, container_id: str | None = None) -> User:
+def resolve(
+    rootfs: Path, spec: str, *, container_id: str | None = None, group_add: Sequence[str] = ()
+) -> User:
     """Resolve ``name|uid[:group|gid]`` in the image at ``rootfs``.
 
     An empty spec is root. A numeric uid need not exist in /etc/passwd (its gid is then 0), a
-    name must. Supplementary groups are those of /etc/group that list the user by name.
+    name must. Supplementary groups are those of /etc/group that list the user by name, and
+    ``group_add`` (``--group-add``: numbers, or names that must be in /etc/group).
     """
     user_part, _, group_part = spec.partition(":")
     passwd = parse_passwd(_read(rootfs, "/etc/passwd"))
@@ -100,7 +104,17 @@ def resolve(rootfs: Path, spec: str, *, container_id: str | None = None) -> User
                     container_id=container_id,
                 )
             gid = match.gid
-    extra = tuple(
-        sorted({g.gid for g in groups if entry.name and entry.name in g.members and g.gid != gid})
-    )
-    return User(uid=entry.uid, gid=gid, additional_gids=extra)
+    extra = {g.gid for g in groups if entry.name and entry.name in g.members and g.gid != gid}
+    for wanted in group_add:
+        if wanted.isdigit():
+            extra.add(int(wanted))
+            continue
+        match = next((g for g in groups if g.name == wanted), None)
+        if match is None:
+            raise UnknownUserError(
+                f"resolving --group-add {wanted!r}: unable to find group {wanted}: no matching"
+                " entries in group file",
+                container_id=container_id,
+            )
+        extra.add(match.gid)
+    return User(uid=entry.uid, gid=gid, additional_gids=tuple(sorted(extra)))

@@ -325,6 +325,31 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--pull", choices=PULL_POLICIES, default="missing",
         help="pull the image: missing (default), always or never")  # fmt: skip
     add("--tls-verify", type=tls_verify, metavar="BOOL", help=TLS_HELP)
+    add("-q", "--quiet", action="store_true", help="no pull progress")
+    add("--platform", metavar="OS/ARCH", help="accepted when it is this host's platform")
+    add("--cidfile", metavar="FILE", help="write the container id to FILE (a new file)")
+    add("--label-file", action="append", default=[], metavar="FILE",
+        help="read KEY=VALUE labels from FILE")  # fmt: skip
+    add("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+        help="expose a port or a range (START-END) without publishing it")  # fmt: skip
+    add("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+        help="resource limit: nofile, nproc, core, ... (-1: unlimited)")  # fmt: skip
+    add("--shm-size", metavar="SIZE", help="size of /dev/shm (default 64m)")
+    add("--sysctl", action="append", default=[], metavar="NAME=VALUE",
+        help="namespaced kernel parameter: net.*, kernel.msg*/sem/shm*, fs.mqueue.*")  # fmt: skip
+    add("--group-add", action="append", default=[], metavar="GROUP",
+        help="supplementary group (name in the image's /etc/group, or number)")  # fmt: skip
+    add("--domainname", metavar="NAME", help="NIS domain name inside the container")
+    add("-c", "--cpu-shares", type=int, metavar="N", help="relative CPU weight (default 1024)")
+    add("--cpuset-cpus", metavar="CPUS", help="CPUs the container may use (0-3, 0,1)")
+    add("--memory-swap", metavar="SIZE", help="memory plus swap (-1: unlimited swap)")
+    add("--memory-reservation", metavar="SIZE", help="soft memory limit")
+    add("--pid", dest="pid_mode", metavar="host", help="share the host's pid namespace (root)")
+    add("--ipc", dest="ipc_mode", metavar="host|private",
+        help="share the host's IPC namespace and /dev/shm (root)")  # fmt: skip
+    add("--uts", dest="uts_mode", metavar="host", help="share the host's UTS namespace (root)")
+    add("--device", action="append", default=[], metavar="HOST[:CONTAINER[:PERMS]]",
+        help="add a host device node (root; PERMS of r, w, m)")  # fmt: skip
     _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

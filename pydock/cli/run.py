@@ -14,6 +14,7 @@ import io
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -82,6 +83,21 @@ def _options(args: argparse.Namespace) -> RunOptions:
         env_files=tuple(args.env_file),
         mounts=tuple(args.mount),
         tmpfs=tuple(args.tmpfs),
+        expose=tuple(args.expose),
+        label_files=tuple(args.label_file),
+        ulimits=tuple(args.ulimit),
+        shm_size=args.shm_size,
+        sysctls=tuple(args.sysctl),
+        group_add=tuple(args.group_add),
+        domainname=args.domainname,
+        cpu_shares=args.cpu_shares,
+        cpuset_cpus=args.cpuset_cpus,
+        memory_swap=args.memory_swap,
+        memory_reservation=args.memory_reservation,
+        pid_mode=args.pid_mode,
+        ipc_mode=args.ipc_mode,
+        uts_mode=args.uts_mode,
+        devices=tuple(args.device),
     )
 
 
@@ -131,6 +147,7 @@ def _pull(engine: Engine, args: argparse.Namespace) -> None:
     """
     if args.pull == "never":
         return
+    quiet = args.quiet
     name = args.image
     notice = ""
     if args.pull == "missing":
@@ -147,18 +164,75 @@ def _pull(engine: Engine, args: argparse.Namespace) -> None:
     live = sys.stderr.isatty()
     held = io.StringIO()
     progress: TextIO = sys.stderr if live else held
-    progress.write(notice)
-    engine.images.pull_image(name, tls_verify=args.tls_verify, out=progress)
+    if not quiet:
+        progress.write(notice)
+    engine.images.pull_image(
+        name, platform=args.platform, tls_verify=args.tls_verify, quiet=quiet, out=progress
+    )
     sys.stderr.write(held.getvalue())
     sys.stderr.flush()
+
+
+def _check_platform(args: argparse.Namespace) -> None:
+    """``--platform``: this host's platform only (pydock runs no other architecture)."""
+    if args.platform is None:
+        return
+    from pydock.image.manifest import Platform
+
+    host = Platform.default()
+    try:
+        wanted = Platform.parse(args.platform)
+    except PydockError as exc:
+        raise ContainerConfigError(f"checking --platform {args.platform!r}: {exc}") from exc
+    if (wanted.os, wanted.architecture) != (host.os, host.architecture):
+        raise ContainerConfigError(
+            f"checking --platform {args.platform!r}: image platform {wanted} does not match"
+            f" the host platform {host} (pydock runs no other platform)"
+        )
+
+
+@contextlib.contextmanager
+def _cidfile(path: str | None) -> Iterator[Callable[[str], None]]:
+    """``--cidfile``: made empty at once (an existing file is refused, as Docker does), the id
+    written once known, removed again when no container came of it."""
+    if path is None:
+        yield lambda _id: None
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise ContainerConfigError(
+            f"writing --cidfile: container ID file found, make sure the other container isn't"
+            f" running or delete {path}"
+        ) from None
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise ContainerConfigError(f"writing --cidfile: open {path}: {why}") from exc
+    written = False
+
+    def write(container_id: str) -> None:
+        nonlocal written
+        os.write(fd, container_id.encode())
+        written = True
+
+    try:
+        yield write
+    finally:
+        os.close(fd)
+        if not written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container from an image and run its command."""
     _require_terminal(args, "running a container")
-    _pull(engine, args)
+    _check_platform(args)
     manager = engine.containers
-    record = manager.create(_options(args), starting=True)
+    with _cidfile(args.cidfile) as write_cid:
+        _pull(engine, args)
+        record = manager.create(_options(args), starting=True)
+        write_cid(record.id)
     files = manager.files(record.id)
     attachment = attach.choose(
         files, detach=args.detach, tty=args.tty, interactive=args.interactive, keep_logs=not args.rm
@@ -192,8 +266,11 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_create(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container (without starting it) and print its id."""
-    _pull(engine, args)
-    record = engine.containers.create(_options(args))
+    _check_platform(args)
+    with _cidfile(args.cidfile) as write_cid:
+        _pull(engine, args)
+        record = engine.containers.create(_options(args))
+        write_cid(record.id)
     out.write(record.id + "\n")
     return 0
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
 import runtime
+from pydock.containers import hostopts
 from pydock.containers.errors import ContainerConfigError
 from pydock.network import etcfiles, ports
 
@@ -84,6 +85,21 @@ class RunOptions:
     env_files: tuple[str, ...] = ()
     mounts: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
+    expose: tuple[str, ...] = ()
+    label_files: tuple[str, ...] = ()
+    ulimits: tuple[str, ...] = ()
+    shm_size: str | None = None
+    sysctls: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    domainname: str | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    memory_swap: str | None = None
+    memory_reservation: str | None = None
+    pid_mode: str | None = None
+    ipc_mode: str | None = None
+    uts_mode: str | None = None
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,28 @@ class ContainerConfig:
     stop_timeout: int | None = None
     # Restart policy: "no", "always", "unless-stopped" or "on-failure[:N]".
     restart: str = "no"
-    # ``KEY=VALUE`` entries, in the order given (``--label``).
+    # ``KEY=VALUE`` entries, in the order given (``--label-file``, then ``--label``).
     labels: tuple[str, ...] = ()
+    # ``--ulimit`` as ``NAME=SOFT:HARD`` (-1: unlimited).
+    ulimits: tuple[str, ...] = ()
+    # ``--shm-size`` in bytes (None: Docker's 64 MiB).
+    shm_size: int | None = None
+    # ``--sysctl`` as ``NAME=VALUE``.
+    sysctls: tuple[str, ...] = ()
+    # ``--group-add``: group names (of the image's /etc/group) or numbers.
+    group_add: tuple[str, ...] = ()
+    domainname: str = ""
+    cpu_shares: int | None = None
+    cpuset_cpus: str = ""
+    # ``--memory-swap``: memory plus swap in bytes, -1 for unlimited swap.
+    memory_swap: int | None = None
+    memory_reservation: int | None = None
+    # ``--pid``, ``--ipc``, ``--uts``: "host" or "" (the container's own).
+    pid_mode: str = ""
+    ipc_mode: str = ""
+    uts_mode: str = ""
+    # ``--device`` as ``HOST:CONTAINER:PERMS``.
+    devices: tuple[str, ...] = ()
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -168,6 +204,10 @@ class ContainerConfig:
             "publish",
             "exposed",
             "labels",
+            "ulimits",
+            "sysctls",
+            "group_add",
+            "devices",
         ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
@@ -547,6 +587,32 @@ def build_config(
     if options.hostname is not None and not 0 < len(options.hostname) <= 64:
         raise ContainerConfigError(f"checking --hostname {options.hostname!r}: 1 to 64 characters")
     pids = options.pids_limit if options.pids_limit and options.pids_limit > 0 else None
+    memory = parse_memory(options.memory) if options.memory else None
+    network = check_network_name(options.network)
+    modes = {
+        flag: hostopts.parse_namespace_mode(flag, text)
+        for flag, text in (
+            ("pid", options.pid_mode),
+            ("ipc", options.ipc_mode),
+            ("uts", options.uts_mode),
+        )
+    }
+    if modes["uts"] == "host" and options.hostname:
+        raise ContainerConfigError(
+            f"checking --hostname {options.hostname!r}: conflicting options: hostname and the"
+            " UTS mode"
+        )
+    domainname = options.domainname or ""
+    if len(domainname) > 64:
+        raise ContainerConfigError(f"checking --domainname {domainname!r}: 1 to 64 characters")
+    if domainname and modes["uts"] == "host":
+        raise ContainerConfigError(
+            f"checking --domainname {domainname!r}: conflicting options: domainname and the"
+            " UTS mode"
+        )
+    for group in options.group_add:
+        if not group or ":" in group or "\n" in group:
+            raise ContainerConfigError(f"checking --group-add {group!r}: not a group name or id")
     security = parse_security_options(options.security_opt)
     restart = parse_restart_policy(options.restart)
     if restart.name != "no" and options.auto_remove:
@@ -565,7 +631,7 @@ def build_config(
         workdir=workdir,
         user=options.user if options.user is not None else image.user,
         hostname=options.hostname or "",
-        network=check_network_name(options.network),
+        network=network,
         add_hosts=tuple(_add_host(text) for text in options.add_hosts),
         dns=tuple(etcfiles.check_dns(text) for text in options.dns),
         dns_search=tuple(etcfiles.check_word(t, "--dns-search") for t in options.dns_search),
@@ -573,10 +639,10 @@ def build_config(
         network_aliases=tuple(check_name(alias) for alias in options.network_aliases),
         publish=tuple(ports.parse_publish(text).text() for text in options.publish),
         publish_all=options.publish_all,
-        exposed=tuple(image.exposed),
+        exposed=tuple(sorted({*image.exposed, *hostopts.parse_expose(options.expose)})),
         read_only=options.read_only,
         volumes=parse_mounts(options),
-        memory=parse_memory(options.memory) if options.memory else None,
+        memory=memory,
         cpus=parse_cpus(options.cpus) if options.cpus else None,
         pids_limit=pids,
         init=options.init,
@@ -591,7 +657,20 @@ def build_config(
         stop_signal=signal_name(options.stop_signal) if options.stop_signal else "SIGTERM",
         stop_timeout=options.stop_timeout,
         restart=str(restart),
-        labels=parse_labels(options.labels),
+        labels=parse_labels(hostopts.read_label_files(options.label_files) + options.labels),
+        ulimits=hostopts.ulimits_of(options.ulimits),
+        shm_size=hostopts.parse_shm_size(options.shm_size) if options.shm_size else None,
+        sysctls=hostopts.parse_sysctls(options.sysctls, network=network, ipc_mode=modes["ipc"]),
+        group_add=options.group_add,
+        domainname=domainname,
+        cpu_shares=hostopts.parse_cpu_shares(options.cpu_shares),
+        cpuset_cpus=hostopts.parse_cpuset(options.cpuset_cpus) if options.cpuset_cpus else "",
+        memory_swap=hostopts.parse_memory_swap(options.memory_swap, memory),
+        memory_reservation=hostopts.parse_memory_reservation(options.memory_reservation, memory),
+        pid_mode=modes["pid"],
+        ipc_mode=modes["ipc"],
+        uts_mode=modes["uts"],
+        devices=tuple(hostopts.parse_device(text) for text in options.devices),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import runtime
-from pydock.containers import attach, lifecycle
+from pydock.containers import attach, lifecycle, networking
 from pydock.containers.config import capabilities_of, merge_env, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.containers.state import Action, transition
@@ -84,7 +84,9 @@ def exec_spec(manager: ContainerManager, name: str, options: ExecOptions) -> run
     try:
         with storage.mounted(current.rw_layer, in_use=True) as rootfs:
             user_text = options.user if options.user is not None else config.user
-            user = runtime.resolve_user(rootfs, user_text, container_id=current.id)
+            user = runtime.resolve_user(
+                rootfs, user_text, container_id=current.id, group_add=config.group_add
+            )
             try:
                 passwd = (rootfs / "etc" / "passwd").read_text(errors="replace")
             except OSError:
@@ -95,7 +97,7 @@ def exec_spec(manager: ContainerManager, name: str, options: ExecOptions) -> run
         if "PATH" not in names:
             env.insert(0, f"PATH={DEFAULT_PATH}")
         if "HOSTNAME" not in names:
-            env.insert(0, f"HOSTNAME={config.hostname or current.id[:12]}")
+            env.insert(0, f"HOSTNAME={networking.hostname_of(current, config)}")
         if "HOME" not in names:
             env.append(f"HOME={home}")
         if options.tty and "TERM" not in names:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
-from pydock.containers import networking
+from pydock.containers import hostopts, networking
 from pydock.containers import volumes as named_volumes
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
@@ -62,9 +62,25 @@ def runtime_spec(
     """
     doing = f"starting container {record.name}"
     try:
-        user = runtime.resolve_user(rootfs, config.user, container_id=record.id)
+        user = runtime.resolve_user(
+            rootfs, config.user, container_id=record.id, group_add=config.group_add
+        )
         caps = capabilities_of(config)
-        limits = runtime.CgroupLimits(config.memory, config.cpus, config.pids_limit)
+        devices = tuple(
+            runtime.Device(Path(source), destination, permissions)
+            for source, destination, permissions in map(hostopts.device_parts, config.devices)
+        )
+        limits = runtime.CgroupLimits(
+            config.memory,
+            config.cpus,
+            config.pids_limit,
+            cpu_shares=config.cpu_shares,
+            cpuset_cpus=config.cpuset_cpus or None,
+            memory_swap=config.memory_swap,
+            memory_reservation=config.memory_reservation,
+            device_denies=tuple(filter(None, (device.cgroup_deny() for device in devices))),
+        )
+        rlimits = tuple(runtime.Rlimit(*hostopts.ulimit_parts(entry)) for entry in config.ulimits)
         mounts = etc_files + tuple(
             runtime.BindMount(Path(v.source), v.destination, v.readonly)
             for v in config.volumes
@@ -99,6 +115,22 @@ def runtime_spec(
             readonly_paths=() if config.privileged else runtime.DEFAULT_READONLY_PATHS,
             host_devices=config.privileged,
             writable_sysfs=config.privileged,
+            rlimits=rlimits,
+            domainname=config.domainname,
+            shm_size=config.shm_size or runtime.DEFAULT_SHM_SIZE,
+            sysctls=tuple(
+                (name, value) for name, _, value in (s.partition("=") for s in config.sysctls)
+            ),
+            host_namespaces=frozenset(
+                name
+                for name, mode in (
+                    ("pid", config.pid_mode),
+                    ("ipc", config.ipc_mode),
+                    ("uts", config.uts_mode),
+                )
+                if mode == "host"
+            ),
+            devices=devices,
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc

@@ -7,6 +7,7 @@ The files live in the container's directory and are bound over ``/etc/hostname``
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 
 
 def hostname_of(record: ContainerRecord, config: ContainerConfig) -> str:
-    """``--hostname``, else the first 12 characters of the id (as the runtime sets it)."""
+    """``--hostname``, else the first 12 characters of the id (as the runtime sets it); the
+    host's own name with ``--uts host``."""
+    if config.uts_mode == "host":
+        return os.uname().nodename
     return config.hostname or record.id[:12]
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from pydock.clock import parse_rfc3339
+from pydock.containers import hostopts
 from pydock.containers.config import ContainerConfig, Volume, security_opt_view
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
 from pydock.store import ContainerRecord
+from runtime.spec import DEFAULT_SHM_SIZE
 
 COMMAND_WIDTH = 20
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -117,6 +119,32 @@ def mount_view(volume: Volume) -> dict[str, object]:
     return view
 
 
+def resource_view(config: ContainerConfig) -> dict[str, object]:
+    """``HostConfig``'s limits, namespaces, devices and kernel settings, in Docker's words."""
+    ulimits = []
+    for entry in config.ulimits:
+        name, soft, hard = hostopts.ulimit_parts(entry)
+        ulimits.append({"Name": name, "Hard": hard, "Soft": soft})
+    devices = [
+        {"PathOnHost": source, "PathInContainer": destination, "CgroupPermissions": permissions}
+        for source, destination, permissions in map(hostopts.device_parts, config.devices)
+    ]
+    return {
+        "Ulimits": ulimits or None,
+        "ShmSize": config.shm_size or DEFAULT_SHM_SIZE,
+        "Sysctls": dict(item.partition("=")[::2] for item in config.sysctls) or None,
+        "GroupAdd": list(config.group_add) or None,
+        "CpuShares": config.cpu_shares or 0,
+        "CpusetCpus": config.cpuset_cpus,
+        "MemorySwap": config.memory_swap or 0,
+        "MemoryReservation": config.memory_reservation or 0,
+        "PidMode": config.pid_mode,
+        "IpcMode": config.ipc_mode or "private",
+        "UTSMode": config.uts_mode,
+        "Devices": devices,
+    }
+
+
 def inspect_document(
     record: ContainerRecord,
     graph_driver: dict[str, object],
@@ -182,11 +210,13 @@ def inspect_document(
             or None,
             "Tmpfs": {v.destination: v.options for v in config.volumes if v.kind == "tmpfs"}
             or None,
+            **resource_view(config),
         },
         "GraphDriver": graph_driver,
         "NetworkSettings": network_settings or {},
         "Config": {
             "Hostname": config.hostname or record.id[:12],
+            "Domainname": config.domainname,
             "User": config.user,
             "Tty": config.tty,
             "OpenStdin": config.interactive,

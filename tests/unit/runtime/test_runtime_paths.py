@@ -105,6 +105,14 @@ def test_unknown_user(image: Path, spec: str, what: str) -> None:
         user.resolve(image, spec, container_id="c1")
 
 
+def test_group_add_by_name_and_number(image: Path) -> None:
+    found = user.resolve(image, "root", group_add=("audio", "4000", "staff"))
+    assert found == User(0, 0, (29, 50, 4000))
+    assert user.resolve(image, "svc", group_add=("app",)) == User(999, 50, (1000,))
+    with pytest.raises(UnknownUserError, match="unable to find group wheel: no matching"):
+        user.resolve(image, "app", group_add=("wheel",))
+
+
 def test_passwd_through_a_symlink_is_read_inside(root: Path) -> None:
     (root / "etc" / "real").write_text(PASSWD)
     (root / "etc" / "passwd").symlink_to("/etc/real")

@@ -70,6 +70,58 @@ def test_limit_files(version: int, expected: list[tuple[str, str, str]]) -> None
     assert cgroups._settings(limits, version) == expected
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (
+            2,
+            [
+                ("memory", "memory.max", "67108864"),
+                ("memory", "memory.low", "33554432"),
+                ("memory", "memory.swap.max", "67108864"),
+                ("cpu", "cpu.weight", "20"),
+                ("cpuset", "cpuset.cpus", "0-1"),
+            ],
+        ),
+        (
+            1,
+            [
+                ("memory", "memory.limit_in_bytes", "67108864"),
+                ("memory", "memory.soft_limit_in_bytes", "33554432"),
+                ("memory", "memory.memsw.limit_in_bytes", "134217728"),
+                ("cpu", "cpu.shares", "512"),
+                ("cpuset", "cpuset.cpus", "0-1"),
+                ("devices", "devices.deny", "c 1:3 wm"),
+            ],
+        ),
+    ],
+)
+def test_more_limit_files(version: int, expected: list[tuple[str, str, str]]) -> None:
+    limits = CgroupLimits(
+        memory=64 << 20,
+        memory_swap=128 << 20,
+        memory_reservation=32 << 20,
+        cpu_shares=512,
+        cpuset_cpus="0-1",
+        device_denies=("c 1:3 wm",) if version == 1 else (),
+    )
+    assert cgroups._settings(limits, version) == expected
+
+
+def test_unlimited_swap_and_weights() -> None:
+    limits = CgroupLimits(memory=64 << 20, memory_swap=-1)
+    assert ("memory", "memory.swap.max", "max") in cgroups._settings(limits, 2)
+    assert ("memory", "memory.memsw.limit_in_bytes", "-1") in cgroups._settings(limits, 1)
+    # runc's mapping of cpu.shares onto cpu.weight: the ends and the default.
+    assert [cgroups.cpu_weight(n) for n in (2, 1024, 262144, 1)] == [1, 39, 10000, 1]
+
+
+def test_device_permissions_need_v1() -> None:
+    limits = CgroupLimits(device_denies=("c 1:3 w",))
+    with pytest.raises(cgroups.CgroupError, match="eBPF"):
+        cgroups._settings(limits, 2)
+
+
 def test_missing_controller_is_named() -> None:
     hierarchies = cgroups.mounted_hierarchies(HYBRID)
     with pytest.raises(cgroups.CgroupError, match="no cgroup v1 hierarchy with the blkio"):

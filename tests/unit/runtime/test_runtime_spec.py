@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,37 @@ def test_every_state_is_reachable_and_deleted_is_final() -> None:
     reached = {target for target in state.TRANSITIONS.values()} | {state.State.CREATED}
     assert reached == set(state.State)
     assert not any(source is state.State.DELETED for source, _ in state.TRANSITIONS)
+
+
+def test_device_cgroup_rule_takes_the_missing_permissions() -> None:
+    # /dev/null is character device 1:3 on every Linux.
+    assert spec.Device(Path("/dev/null"), "/dev/n", "r").cgroup_deny() == "c 1:3 wm"
+    assert spec.Device(Path("/dev/null"), "/dev/n", "rw").cgroup_deny() == "c 1:3 m"
+    assert spec.Device(Path("/dev/null"), "/dev/n").cgroup_deny() is None
+    with pytest.raises(InvalidSpecError, match="permissions 'rx'"):
+        spec.Device(Path("/dev/null"), "/dev/n", "rx")
+    with pytest.raises(InvalidSpecError, match="absolute"):
+        spec.Device(Path("/dev/null"), "dev/n")
+
+
+def test_rlimit_infinity_is_above_every_number() -> None:
+    Rlimit("nofile", 1024, -1)  # soft 1024, hard unlimited
+    with pytest.raises(InvalidSpecError, match="exceeds"):
+        Rlimit("nofile", -1, 1024)
+
+
+def test_host_namespaces_are_checked() -> None:
+    assert make(host_namespaces=frozenset({"uts"})).effective_hostname == os.uname().nodename
+    with pytest.raises(InvalidSpecError, match="can be the host's"):
+        make(host_namespaces=frozenset({"net"}))
+    with pytest.raises(InvalidSpecError, match="private UTS namespace"):
+        make(host_namespaces=frozenset({"uts"}), domainname="example.org")
+
+
+def test_swap_needs_a_memory_limit_below_it() -> None:
+    CgroupLimits(memory=64 << 20, memory_swap=-1)
+    with pytest.raises(InvalidSpecError, match="below the memory limit"):
+        CgroupLimits(memory=64 << 20, memory_swap=32 << 20)
+    with pytest.raises(InvalidSpecError, match="below the memory limit"):
+        CgroupLimits(memory_swap=32 << 20)
+    assert not CgroupLimits(cpuset_cpus="0").is_empty()

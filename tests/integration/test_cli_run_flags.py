@@ -1,0 +1,397 @@
+"""Docker's kernel-facing ``run``/``create`` flags, as root, through the real CLI: each seen from
+inside the container (or its cgroup from the host), each in ``inspect``, and a bad value of
+each refused in one line with status 125, leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .containers_support import (
+    ROOT_CONTAINER_TESTS,
+    Snapshot,
+    Workspace,
+    container_drivers,
+    fails,
+    kill_leftovers,
+)
+from .registry_support import running_registry
+from .test_cli_network import PAGE, Namespace, NsPydock, assert_released
+
+pytestmark = ROOT_CONTAINER_TESTS
+
+CGROUP_V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _empty(cgroup: str) -> bool:
+    try:
+        return not Path(cgroup, "cgroup.procs").read_text().strip()
+    except OSError:
+        return False  # gone meanwhile
+
+
+def assert_left_nothing(root: Path, before: Snapshot, *, settle: float = 10.0) -> None:
+    """Nothing of ``root`` is left: mounts, processes, rows, directories, layers, cgroups.
+
+    Cgroups are the whole machine's, and other pydock roots here make and remove theirs
+    meanwhile: a new one counts as ours while it holds no process, as a failed start of ours
+    would leave it (one of another root's exiting containers goes within ``settle``).
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        after = Snapshot.take(root)
+        strays = sorted(c for c in set(after.cgroups) - set(before.cgroups) if _empty(c))
+        settled = not strays and after.processes == before.processes
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert strays == []
+    assert (after.mounts, after.processes, after.rows) == (
+        before.mounts,
+        before.processes,
+        before.rows,
+    )
+    assert (after.containers, after.layers) == (before.containers, before.layers)
+
+
+def inspect(ws: Workspace, name: str) -> dict[str, dict[str, object]]:
+    [document] = json.loads(ws.pydock.ok("inspect", name))
+    assert isinstance(document, dict)
+    return document
+
+
+def inside(ws: Workspace, *args: str) -> str:
+    """``run --rm ARGS... busybox``'s output; ``args`` end with the command."""
+    return ws.pydock.ok("run", "--rm", *args)
+
+
+def test_ulimits(one: Workspace) -> None:
+    out = inside(
+        one, "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=77", "--ulimit", "core=-1",
+        "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u; ulimit -c",
+    )  # fmt: skip
+    assert out == "1024\n2048\n77\nunlimited\n"
+    one.pydock.ok("create", "--name", "ul", "--ulimit", "nofile=10", "busybox", "true")
+    try:
+        ulimits = inspect(one, "ul")["HostConfig"]["Ulimits"]
+        assert ulimits == [{"Name": "nofile", "Hard": 10, "Soft": 10}]
+    finally:
+        one.pydock.run("rm", "ul")
+
+
+def test_shm_size(one: Workspace) -> None:
+    script = "grep ' /dev/shm ' /proc/mounts | grep -o 'size=[0-9]*k'"
+    assert inside(one, "--shm-size", "16m", "busybox", "sh", "-c", script) == "size=16384k\n"
+    assert inside(one, "busybox", "sh", "-c", script) == "size=65536k\n"
+    one.pydock.ok("create", "--name", "shm", "--shm-size", "1g", "busybox", "true")
+    try:
+        assert inspect(one, "shm")["HostConfig"]["ShmSize"] == 1 << 30
+    finally:
+        one.pydock.run("rm", "shm")
+
+
+def test_sysctls_are_the_containers_own(one: Workspace) -> None:
+    host_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    host_shmmax = Path("/proc/sys/kernel/shmmax").read_text()
+    out = inside(
+        one, "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=123456789",
+        "busybox", "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmax",
+    )  # fmt: skip
+    assert out == "1\n123456789\n"
+    # The host's values did not move.
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_forward
+    assert Path("/proc/sys/kernel/shmmax").read_text() == host_shmmax
+    one.pydock.ok("create", "--name", "sc", "--sysctl", "kernel.msgmax=9000", "busybox", "true")
+    try:
+        assert inspect(one, "sc")["HostConfig"]["Sysctls"] == {"kernel.msgmax": "9000"}
+    finally:
+        one.pydock.run("rm", "sc")
+
+
+def test_group_add_and_domainname(one: Workspace) -> None:
+    # busybox's /etc/group: root 0, daemon 1, tty 5, nogroup 65534.
+    out = inside(
+        one, "-u", "daemon", "--group-add", "tty", "--group-add", "4242",
+        "--domainname", "example.org",
+        "busybox", "sh", "-c", "id -G; cat /proc/sys/kernel/domainname",
+    )  # fmt: skip
+    assert out == "1 5 4242\nexample.org\n"
+    one.pydock.ok(
+        "create", "--name", "gd", "--group-add", "nogroup", "--domainname", "d.test",
+        "busybox", "true",
+    )  # fmt: skip
+    try:
+        document = inspect(one, "gd")
+        assert document["HostConfig"]["GroupAdd"] == ["nogroup"]
+        assert document["Config"]["Domainname"] == "d.test"
+    finally:
+        one.pydock.run("rm", "gd")
+
+
+def _control_file(pid: int, controller: str, name: str) -> Path:
+    """A control file of ``pid``'s cgroup, seen from the host (v1 hierarchy or v2 tree)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return Path("/sys/fs/cgroup", controller, path.lstrip("/"), name)
+    path = Path(f"/proc/{pid}/cgroup").read_text().splitlines()[0].split(":", 2)[2]
+    return Path("/sys/fs/cgroup", path.lstrip("/"), name)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for --cpuset-cpus 1")
+def test_cpu_and_memory_cgroup_flags(one: Workspace) -> None:
+    one.pydock.ok(
+        "run", "-d", "--name", "cg", "-c", "512", "--cpuset-cpus", "1", "-m", "64m",
+        "--memory-swap", "128m", "--memory-reservation", "32m",
+        "busybox", "sleep", "60",
+    )  # fmt: skip
+    try:
+        document = inspect(one, "cg")
+        host = document["HostConfig"]
+        assert (host["CpuShares"], host["CpusetCpus"]) == (512, "1")
+        assert (host["MemorySwap"], host["MemoryReservation"]) == (128 << 20, 32 << 20)
+        pid = document["State"]["Pid"]
+        assert isinstance(pid, int)
+        seen = {
+            name: _control_file(pid, controller, name).read_text().strip()
+            for controller, name in (
+                ("cpu", "cpu.weight" if CGROUP_V2 else "cpu.shares"),
+                ("cpuset", "cpuset.cpus"),
+                ("memory", "memory.swap.max" if CGROUP_V2 else "memory.memsw.limit_in_bytes"),
+                ("memory", "memory.low" if CGROUP_V2 else "memory.soft_limit_in_bytes"),
+            )
+        }
+        if CGROUP_V2:
+            assert seen == {
+                "cpu.weight": "20",
+                "cpuset.cpus": "1",
+                "memory.swap.max": "67108864",
+                "memory.low": "33554432",
+            }
+        else:
+            assert seen == {
+                "cpu.shares": "512",
+                "cpuset.cpus": "1",
+                "memory.memsw.limit_in_bytes": "134217728",
+                "memory.soft_limit_in_bytes": "33554432",
+            }
+        # From inside: the only CPU the scheduler gives the container.
+        status = one.pydock.ok("exec", "cg", "grep", "Cpus_allowed_list", "/proc/self/status")
+        assert status.split() == ["Cpus_allowed_list:", "1"]
+    finally:
+        one.pydock.run("rm", "-f", "cg")
+
+
+NAMESPACES = "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; hostname"
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_host_namespaces(one: Workspace) -> None:
+    host = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "uts")]
+    marker = Path("/dev/shm") / f"pydock-test-{uuid.uuid4().hex}"
+    marker.write_text("from the host\n")
+    try:
+        out = inside(
+            one, "--pid", "host", "--ipc", "host", "--uts", "host",
+            "busybox", "sh", "-c", f"{NAMESPACES}; cat /dev/shm/{marker.name}",
+        )  # fmt: skip
+    finally:
+        marker.unlink()
+    assert out.splitlines() == [*host, os.uname().nodename, "from the host"]
+    # Its processes end with it, as they would with a pid namespace of its own.
+    left = inside(one, "--pid", "host", "busybox", "sh", "-c", "sleep 3131 & echo $!").strip()
+    assert _gone(int(left))
+    # Without them, each namespace is the container's own.
+    own = inside(one, "--ipc", "private", "busybox", "sh", "-c", NAMESPACES).splitlines()
+    assert [a == b for a, b in zip(own[:3], host, strict=True)] == [False, False, False]
+    one.pydock.ok("create", "--name", "ns", "--pid", "host", "--uts", "host", "busybox", "true")
+    try:
+        host_config = inspect(one, "ns")["HostConfig"]
+        modes = [host_config[key] for key in ("PidMode", "IpcMode", "UTSMode")]
+        assert modes == ["host", "private", "host"]
+    finally:
+        one.pydock.run("rm", "ns")
+
+
+def test_devices(one: Workspace) -> None:
+    # /dev/null is character device 1:3 (stat prints the numbers in hex).
+    out = inside(
+        one, "--device", "/dev/null:/dev/mynull", "busybox",
+        "sh", "-c", "stat -c %F:%t:%T /dev/mynull; echo x > /dev/mynull && echo written",
+    )  # fmt: skip
+    assert out == "character special file:1:3\nwritten\n"
+    one.pydock.ok("create", "--name", "dv", "--device", "/dev/zero:/dev/z:rw", "busybox", "true")
+    try:
+        assert inspect(one, "dv")["HostConfig"]["Devices"] == [
+            {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "rw"}
+        ]
+    finally:
+        one.pydock.run("rm", "dv")
+
+
+@pytest.mark.skipif(CGROUP_V2, reason="device permissions need the cgroup v1 devices controller")
+@pytest.mark.skipif(not Path("/dev/loop-control").exists(), reason="needs /dev/loop-control")
+def test_device_permissions(one: Workspace) -> None:
+    # /dev/loop-control is none of the container's own nodes (nor in Docker's default list):
+    # given r, it opens for reading only.
+    # (true, not ":", whose failed redirection would end the shell.)
+    script = "true < /dev/k && echo read; true > /dev/k && echo write || echo denied"
+    done = one.pydock.run("run", "--rm", "--device", "/dev/loop-control:/dev/k:r", "busybox",
+                          "sh", "-c", script)  # fmt: skip
+    assert (done.status, done.out) == (0, "read\ndenied\n"), done
+    assert "Operation not permitted" in done.err
+    assert inside(one, "--device", "/dev/loop-control:/dev/k", "busybox", "sh", "-c", script) == (
+        "read\nwrite\n"
+    )
+
+
+def test_cidfile(one: Workspace, tmp_path: Path) -> None:
+    cidfile = tmp_path / "cid"
+    cid = one.pydock.ok("run", "-d", "--cidfile", str(cidfile), "busybox", "true").strip()
+    assert cidfile.read_text() == cid
+    one.pydock.ok("wait", cid)
+    one.pydock.ok("rm", cid)
+    created = tmp_path / "created"
+    cid = one.pydock.ok("create", "--cidfile", str(created), "busybox", "true").strip()
+    assert created.read_text() == cid
+    one.pydock.ok("rm", cid)
+
+
+def test_expose_and_label_file(one: Workspace, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text("# team labels\ntier=web\nowner=ops\n")
+    one.pydock.ok(
+        "create", "--name", "ex", "--expose", "8080", "--expose", "7000-7001/udp",
+        "--label-file", str(labels), "-l", "owner=dev", "busybox", "true",
+    )  # fmt: skip
+    try:
+        config = inspect(one, "ex")["Config"]
+        assert config["ExposedPorts"] == {"7000/udp": {}, "7001/udp": {}, "8080/tcp": {}}
+        assert config["Labels"] == {"tier": "web", "owner": "dev"}
+        assert one.pydock.ok("ps", "-a", "-q", "-f", "label=tier=web").split() == [
+            config["Hostname"]
+        ]
+    finally:
+        one.pydock.run("rm", "ex")
+
+
+def test_platform(one: Workspace) -> None:
+    assert inside(one, "--platform", f"linux/{HOST_ARCH}", "busybox", "echo", "ok") == "ok\n"
+    other = "arm64" if HOST_ARCH == "amd64" else "amd64"
+    line = fails(one.pydock.run("run", "--rm", "--platform", f"linux/{other}", "busybox", "true"))
+    assert f"linux/{other}" in line and f"linux/{HOST_ARCH}" in line
+
+
+def test_quiet_pull(one: Workspace, tmp_path: Path) -> None:
+    with running_registry(tmp_path / "registry") as registry:
+        name = f"{registry.address}/flags/bb:1"
+        one.pydock.ok("tag", "busybox", name)
+        one.pydock.ok("push", "-q", name)
+        one.pydock.ok("rmi", name)
+        done = one.pydock.run("run", "--rm", "-q", name, "echo", "pulled")
+        assert (done.status, done.out, done.err) == (0, "pulled\n", "")
+        one.pydock.ok("rmi", name)
+        done = one.pydock.run("create", "--name", "loud", name, "true")
+        assert done.status == 0 and f"Unable to find image '{name}' locally" in done.err, done
+        one.pydock.ok("rm", "loud")
+        one.pydock.ok("rmi", name)
+
+
+@pytest.fixture
+def netns(tmp_path: Path) -> Iterator[tuple[NsPydock, Namespace]]:
+    """pydock in a network namespace of its own, so -P touches nothing of the host's."""
+    namespace = Namespace()
+    pydock = NsPydock(tmp_path / "root", container_drivers()[-1], namespace)
+    try:
+        pydock.ok("import", "builtin:busybox", "busybox")
+        yield pydock, namespace
+    finally:
+        pydock.remove_all()
+        kill_leftovers(pydock.root)
+        namespace.close()
+
+
+def test_publish_all_publishes_expose(netns: tuple[NsPydock, Namespace], tmp_path: Path) -> None:
+    pydock, namespace = netns
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text(PAGE)
+    cid = pydock.ok(
+        "run", "-d", "-P", "--expose", "81", "-v", f"{www}:/www:ro",
+        "busybox", "httpd", "-f", "-p", "81", "-h", "/www",
+    ).strip()  # fmt: skip
+    [line] = pydock.ok("port", cid).splitlines()
+    assert line.startswith("81/tcp -> 0.0.0.0:")
+    assert namespace.fetch(f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/index.html") == PAGE
+    pydock.ok("rm", "-f", cid)
+    assert_released(pydock, namespace)
+
+
+BAD_VALUES = [
+    (["--ulimit", "nofile=abc"], 'parsing "abc": invalid syntax'),
+    (["--ulimit", "nosuch=1"], "invalid ulimit type: nosuch"),
+    (["--ulimit", "nofile=10:5"], "soft limit must be less than or equal to hard limit"),
+    (["--shm-size", "abc"], "invalid size: 'abc'"),
+    (["--sysctl", "kernel.hostname=x"], "sysctl 'kernel.hostname=x' is not allowed"),
+    (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"], "host's network namespace"),
+    (["--group-add", "nosuchgroup"], "unable to find group nosuchgroup"),
+    (["--domainname", "x" * 65], "--domainname"),
+    (["--uts", "host", "--domainname", "d.test"], "domainname and the UTS mode"),
+    (["-c", "abc"], "invalid int value: 'abc'"),
+    (["--cpuset-cpus", "abc"], "Invalid value abc for cpuset cpus"),
+    (["--cpuset-cpus", "4096"], "Requested CPUs are not available"),
+    (["--memory-swap", "128m"], "always set the Memory limit when using Memoryswap"),
+    (["-m", "64m", "--memory-swap", "32m"], "memoryswap limit should be larger than memory"),
+    (["-m", "64m", "--memory-reservation", "128m"], "can not be less than memory reservation"),
+    (["--pid", "container"], "invalid PID mode"),
+    (["--ipc", "nosuch"], "invalid IPC mode"),
+    (["--uts", "private"], "invalid UTS mode"),
+    (["--uts", "host", "--hostname", "h"], "conflicting options: hostname and the UTS mode"),
+    (["--device", "/nonexistent-device"], "error gathering device information"),
+    (["--device", "/dev/null:/dev/n:rwx"], "bad mode specified: rwx"),
+    (["--expose", "http"], "invalid range format for --expose: http"),
+    (["--label-file", "/nonexistent-labels"], "open /nonexistent-labels: no such file"),
+    (["--platform", "linux/s390x"], "linux/s390x"),
+]
+
+
+@pytest.mark.parametrize(("flags", "needle"), BAD_VALUES, ids=lambda v: str(v))
+def test_bad_values_leave_nothing(one: Workspace, flags: list[str], needle: str) -> None:
+    before = Snapshot.take(one.root)
+    fails(one.pydock.run("run", "--rm", *flags, "busybox", "true"), needle)
+    if "--group-add" not in flags:  # the image's /etc/group is read at the start, as Docker
+        fails(one.pydock.run("create", *flags, "busybox", "true"), needle)
+    assert_left_nothing(one.root, before)
+
+
+def test_an_existing_cidfile_is_refused(one: Workspace, tmp_path: Path) -> None:
+    cidfile = tmp_path / "cid"
+    cidfile.write_text("another\n")
+    before = Snapshot.take(one.root)
+    fails(
+        one.pydock.run("run", "--rm", "--cidfile", str(cidfile), "busybox", "true"),
+        "container ID file found",
+    )
+    assert cidfile.read_text() == "another\n"
+    assert_left_nothing(one.root, before)
