@@ -325,17 +325,20 @@ def describe(exc: BaseException) -> tuple[int, str]:
     from pydock.containers.errors import (
         ContainerConfigError,
         ContainerConflictError,
+        ContainerPathError,
         ContainerStartError,
         ContainerUnknownError,
     )
 
     if isinstance(exc, HttpError):
         return exc.status, exc.message
-    if isinstance(exc, (ContainerUnknownError, ImageUnknownError)):
+    unknown = (ContainerUnknownError, ContainerPathError, ImageUnknownError)
+    if isinstance(exc, unknown):
         return 404, str(exc)
     if isinstance(exc, (ContainerConflictError, ImageConflictError)):
         return 409, str(exc)
-    if isinstance(exc, (ContainerConfigError, UsageError, InvalidReferenceError)):
+    invalid = (ContainerConfigError, UsageError, InvalidReferenceError)
+    if isinstance(exc, invalid):
         return 400, str(exc)
     if isinstance(exc, ContainerStartError):
         message = str(exc)
