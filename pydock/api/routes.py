@@ -43,8 +43,6 @@ I = r"/images/(?P<name>.+)"  # noqa: E741 - image names hold slashes
 POLL = 0.1
 NOT_DONE = {
     ("POST", "/build"): "build",
-    ("GET", "/networks"): "networks",
-    ("GET", "/volumes"): "volumes",
 }
 
 
@@ -88,9 +86,10 @@ def register(service: Service) -> None:
     for (method, path), verb in NOT_DONE.items():
         route(method, path)(_not_done(verb))
     route("DELETE", I)(image_remove)
-    from pydock.api import verbs  # it uses this module's helpers
+    from pydock.api import objects, verbs  # they use this module's helpers
 
     verbs.register(service)
+    objects.register(service)
 
 
 def _not_done(verb: str) -> Handler:

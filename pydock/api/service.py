@@ -329,15 +329,20 @@ def describe(exc: BaseException) -> tuple[int, str]:
         ContainerStartError,
         ContainerUnknownError,
     )
+    from pydock.network.errors import (
+        NetworkConfigError,
+        NetworkConflictError,
+        NetworkUnknownError,
+    )
 
     if isinstance(exc, HttpError):
         return exc.status, exc.message
-    unknown = (ContainerUnknownError, ContainerPathError, ImageUnknownError)
+    unknown = (ContainerUnknownError, ContainerPathError, ImageUnknownError, NetworkUnknownError)
     if isinstance(exc, unknown):
         return 404, str(exc)
-    if isinstance(exc, (ContainerConflictError, ImageConflictError)):
+    if isinstance(exc, (ContainerConflictError, ImageConflictError, NetworkConflictError)):
         return 409, str(exc)
-    invalid = (ContainerConfigError, UsageError, InvalidReferenceError)
+    invalid = (ContainerConfigError, NetworkConfigError, UsageError, InvalidReferenceError)
     if isinstance(exc, invalid):
         return 400, str(exc)
     if isinstance(exc, ContainerStartError):

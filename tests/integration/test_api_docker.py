@@ -507,3 +507,91 @@ def test_image_prune(service: Service) -> None:
     again = service.docker("image", "prune", "-f")
     assert again.stdout == "Total reclaimed space: 0B\n", again.stderr
     assert service.docker("rmi", "keep:1").returncode == 0
+
+
+def test_volumes(service: Service) -> None:
+    assert service.docker("volume", "create", "data1").stdout == "data1\n"
+    made = service.docker("volume", "create", "--label", "team=a", "data2")
+    assert made.returncode == 0, made.stderr
+    try:
+        assert service.docker("volume", "ls", "-q").stdout.split() == ["data1", "data2"]
+        assert service.docker("volume", "ls", "-q", "-f", "label=team=a").stdout == "data2\n"
+        shown = json.loads(service.docker("volume", "inspect", "data2").stdout)
+        assert shown[0]["Labels"] == {"team": "a"}
+        assert shown[0]["Mountpoint"] == str(service.root / "volumes" / "data2" / "_data")
+        assert service.docker("volume", "inspect", "nosuch").returncode == 1
+        user = service.docker("run", "-d", "--name", "voluser", "-v", "data1:/data",
+                              "busybox", "sleep", "300")  # fmt: skip
+        assert user.returncode == 0, user.stderr
+        try:
+            in_use = service.docker("volume", "rm", "data1")
+            assert in_use.returncode == 1 and "volume is in use" in in_use.stderr
+            dangling = service.docker("volume", "ls", "-q", "-f", "dangling=true")
+            assert dangling.stdout == "data2\n"
+            pruned = service.docker("volume", "prune", "-f")  # API 1.41: named ones too
+            assert "data2" in pruned.stdout.split() and "data1" not in pruned.stdout.split()
+        finally:
+            service.docker("rm", "-f", "voluser")
+        assert service.docker("volume", "rm", "data1").stdout == "data1\n"
+        assert service.docker("volume", "ls", "-q").stdout == ""
+    finally:
+        service.docker("volume", "rm", "-f", "data1", "data2")
+
+
+@pytest.fixture(scope="module")
+def netns_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service in a network namespace of its own: its bridges and rules stay there."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (Debian nftables) for the bridge driver")
+    with running_service(tmp_path_factory.mktemp("api-net"), own_network=True) as running:
+        yield running
+
+
+def test_networks(netns_service: Service) -> None:
+    service = netns_service
+    listed = service.docker("network", "ls", "--format", "{{.Name}} {{.Driver}}")
+    assert listed.stdout.splitlines() == ["bridge bridge", "host host", "none none"]
+    bridge = json.loads(service.docker("network", "inspect", "bridge").stdout)[0]
+    assert bridge["IPAM"]["Config"] == [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]
+    assert service.docker("network", "inspect", "nosuch").returncode == 1
+    builtin = service.docker("network", "rm", "bridge")
+    assert builtin.returncode == 1 and "pre-defined network" in builtin.stderr
+    made = service.docker("network", "create", "--subnet", "10.77.0.0/24", "testnet")
+    assert made.returncode == 0, made.stderr
+    network_id = made.stdout.strip()
+    try:
+        shown = json.loads(service.docker("network", "inspect", "testnet").stdout)[0]
+        assert (shown["Id"], shown["Driver"]) == (network_id, "bridge")
+        assert shown["IPAM"]["Config"] == [{"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"}]
+        twice = service.docker("network", "create", "testnet")
+        assert twice.returncode == 1 and "already exists" in twice.stderr
+        custom = service.docker("network", "ls", "-q", "--no-trunc", "-f", "type=custom")
+        assert custom.stdout.split() == [network_id]
+        # The service's containers are on network none (no bridge); the CLI makes one on the
+        # default bridge, never started here, so that joining changes its configuration only.
+        created = service.docker("create", "--name", "isolated", "busybox", "true")
+        assert created.returncode == 0, created.stderr
+        created = service.pydock("create", "--name", "member", "--network", "bridge", "busybox")
+        assert created.returncode == 0, created.stderr
+        try:
+            refused = service.docker("network", "connect", "testnet", "isolated")
+            assert refused.returncode == 1 and "is on network none" in refused.stderr
+            joined = service.docker("network", "connect", "--alias", "m1", "testnet", "member")
+            assert joined.returncode == 0, joined.stderr
+            busy = service.docker("network", "rm", "testnet")  # member is configured on it
+            assert busy.returncode == 1 and "has active endpoints" in busy.stderr
+            left = service.docker("network", "disconnect", "testnet", "member")
+            assert left.returncode == 0, left.stderr
+            not_there = service.docker("network", "disconnect", "testnet", "member")
+            assert not_there.returncode == 1 and "is not connected" in not_there.stderr
+        finally:
+            service.docker("rm", "-f", "member", "isolated")
+        assert service.docker("network", "rm", "testnet").stdout == "testnet\n"
+        assert service.docker("network", "inspect", "testnet").returncode == 1
+        again = service.docker("network", "create", "pruned")
+        assert again.returncode == 0, again.stderr
+        pruned = service.docker("network", "prune", "-f")
+        assert (pruned.returncode, pruned.stdout) == (0, "Deleted Networks:\npruned\n\n")
+    finally:
+        service.docker("network", "rm", "testnet", "pruned")
+    assert service.docker("network", "ls", "-q").stdout.count("\n") == 3

@@ -113,3 +113,25 @@ def test_stats_top_archives_update(client: docker.DockerClient) -> None:
         assert client.api.inspect_container(container.id)["HostConfig"]["Memory"] == 32 << 20
     finally:
         container.remove(force=True)
+
+
+def test_volumes_networks_and_image_prune(client: docker.DockerClient) -> None:
+    volume = client.volumes.create(name="pyvol", labels={"owner": "py"})
+    try:
+        assert volume.attrs["Labels"] == {"owner": "py"}
+        assert [v.name for v in client.volumes.list(filters={"label": "owner=py"})] == ["pyvol"]
+        with pytest.raises(docker.errors.NotFound):
+            client.volumes.get("nosuch")
+        with pytest.raises(docker.errors.APIError, match="only the local volume driver"):
+            client.volumes.create(name="other", driver="nfs")
+    finally:
+        volume.remove()
+    assert client.volumes.list() == []
+    assert sorted(n.name for n in client.networks.list()) == ["bridge", "host", "none"]
+    assert client.networks.get("host").attrs["Driver"] == "host"
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("nosuch")
+    report = client.images.prune(filters={"dangling": True})
+    assert report == {"ImagesDeleted": None, "SpaceReclaimed": 0}
+    with pytest.raises(docker.errors.APIError, match="invalid filter 'until'"):
+        client.images.prune(filters={"until": "24h"})

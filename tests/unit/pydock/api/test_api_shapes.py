@@ -1,4 +1,4 @@
-"""Docker's shapes of top, stats, the cp path stat header and update bodies."""
+"""Docker's shapes of top, stats, the cp path stat header and update bodies; error statuses."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import pytest
 
 from pydock.api import shapes
 from pydock.api.http import HttpError
+from pydock.api.service import describe
+from pydock.containers.errors import ContainerPathError
+from pydock.network.errors import NetworkConflictError, NetworkUnknownError
 
 
 def test_top_keeps_the_spaces_of_the_command() -> None:
@@ -130,3 +133,9 @@ def test_update_refuses_what_it_cannot_read(body: dict[str, object]) -> None:
     with pytest.raises(HttpError) as caught:
         shapes.update_request(body)
     assert caught.value.status == 400
+
+
+def test_path_and_network_errors_map_to_dockers_statuses() -> None:
+    assert describe(ContainerPathError("x"))[0] == 404
+    assert describe(NetworkUnknownError("x"))[0] == 404
+    assert describe(NetworkConflictError("x"))[0] == 409
