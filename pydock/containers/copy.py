@@ -10,7 +10,9 @@ root again and rolls back on failure. Where the copy lands follows ``docker cp``
 * ``SRC`` a directory: ``DEST/<name>`` when ``DEST`` is a directory, else a new ``DEST``;
   ``SRC/.`` copies the directory's contents;
 * ``-`` as ``SRC`` is a tar of what to put into the directory ``DEST``; as ``DEST``, ``SRC``
-  is written to standard output as a tar.
+  is written to standard output as a tar;
+* a ``SRC`` that is a symlink is copied as the link, unless it ends with ``/`` or ``/.``: then
+  it names the directory the link leads to (resolved in the container, as Docker does).
 
 Files copied into a container belong to root there; files copied out belong to the user
 running ``cp``, as with Docker.
