@@ -490,6 +490,51 @@ def test_head_of_a_missing_path_answers_and_the_service_serves_on(service: Servi
         service.docker("rm", "-f", "headed")
 
 
+def _put_archive(service: Service, container: str, query: bytes, tar: bytes) -> bytes:
+    head = (
+        b"PUT /v1.41/containers/%s/archive?%s HTTP/1.1\r\nHost: docker\r\n"
+        b"Content-Type: application/x-tar\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        % (container.encode(), query, len(tar))
+    )
+    with _request(service, head, tar) as client:
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_archive_put_keeps_directories_when_asked(service: Service) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("sub")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"x\n"))
+    made = service.docker("create", "--name", "kinds", "busybox", "true")
+    assert made.returncode == 0, made.stderr
+    try:
+        assert _put_archive(service, "kinds", b"path=/tmp", buffer.getvalue()).startswith(
+            b"HTTP/1.1 200"
+        )
+        holder = io.BytesIO()
+        with tarfile.open(fileobj=holder, mode="w") as tar:
+            info = tarfile.TarInfo("sub")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        refused = _put_archive(
+            service, "kinds", b"path=/tmp&noOverwriteDirNonDir=true", holder.getvalue()
+        )
+        assert refused.startswith(b"HTTP/1.1 400"), refused[:300]
+        assert b"cannot overwrite non-directory /tmp/sub with directory" in refused
+        assert _put_archive(service, "kinds", b"path=/nosuch", buffer.getvalue()).startswith(
+            b"HTTP/1.1 404"
+        )
+        copied = service.docker("cp", "kinds:/tmp/sub", "-")
+        assert copied.returncode == 0, copied.stderr
+        assert "x\n" in copied.stdout  # still the file
+    finally:
+        service.docker("rm", "-f", "kinds")
+
+
 def test_image_prune(service: Service) -> None:
     ran = service.docker("run", "--name", "layered", "busybox", "sh", "-c", "echo x > /x")
     assert ran.returncode == 0, ran.stderr
