@@ -102,6 +102,7 @@ class HttpConnection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADERS)
         self.hijacked = False
         self.declared_length = 0
+        self.head = False  # a HEAD request: its response has headers only
 
     async def _receive(self) -> None:
         try:
@@ -134,6 +135,7 @@ class HttpConnection:
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in event.headers
         }
         self.declared_length = int(headers.get("content-length", "0") or 0)
+        self.head = event.method == b"HEAD"
         return Request(event.method.decode("ascii"), path, query, headers, version)
 
     async def body_chunks(self, limit: int = MAX_UPLOAD) -> AsyncIterator[bytes]:
@@ -202,7 +204,7 @@ class HttpConnection:
         all_headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         all_headers += [("Server", SERVER), *(headers or [])]
         await self._send(h11.Response(status_code=status, headers=all_headers))
-        if body:
+        if body and not self.head:  # h11 refuses a body after HEAD, even an error's
             await self._send(h11.Data(data=body))
         await self._send(h11.EndOfMessage())
 
@@ -214,14 +216,19 @@ class HttpConnection:
         """Docker's error body."""
         await self.json(status, {"message": message})
 
-    async def start_stream(self, status: int = 200, content_type: str = "application/json") -> None:
+    async def start_stream(
+        self,
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         """Begin a response of unknown length (chunked)."""
-        headers = [("Content-Type", content_type), ("Server", SERVER)]
+        headers = [("Content-Type", content_type), ("Server", SERVER), *(headers or [])]
         await self._send(h11.Response(status_code=status, headers=headers))
 
     async def write(self, data: bytes) -> None:
         """More of a streamed response."""
-        if data:
+        if data and not self.head:
             await self._send(h11.Data(data=data))
 
     async def end_stream(self) -> None:

@@ -42,19 +42,7 @@ C = r"/containers/(?P<name>[^/]+)"
 I = r"/images/(?P<name>.+)"  # noqa: E741 - image names hold slashes
 POLL = 0.1
 NOT_DONE = {
-    ("GET", C + "/top"): "top",
-    ("GET", C + "/stats"): "stats",
-    ("GET", C + "/archive"): "cp",
-    ("PUT", C + "/archive"): "cp",
-    ("HEAD", C + "/archive"): "cp",
-    ("POST", C + "/pause"): "pause",
-    ("POST", C + "/unpause"): "unpause",
-    ("POST", C + "/update"): "update",
-    ("POST", C + "/rename"): "rename",
-    ("POST", "/images/prune"): "image prune",
     ("POST", "/build"): "build",
-    ("GET", "/networks"): "networks",
-    ("GET", "/volumes"): "volumes",
 }
 
 
@@ -98,6 +86,10 @@ def register(service: Service) -> None:
     for (method, path), verb in NOT_DONE.items():
         route(method, path)(_not_done(verb))
     route("DELETE", I)(image_remove)
+    from pydock.api import objects, verbs  # they use this module's helpers
+
+    verbs.register(service)
+    objects.register(service)
 
 
 def _not_done(verb: str) -> Handler:
@@ -522,8 +514,13 @@ async def images_get(service: Service, http: HttpConnection, request: Request) -
         Path(path).unlink(missing_ok=True)
 
 
-async def _send_file(http: HttpConnection, path: Path, content_type: str) -> None:
-    await http.start_stream(200, content_type)
+async def _send_file(
+    http: HttpConnection,
+    path: Path,
+    content_type: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
+    await http.start_stream(200, content_type, headers)
     async with await trio.open_file(path, "rb") as source:
         while chunk := await source.read(CHUNK):
             await http.write(chunk)

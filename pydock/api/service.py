@@ -325,17 +325,25 @@ def describe(exc: BaseException) -> tuple[int, str]:
     from pydock.containers.errors import (
         ContainerConfigError,
         ContainerConflictError,
+        ContainerPathError,
         ContainerStartError,
         ContainerUnknownError,
+    )
+    from pydock.network.errors import (
+        NetworkConfigError,
+        NetworkConflictError,
+        NetworkUnknownError,
     )
 
     if isinstance(exc, HttpError):
         return exc.status, exc.message
-    if isinstance(exc, (ContainerUnknownError, ImageUnknownError)):
+    unknown = (ContainerUnknownError, ContainerPathError, ImageUnknownError, NetworkUnknownError)
+    if isinstance(exc, unknown):
         return 404, str(exc)
-    if isinstance(exc, (ContainerConflictError, ImageConflictError)):
+    if isinstance(exc, (ContainerConflictError, ImageConflictError, NetworkConflictError)):
         return 409, str(exc)
-    if isinstance(exc, (ContainerConfigError, UsageError, InvalidReferenceError)):
+    invalid = (ContainerConfigError, NetworkConfigError, UsageError, InvalidReferenceError)
+    if isinstance(exc, invalid):
         return 400, str(exc)
     if isinstance(exc, ContainerStartError):
         message = str(exc)

@@ -11,7 +11,7 @@ from pydock.containers import lifecycle, networking
 from pydock.engine import Engine
 from pydock.errors import PydockError
 from pydock.format import table
-from pydock.network.service import PREDEFINED, Networks, network_view
+from pydock.network.service import Networks, network_view
 from pydock.network.views import port_lines
 
 
@@ -56,8 +56,6 @@ def cmd_network_ls(engine: Engine, args: argparse.Namespace, out: TextIO) -> int
 def cmd_network_inspect(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Print a JSON array describing each network."""
     networks = _networks(engine)
-    store = engine.containers.store
-    names = {r.id: r.name for r in store.containers.list_containers()}
     found: list[dict[str, object]] = []
     status = 0
     for name in args.networks:
@@ -67,11 +65,7 @@ def cmd_network_inspect(engine: Engine, args: argparse.Namespace, out: TextIO) -
             fail(str(exc))
             status = EXIT_FAILURE
             continue
-        members = {
-            e.container_id: (names.get(e.container_id, ""), e)
-            for e in store.networks.endpoints(network_id=record.id)
-        }
-        found.append(network_view(record, members))
+        found.append(network_view(record, networks.members(record)))
     out.write(json.dumps(found, indent=4) + "\n")
     return status
 
@@ -94,17 +88,7 @@ def cmd_network_rm(engine: Engine, args: argparse.Namespace, out: TextIO) -> int
 
 def cmd_network_prune(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Remove every user-defined network that no container uses."""
-    networks = _networks(engine)
-    networks.forget_stale()
-    removed = []
-    for record in networks.list_networks():
-        if record.name in PREDEFINED or networks.users(record):
-            continue
-        try:
-            networks.remove(record)
-        except PydockError:
-            continue
-        removed.append(record.name)
+    removed = _networks(engine).prune()
     if removed:
         out.write("Deleted Networks:\n" + "".join(name + "\n" for name in removed))
     return 0

@@ -67,25 +67,16 @@ def prune_containers(engine: Engine) -> tuple[list[str], int]:
 def prune_images(engine: Engine, *, every_unused: bool) -> tuple[list[str], int]:
     """Remove dangling images (``every_unused``: every image no container uses).
 
-    Returns Docker's report lines (``untagged: ...``, ``deleted: sha256:...``) and the bytes.
+    Returns the report lines as ``image prune`` prints them (``untagged: ...``,
+    ``deleted: sha256:...``) and the bytes.
     """
-    store = engine.store
-    lines: list[str] = []
-    reclaimed = 0
-    for image in store.images.list_images():
-        if image.tags and not every_unused:
-            continue
-        if store.containers_using(image.id):
-            continue
-        try:
-            report = engine.images.remove_image(image.id, force=True)
-        except PydockError as exc:
-            fail(str(exc))
-            continue
-        for line in report:
-            word, _, rest = line.partition(": ")
-            lines.append(f"{word.lower()}: {rest}")
-        reclaimed += image.size
+    report, reclaimed = engine.images.prune_images(
+        every_unused=every_unused, on_error=lambda exc: fail(str(exc))
+    )
+    lines = []
+    for line in report:
+        word, _, rest = line.partition(": ")
+        lines.append(f"{word.lower()}: {rest}")
     return lines, reclaimed
 
 

@@ -11,7 +11,7 @@ from pydock.cli.prune import confirm
 from pydock.containers import volumes
 from pydock.engine import Engine
 from pydock.errors import PydockError, UsageError
-from pydock.filters import boolean, labels_match, parse_filters
+from pydock.filters import parse_filters
 from pydock.format import human_size
 from pydock.template import Row, render_rows, template_step
 from pydock.template import parse as parse_template
@@ -52,17 +52,8 @@ def cmd_volume_ls(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """List volumes: DRIVER, VOLUME NAME."""
     doing = "listing volumes"
     wanted = parse_filters(args.filter, VOLUME_FILTERS, doing=doing)
-    store, root = engine.store, engine.root
-    found = []
-    for record in store.volumes.list_volumes():
-        if "dangling" in wanted:
-            unused = not volumes.users(store, record.name)
-            if unused != boolean(wanted["dangling"], "dangling", doing=doing):
-                continue
-        if "name" in wanted and not any(part in record.name for part in wanted["name"]):
-            continue
-        if labels_match(wanted.get("label", []), record.labels):
-            found.append(record)
+    root = engine.root
+    found = volumes.select(engine.store, wanted, doing=doing)
     if args.quiet:
         out.write("".join(f"{record.name}\n" for record in found))
         return 0

@@ -207,12 +207,37 @@ class Usage:
     pids: int
 
 
-def _host_memory() -> int:
+def host_memory() -> int:
+    """The host's memory in bytes (the limit of a container that has none); 0 if unknown."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def host_cpu_ns() -> int:
+    """CPU time the host has spent, all CPUs together, in nanoseconds (``/proc/stat``)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat") as source:
+            fields = source.readline().split()
+        ticks = sum(int(field) for field in fields[1:8])  # user to softirq, as Docker sums them
+        return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return 0
+
+
+def cgroup_usage(
+    manager: ContainerManager, record: ContainerRecord
+) -> tuple[ContainerRecord, runtime.CgroupUsage]:
+    """One reading of a running container's cgroup figures (the API's ``stats``)."""
+    current = _running(manager, record, "reading the stats of")
+    cgroup = _cgroup(current, "reading the stats of")
+    try:
+        return current, cgroup.usage()
+    except OSError as exc:  # the run ended and its cgroup went meanwhile
+        why = (exc.strerror or str(exc)).lower()
+        doing = f"reading the stats of container {record.name}"
+        raise ContainerConflictError(f"{doing}: {why}") from exc
 
 
 def usage(
@@ -230,7 +255,7 @@ def usage(
         now, after = time.monotonic(), cgroup.usage()
         elapsed_ns = max(1.0, (now - then) * 1e9)
         cpu = max(0, after.cpu_ns - before.cpu_ns) / elapsed_ns * 100
-        limit = after.memory_limit or _host_memory()
+        limit = after.memory_limit or host_memory()
         found.append(Usage(record, cpu, after.memory, limit, after.pids))
     return found
 

@@ -17,6 +17,10 @@ class ContainerConfigError(PydockError):
     """A run or create option pydock cannot use: bad size, bad volume, unknown user, ..."""
 
 
+class ContainerPathError(ContainerConfigError):
+    """No such file or directory in the container (``cp``)."""
+
+
 class ContainerStartError(PydockError):
     """The container could not be set up or its command not executed.
 

@@ -29,6 +29,7 @@ from pydock.containers.errors import (
     ContainerStartError,
     ContainerUnknownError,
 )
+from pydock.filters import boolean, labels_match
 from pydock.store import Store, VolumeRecord
 from runtime.securejoin import resolve_in_root
 
@@ -66,6 +67,21 @@ def get(store: Store, name: str, *, doing: str) -> VolumeRecord:
     found = store.volumes.get(name)
     if found is None:
         raise ContainerUnknownError(f"{doing} {name}: no such volume")
+    return found
+
+
+def select(store: Store, wanted: Mapping[str, Sequence[str]], *, doing: str) -> list[VolumeRecord]:
+    """The volumes ``volume ls`` shows for these filters (``dangling``, ``name``, ``label``)."""
+    found = []
+    for record in store.volumes.list_volumes():
+        if "dangling" in wanted:
+            unused = not users(store, record.name)
+            if unused != boolean(wanted["dangling"], "dangling", doing=doing):
+                continue
+        if "name" in wanted and not any(part in record.name for part in wanted["name"]):
+            continue
+        if labels_match(wanted.get("label", []), record.labels):
+            found.append(record)
     return found
 
 

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -454,6 +454,31 @@ class Images:
         report.extend(f"Deleted: {chain}" for chain in removed)
         self.free_blobs(freed)
         return report
+
+    def prune_images(
+        self, *, every_unused: bool, on_error: Callable[[PydockError], None] | None = None
+    ) -> tuple[list[str], int]:
+        """``image prune``: remove dangling images (``every_unused``: every image no container
+        uses); Docker's report lines (``Untagged: ...``, ``Deleted: sha256:...``) and the bytes.
+
+        An image another command removed or started to use meanwhile is handed to ``on_error``
+        and skipped.
+        """
+        lines: list[str] = []
+        reclaimed = 0
+        for image in self.store.images.list_images():
+            if image.tags and not every_unused:
+                continue
+            if self.store.containers_using(image.id):
+                continue
+            try:
+                lines += self.remove_image(image.id, force=True)
+            except PydockError as exc:
+                if on_error is not None:
+                    on_error(exc)
+                continue
+            reclaimed += image.size
+        return lines, reclaimed
 
     def inspect_image(self, name: str) -> dict[str, object]:
         """``inspect``: the image as Docker's ``image inspect`` describes it."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydock.clock import now_rfc3339
+from pydock.errors import PydockError
 from pydock.network import driver as drivers
 from pydock.network.errors import (
     NetworkConfigError,
@@ -223,6 +224,28 @@ class Networks:
             if record.name in wanted or record.id in wanted:
                 found.append(container.name)
         return found
+
+    def prune(self) -> list[str]:
+        """``network prune``: remove every user-defined network no container uses; names."""
+        self.forget_stale()
+        removed = []
+        for record in self.list_networks():
+            if record.name in PREDEFINED or self.users(record):
+                continue
+            try:
+                self.remove(record)
+            except PydockError:
+                continue  # joined by a container meanwhile
+            removed.append(record.name)
+        return removed
+
+    def members(self, record: NetworkRecord) -> dict[str, tuple[str, EndpointRecord]]:
+        """The network's endpoints by container id, with the container's name (inspect)."""
+        names = {r.id: r.name for r in self.store.containers.list_containers()}
+        return {
+            e.container_id: (names.get(e.container_id, ""), e)
+            for e in self.store.networks.endpoints(network_id=record.id)
+        }
 
     # -- containers -------------------------------------------------------------------------
 

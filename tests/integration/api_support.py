@@ -1,15 +1,18 @@
 """``pydock system service`` for tests: a temporary root, run root and socket; the real
 ``docker`` client (Debian's docker.io, /usr/bin/docker; never dockerd) and docker-py.
 
-The service is started with ``--time 0`` and waited for through the line it prints when it
-listens; on the way out it is stopped (SIGTERM, then SIGKILL after a bounded wait) and every
-container left in the root is removed with the CLI, whether the test passed or not.
+The service is started with ``--time 0`` (with ``own_network``, in a fresh network namespace
+of its own, ``unshare --net``, so that the bridges and rules of ``network create`` live and die
+there) and waited for through the line it prints when it listens; on the way out it is
+stopped (SIGTERM, then SIGKILL after a bounded wait) and every container left in the root is
+removed with the CLI, whether the test passed or not.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +41,7 @@ class Service:
     run_root: Path
     socket: Path
     process: subprocess.Popen[bytes] | None = None
+    own_network: bool = False
 
     @property
     def uri(self) -> str:
@@ -77,6 +81,8 @@ class Service:
         """Start the service and return once it listens."""
         command = [sys.executable, "-m", "pydock", "--root", str(self.root)]
         command += ["--run-root", str(self.run_root), "system", "service", "--time", "0"]
+        if self.own_network:
+            command = ["unshare", "--net", *command]  # unshare execs: the service's own pid
         self.process = subprocess.Popen(
             [*command, self.uri], stderr=subprocess.PIPE, env=_env(), start_new_session=True
         )
@@ -111,13 +117,17 @@ class Service:
 
 
 @contextmanager
-def running_service(workdir: Path) -> Iterator[Service]:
+def running_service(workdir: Path, *, own_network: bool = False) -> Iterator[Service]:
     """A service over a new root with the built-in busybox; cleaned up on the way out."""
     if not os.path.exists(DOCKER):
         pytest.skip("docker.io's client /usr/bin/docker is not installed")
     if os.geteuid() != 0:
         pytest.skip("the API tests run containers as root")
-    service = Service(workdir / "root", workdir / "run", workdir / "docker.sock")
+    if own_network and shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) for a network namespace of its own")
+    service = Service(
+        workdir / "root", workdir / "run", workdir / "docker.sock", own_network=own_network
+    )
     imported = service.pydock("import", "builtin:busybox", "busybox")
     assert imported.returncode == 0, imported.stderr
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import errno
+import io
 import json
 import os
 import pty
@@ -12,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,3 +294,349 @@ def test_an_older_api_version_is_refused(service: Service) -> None:
     assert b"Minimum supported API version is 1.41" in answer
     with _request(service, head.replace(b"/v1.40", b"/v1.41")) as client:
         assert _response(client).startswith(b"HTTP/1.1 200")
+
+
+def _inspect(service: Service, template: str, name: str) -> str:
+    done = service.docker("inspect", "-f", template, name)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_top_stats_pause_rename_update(service: Service) -> None:
+    started = service.docker("run", "-d", "--name", "busy", "busybox", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    container_id = started.stdout.strip()
+    try:
+        top = service.docker("top", "busy")
+        assert top.returncode == 0, top.stderr
+        header, *rows = top.stdout.splitlines()
+        assert header.split()[:2] == ["UID", "PID"]  # ps -ef, as Docker's default
+        assert [row.split(None, 7)[-1] for row in rows] == ["sleep 300"]
+        pid = _inspect(service, "{{.State.Pid}}", "busy")
+        assert rows[0].split()[1] == pid
+        custom = service.docker("top", "busy", "-o", "pid,comm")
+        assert custom.stdout.split() == ["PID", "COMMAND", pid, "sleep"], custom.stderr
+
+        stats = service.docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "busy")
+        assert (stats.returncode, stats.stdout) == (0, "busy 1\n"), stats.stderr
+
+        assert service.docker("pause", "busy").returncode == 0
+        assert _inspect(service, "{{.State.Status}} {{.State.Paused}}", "busy") == "paused true"
+        again = service.docker("pause", "busy")
+        assert again.returncode == 1 and "already paused" in again.stderr
+        assert service.docker("unpause", "busy").returncode == 0
+        assert _inspect(service, "{{.State.Status}} {{.State.Paused}}", "busy") == ("running false")
+
+        renamed = service.docker("rename", "busy", "busier")
+        assert renamed.returncode == 0, renamed.stderr
+        assert _inspect(service, "{{.Id}} {{.Name}}", "busier") == f"{container_id} /busier"
+        assert service.docker("inspect", "busy").returncode == 1
+
+        updated = service.docker("update", "--memory", "64m", "--pids-limit", "50", "busier")
+        assert (updated.returncode, updated.stdout) == (0, "busier\n"), updated.stderr
+        assert _inspect(service, "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "busier") == (
+            f"{64 << 20} 50"
+        )
+        # Live: the cgroup's limit is what stats reads.
+        stats = service.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", "busier")
+        assert stats.stdout.strip().endswith("/ 64MiB"), stats.stdout + stats.stderr
+    finally:
+        removed = service.docker("rm", "-f", container_id)
+    assert removed.returncode == 0, removed.stderr
+    stopped = service.docker("pause", container_id)
+    assert stopped.returncode == 1 and "No such container" in stopped.stderr
+
+
+def test_rename_and_pause_refusals(service: Service) -> None:
+    for name in ("first", "second"):
+        made = service.docker("create", "--name", name, "busybox", "true")
+        assert made.returncode == 0, made.stderr
+    try:
+        taken = service.docker("rename", "first", "second")
+        assert taken.returncode == 1 and "already in use" in taken.stderr
+        idle = service.docker("pause", "first")
+        assert idle.returncode == 1 and "not running" in idle.stderr
+    finally:
+        service.docker("rm", "-f", "first", "second")
+
+
+def _exec(service: Service, name: str, script: str) -> str:
+    done = service.docker("exec", name, "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_cp_both_ways(service: Service, tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text("from the host\n")
+    (tmp_path / "tree" / "deep").mkdir(parents=True)
+    (tmp_path / "tree" / "deep" / "leaf").write_text("leaf\n")
+    started = service.docker("run", "-d", "--name", "cpbox", "busybox", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    try:
+        _exec(service, "cpbox", "mkdir -p /data/sub && echo inside > /data/sub/f")
+        # into the container: a file into a directory, a directory under a new name
+        assert service.docker("cp", str(tmp_path / "note.txt"), "cpbox:/data/").returncode == 0
+        done = service.docker("cp", str(tmp_path / "tree"), "cpbox:/data/copied")
+        assert done.returncode == 0, done.stderr
+        assert _exec(service, "cpbox", "cat /data/note.txt /data/copied/deep/leaf") == (
+            "from the host\nleaf\n"
+        )
+        assert _exec(service, "cpbox", "stat -c %u:%g /data/note.txt") == "0:0\n"
+        # out of it: a directory, its contents, a file, and a tar on standard output
+        out = tmp_path / "out"
+        out.mkdir()
+        assert service.docker("cp", "cpbox:/data/sub", str(out / "sub")).returncode == 0
+        assert service.docker("cp", "cpbox:/data/sub/.", str(out / "contents")).returncode == 0
+        assert service.docker("cp", "cpbox:/data/note.txt", str(out)).returncode == 0
+        assert (out / "sub" / "f").read_text() == "inside\n"
+        assert (out / "contents" / "f").read_text() == "inside\n"
+        assert (out / "note.txt").read_text() == "from the host\n"
+        streamed = subprocess.run(
+            [DOCKER, "cp", "cpbox:/data/sub", "-"],
+            capture_output=True,
+            timeout=READ_TIMEOUT_SECONDS,
+            env={"DOCKER_HOST": service.uri, "HOME": str(service.root.parent)},
+            check=False,
+        )
+        assert streamed.returncode == 0, streamed.stderr
+        with tarfile.open(fileobj=io.BytesIO(streamed.stdout)) as tar:
+            assert sorted(tar.getnames()) == ["sub", "sub/f"]
+        missing = service.docker("cp", "cpbox:/nosuch", str(out))
+        assert missing.returncode == 1
+        assert "No such container:path: cpbox:/nosuch" in missing.stderr  # the client's words
+    finally:
+        service.docker("rm", "-f", "cpbox")
+
+
+def test_cp_into_a_container_that_never_ran(service: Service, tmp_path: Path) -> None:
+    (tmp_path / "script").write_text("echo copied in before the start\n")
+    created = service.docker("create", "--name", "fresh", "busybox", "sh", "/script")
+    assert created.returncode == 0, created.stderr
+    try:
+        copied = service.docker("cp", str(tmp_path / "script"), "fresh:/script")
+        assert copied.returncode == 0, copied.stderr
+        ran = service.docker("start", "-a", "fresh")
+        assert (ran.returncode, ran.stdout) == (0, "copied in before the start\n"), ran.stderr
+    finally:
+        service.docker("rm", "-f", "fresh")
+
+
+def test_cp_symlinks_in_the_container_never_reach_the_host(
+    service: Service, tmp_path: Path
+) -> None:
+    """Links in the container that name host paths are resolved inside the container: nothing
+    outside it is read or written, whichever way the copy goes."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host secret\n")
+    (tmp_path / "payload").write_text("payload\n")
+    up = "../" * 12
+    started = service.docker("run", "-d", "--name", "linky", "busybox", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    try:
+        _exec(service, "linky", f"ln -s {outside}/secret /leak; ln -s {outside} /escape;"
+              f" ln -s {up}{str(outside).lstrip('/')} /climb")  # fmt: skip
+        got = tmp_path / "got"
+        got.mkdir()
+        # out: -L follows the link inside the container, where the host's file is not
+        followed = service.docker("cp", "-L", "linky:/leak", str(got / "leak"))
+        assert followed.returncode == 1
+        for path in ("/escape/secret", "/climb/secret"):
+            through = service.docker("cp", f"linky:{path}", str(got / "through"))
+            assert through.returncode == 1
+            assert f"No such container:path: linky:{path}" in through.stderr
+        as_link = service.docker("cp", "linky:/leak", str(got / "link"))
+        assert as_link.returncode == 0, as_link.stderr
+        assert os.readlink(got / "link") == f"{outside}/secret"  # the link itself, not followed
+        assert not (got / "through").exists() and not (got / "leak").exists()
+        # in: through the links, into the container's own tree (made there) or refused
+        for destination in ("/escape/", "/escape/named", "/climb/", "/climb/named"):
+            service.docker("cp", str(tmp_path / "payload"), f"linky:{destination}")
+        _exec(service, "linky", f"mkdir -p {outside}")
+        for destination in ("/escape/", "/climb/named"):
+            done = service.docker("cp", str(tmp_path / "payload"), f"linky:{destination}")
+            assert done.returncode == 0, done.stderr
+        inside = _exec(service, "linky", f"ls {outside}").split()
+        assert inside == ["named", "payload"]
+        assert sorted(os.listdir(outside)) == ["secret"]
+        assert (outside / "secret").read_text() == "host secret\n"
+    finally:
+        service.docker("rm", "-f", "linky")
+
+
+def test_head_of_a_missing_path_answers_and_the_service_serves_on(service: Service) -> None:
+    made = service.docker("create", "--name", "headed", "busybox", "true")
+    assert made.returncode == 0, made.stderr
+    try:
+        for target in (b"/v1.41/containers/headed/archive?path=/nosuch",
+                       b"/v1.41/containers/nosuch/json"):  # fmt: skip
+            head = b"HEAD %s HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n" % target
+            with _request(service, head) as client:
+                answer = b""
+                while chunk := client.recv(65536):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+            assert answer.endswith(b"\r\n\r\n")  # no body after HEAD
+        head = b"HEAD /v1.41/containers/headed/archive?path=/bin HTTP/1.1\r\nHost: docker\r\n\r\n"
+        with _request(service, head) as client:
+            answer = _response(client)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        fields = dict(
+            line.split(": ", 1) for line in answer.decode().split("\r\n")[1:] if ": " in line
+        )
+        facts = json.loads(base64.b64decode(fields["X-Docker-Container-Path-Stat"]))
+        assert (facts["name"], facts["mode"] >> 31) == ("bin", 1)  # Go's ModeDir bit
+    finally:
+        service.docker("rm", "-f", "headed")
+
+
+def _put_archive(service: Service, container: str, query: bytes, tar: bytes) -> bytes:
+    head = (
+        b"PUT /v1.41/containers/%s/archive?%s HTTP/1.1\r\nHost: docker\r\n"
+        b"Content-Type: application/x-tar\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        % (container.encode(), query, len(tar))
+    )
+    with _request(service, head, tar) as client:
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_archive_put_keeps_directories_when_asked(service: Service) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("sub")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"x\n"))
+    made = service.docker("create", "--name", "kinds", "busybox", "true")
+    assert made.returncode == 0, made.stderr
+    try:
+        assert _put_archive(service, "kinds", b"path=/tmp", buffer.getvalue()).startswith(
+            b"HTTP/1.1 200"
+        )
+        holder = io.BytesIO()
+        with tarfile.open(fileobj=holder, mode="w") as tar:
+            info = tarfile.TarInfo("sub")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        refused = _put_archive(
+            service, "kinds", b"path=/tmp&noOverwriteDirNonDir=true", holder.getvalue()
+        )
+        assert refused.startswith(b"HTTP/1.1 400"), refused[:300]
+        assert b"cannot overwrite non-directory /tmp/sub with directory" in refused
+        assert _put_archive(service, "kinds", b"path=/nosuch", buffer.getvalue()).startswith(
+            b"HTTP/1.1 404"
+        )
+        copied = service.docker("cp", "kinds:/tmp/sub", "-")
+        assert copied.returncode == 0, copied.stderr
+        assert "x\n" in copied.stdout  # still the file
+    finally:
+        service.docker("rm", "-f", "kinds")
+
+
+def test_image_prune(service: Service) -> None:
+    ran = service.docker("run", "--name", "layered", "busybox", "sh", "-c", "echo x > /x")
+    assert ran.returncode == 0, ran.stderr
+    try:
+        dangling = service.docker("commit", "layered").stdout.strip()
+        tagged = service.docker("commit", "layered", "keep:1").stdout.strip()
+        assert dangling.startswith("sha256:") and tagged.startswith("sha256:")
+    finally:
+        service.docker("rm", "-f", "layered")
+    pruned = service.docker("image", "prune", "-f")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"deleted: {dangling}" in pruned.stdout.splitlines()
+    listed = service.docker("images", "-q", "--no-trunc").stdout.split()
+    assert dangling not in listed and tagged in listed
+    again = service.docker("image", "prune", "-f")
+    assert again.stdout == "Total reclaimed space: 0B\n", again.stderr
+    assert service.docker("rmi", "keep:1").returncode == 0
+
+
+def test_volumes(service: Service) -> None:
+    assert service.docker("volume", "create", "data1").stdout == "data1\n"
+    made = service.docker("volume", "create", "--label", "team=a", "data2")
+    assert made.returncode == 0, made.stderr
+    try:
+        assert service.docker("volume", "ls", "-q").stdout.split() == ["data1", "data2"]
+        assert service.docker("volume", "ls", "-q", "-f", "label=team=a").stdout == "data2\n"
+        shown = json.loads(service.docker("volume", "inspect", "data2").stdout)
+        assert shown[0]["Labels"] == {"team": "a"}
+        assert shown[0]["Mountpoint"] == str(service.root / "volumes" / "data2" / "_data")
+        assert service.docker("volume", "inspect", "nosuch").returncode == 1
+        user = service.docker("run", "-d", "--name", "voluser", "-v", "data1:/data",
+                              "busybox", "sleep", "300")  # fmt: skip
+        assert user.returncode == 0, user.stderr
+        try:
+            in_use = service.docker("volume", "rm", "data1")
+            assert in_use.returncode == 1 and "volume is in use" in in_use.stderr
+            dangling = service.docker("volume", "ls", "-q", "-f", "dangling=true")
+            assert dangling.stdout == "data2\n"
+            pruned = service.docker("volume", "prune", "-f")  # API 1.41: named ones too
+            assert "data2" in pruned.stdout.split() and "data1" not in pruned.stdout.split()
+        finally:
+            service.docker("rm", "-f", "voluser")
+        assert service.docker("volume", "rm", "data1").stdout == "data1\n"
+        assert service.docker("volume", "ls", "-q").stdout == ""
+    finally:
+        service.docker("volume", "rm", "-f", "data1", "data2")
+
+
+@pytest.fixture(scope="module")
+def netns_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service in a network namespace of its own: its bridges and rules stay there."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (Debian nftables) for the bridge driver")
+    with running_service(tmp_path_factory.mktemp("api-net"), own_network=True) as running:
+        yield running
+
+
+def test_networks(netns_service: Service) -> None:
+    service = netns_service
+    listed = service.docker("network", "ls", "--format", "{{.Name}} {{.Driver}}")
+    assert listed.stdout.splitlines() == ["bridge bridge", "host host", "none none"]
+    bridge = json.loads(service.docker("network", "inspect", "bridge").stdout)[0]
+    assert bridge["IPAM"]["Config"] == [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]
+    assert service.docker("network", "inspect", "nosuch").returncode == 1
+    builtin = service.docker("network", "rm", "bridge")
+    assert builtin.returncode == 1 and "pre-defined network" in builtin.stderr
+    made = service.docker("network", "create", "--subnet", "10.77.0.0/24", "testnet")
+    assert made.returncode == 0, made.stderr
+    network_id = made.stdout.strip()
+    try:
+        shown = json.loads(service.docker("network", "inspect", "testnet").stdout)[0]
+        assert (shown["Id"], shown["Driver"]) == (network_id, "bridge")
+        assert shown["IPAM"]["Config"] == [{"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"}]
+        twice = service.docker("network", "create", "testnet")
+        assert twice.returncode == 1 and "already exists" in twice.stderr
+        custom = service.docker("network", "ls", "-q", "--no-trunc", "-f", "type=custom")
+        assert custom.stdout.split() == [network_id]
+        # The service's containers are on network none (no bridge); the CLI makes one on the
+        # default bridge, never started here, so that joining changes its configuration only.
+        created = service.docker("create", "--name", "isolated", "busybox", "true")
+        assert created.returncode == 0, created.stderr
+        created = service.pydock("create", "--name", "member", "--network", "bridge", "busybox")
+        assert created.returncode == 0, created.stderr
+        try:
+            refused = service.docker("network", "connect", "testnet", "isolated")
+            assert refused.returncode == 1 and "is on network none" in refused.stderr
+            joined = service.docker("network", "connect", "--alias", "m1", "testnet", "member")
+            assert joined.returncode == 0, joined.stderr
+            busy = service.docker("network", "rm", "testnet")  # member is configured on it
+            assert busy.returncode == 1 and "has active endpoints" in busy.stderr
+            left = service.docker("network", "disconnect", "testnet", "member")
+            assert left.returncode == 0, left.stderr
+            not_there = service.docker("network", "disconnect", "testnet", "member")
+            assert not_there.returncode == 1 and "is not connected" in not_there.stderr
+        finally:
+            service.docker("rm", "-f", "member", "isolated")
+        assert service.docker("network", "rm", "testnet").stdout == "testnet\n"
+        assert service.docker("network", "inspect", "testnet").returncode == 1
+        again = service.docker("network", "create", "pruned")
+        assert again.returncode == 0, again.stderr
+        pruned = service.docker("network", "prune", "-f")
+        assert (pruned.returncode, pruned.stdout) == (0, "Deleted Networks:\npruned\n\n")
+    finally:
+        service.docker("network", "rm", "testnet", "pruned")
+    assert service.docker("network", "ls", "-q").stdout.count("\n") == 3

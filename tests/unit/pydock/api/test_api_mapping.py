@@ -103,3 +103,23 @@ def test_a_body_past_its_bound_is_refused_unread() -> None:
         assert caught.value.status == 413
 
     trio.run(main)
+
+
+def test_an_error_answer_to_head_has_no_body() -> None:
+    """h11 refuses a body after HEAD: the error's headers go out alone, and the connection
+    serves the next request."""
+
+    async def main() -> None:
+        client, server = trio.testing.memory_stream_pair()
+        connection = HttpConnection(server)
+        await client.send_all(b"HEAD /containers/x/archive?path=/a HTTP/1.1\r\nHost: d\r\n\r\n")
+        request = await connection.read_request()
+        assert request is not None and request.method == "HEAD"
+        await connection.error(404, "Could not find the file /a in container x")
+        answer = await client.receive_some(65536)
+        assert answer.startswith(b"HTTP/1.1 404")
+        assert answer.endswith(b"\r\n\r\n")  # headers only
+        await connection.drain()
+        assert connection.next_request_allowed()
+
+    trio.run(main)
