@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 C = r"/containers/(?P<name>[^/]+)"
 I = r"/images/(?P<name>.+)"  # noqa: E741 - image names hold slashes
 POLL = 0.1
+STDERR_FRAME = 2
 NOT_DONE = {
     ("POST", "/build"): "build",
 }
@@ -1092,8 +1093,9 @@ async def exec_create(service: Service, http: HttpConnection, request: Request) 
     await http.json(201, {"Id": exec_id})
 
 
-def _exec_start(engine: Engine, record: ExecRecord, detach: bool) -> tuple[object, Fds]:
-    from pydock.containers.execs import ExecOptions, exec_spec, run_exec
+def _exec_spec(engine: Engine, record: ExecRecord, detach: bool) -> tuple[object, bool, bool]:
+    """The exec's process spec (the container must be running), its tty and interactive."""
+    from pydock.containers.execs import ExecOptions, exec_spec
 
     body = record.options
     tty = bool(body.get("Tty"))
@@ -1106,7 +1108,16 @@ def _exec_start(engine: Engine, record: ExecRecord, detach: bool) -> tuple[objec
         interactive=bool(body.get("AttachStdin")),
         detach=detach,
     )
-    spec = exec_spec(engine.containers, record.container_id, options)
+    return exec_spec(engine.containers, record.container_id, options), tty, options.interactive
+
+
+def _exec_launch(
+    engine: Engine, record: ExecRecord, prepared: tuple[object, bool, bool], detach: bool
+) -> tuple[object, Fds]:
+    """Start the exec's process; the service's ends of its streams."""
+    from pydock.containers.execs import run_exec
+
+    spec, tty, interactive = prepared
     fds = Fds()
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     child = [null]
@@ -1117,12 +1128,14 @@ def _exec_start(engine: Engine, record: ExecRecord, detach: bool) -> tuple[objec
             fds.stderr, err_write = os.pipe2(os.O_CLOEXEC)
             child += [out_write, err_write]
             stdio[1:] = [out_write, err_write]
-            if options.interactive:
+            if interactive:
                 in_read, fds.stdin = os.pipe2(os.O_CLOEXEC)
                 child.append(in_read)
                 stdio[0] = in_read
         process = run_exec(
-            spec, (stdio[0], stdio[1], stdio[2]), where=f"executing in {record.container_id}"
+            spec,  # type: ignore[arg-type]
+            (stdio[0], stdio[1], stdio[2]),
+            where=f"executing in {record.container_id}",
         )
         fds.console = process.console_fd
         process.console_fd = None
@@ -1146,13 +1159,15 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
     tty = bool(record.options.get("Tty"))
     record.running = True
     try:
-        process, fds = await service.call(_exec_start, record, detach)
+        prepared = await service.call(_exec_spec, record, detach)
+        if detach:
+            process, fds = await service.call(_exec_launch, record, prepared, detach)
     except BaseException:
         record.running = False
         record.exit_code = 126
         raise
-    record.pid = getattr(process, "pid", 0)
     if detach:
+        record.pid = getattr(process, "pid", 0)
         fds.close()
         service.nursery.start_soon(_finish_exec, record, process)
         await http.respond(200)
@@ -1163,8 +1178,26 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
         stdout=bool(record.options.get("AttachStdout", True)),
         stderr=bool(record.options.get("AttachStderr", True)),
     )
+    # The answer's head goes out before the process starts, as Docker's does: a client
+    # reading the head through a buffer (docker-py) then reads the output from the socket,
+    # and output sent right behind the head would be lost in that buffer.
     try:
         client.leftover = await http.hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        process, fds = await service.call(_exec_launch, record, prepared, detach)
+    except PydockError as exc:
+        record.running = False
+        record.exit_code = 126
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            message = f"{exc}\n".encode()
+            await http.stream.send_all(message if tty else frame(STDERR_FRAME, message))
+            await http.stream.aclose()
+        return
+    except BaseException:
+        record.running = False
+        record.exit_code = 126
+        raise
+    record.pid = getattr(process, "pid", 0)
+    try:
         session = Session(fds, [client])
         service.sessions[record.id] = session
         async with trio.open_nursery() as nursery:
