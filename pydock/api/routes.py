@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
@@ -987,31 +988,59 @@ async def container_resize(service: Service, http: HttpConnection, request: Requ
 
 
 async def container_logs(service: Service, http: HttpConnection, request: Request) -> None:
-    if request.flag("timestamps"):
-        raise HttpError(400, "pydock keeps no time stamps in its logs (timestamps)")
+    from pydock.containers import logs
+
     record = await service.call(_lookup, request.params["name"])
     tty = bool(json.loads(record.config).get("tty"))
     files = await service.call(lambda engine: engine.containers.files(record.id))
     wanted = [request.flag("stdout"), request.flag("stderr")]
     tail = request.arg("tail", "all")
-    lines = None if tail in ("", "all") else int(tail)
+    try:
+        lines = None if tail in ("", "all") else int(tail)
+        window = logs.Window(
+            tail=None if lines is None or lines < 0 else lines,
+            since=_log_time(request.arg("since", "")),
+            until=_log_time(request.arg("until", "")),
+            timestamps=request.flag("timestamps"),
+        )
+    except ValueError as exc:
+        raise HttpError(400, f"reading logs of {request.params['name']}: {exc}") from exc
+    pieces: list[tuple[int, bytes]] = []
+
+    def sink(which: int) -> Callable[[bytes], None]:
+        return lambda data: pieces.append((which, data))
+
+    readers = [
+        logs.LogReader(files.stdout_log, sink(1), window),
+        logs.LogReader(files.stderr_log, sink(2), window),
+    ]
     await http.start_stream(200, RAW_STREAM if tty else MULTIPLEXED_STREAM)
-    offsets = [0, 0]
-    first = True
+    follow = request.flag("follow")
     while True:
         state = await service.call(_state, record.id)
-        for index, path in enumerate((files.stdout_log, files.stderr_log)):
-            data = await trio.to_thread.run_sync(_read_from, path, offsets[index])
-            offsets[index] += len(data)
-            if first and lines is not None:
-                data = b"".join(data.splitlines(keepends=True)[-lines:] if lines else [])
-            if data and wanted[index]:
-                await http.write(data if tty else frame(index + 1, data))
-        first = False
-        if not request.flag("follow") or state is None or state[0] != "running":
+        running = follow and state is not None and state[0] == "running"
+        running = running and not all(reader.finished for reader in readers)
+        copied = [await trio.to_thread.run_sync(reader.drain) for reader in readers]
+        for which, data in pieces:
+            if wanted[which - 1]:
+                await http.write(data if tty else frame(which, data))
+        pieces.clear()
+        if not running:
+            if follow and any(copied):
+                continue  # one last pass after it stopped
             break
-        await trio.sleep(POLL)
+        if not any(copied):
+            await trio.sleep(POLL)
     await http.end_stream()
+
+
+def _log_time(text: str) -> int | None:
+    """The API's ``since``/``until``: Unix seconds (0 or empty: not given), as ns."""
+    from pydock.containers import logs
+
+    if text in ("", "0"):
+        return None
+    return logs.parse_time(text)
 
 
 def _changes(engine: Engine, name: str) -> list[dict[str, object]]:

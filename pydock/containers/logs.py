@@ -17,12 +17,13 @@ from runtime.logindex import LineTimes
 FOLLOW_INTERVAL = 0.1
 
 
-class _Reader:
-    """Reads a log file from where it was last read (the file may not exist yet)."""
+class LogReader:
+    """Reads a log file from where it was last read (the file may not exist yet), handing each
+    piece, with ``window``'s time stamps, to ``sink``."""
 
-    def __init__(self, path: Path, target: int, window: Window) -> None:
+    def __init__(self, path: Path, sink: Callable[[bytes], object], window: Window) -> None:
         self.path = path
-        self.target = target
+        self.sink = sink
         self.window = window
         self.times = LineTimes(path) if window.needs_times else None
         self.offset = 0 if window.tail is None else tail_offset(path, window.tail)
@@ -41,7 +42,7 @@ class _Reader:
         return self.end is not None and self.offset >= self.end
 
     def drain(self) -> bool:
-        """Copy what is new to the target; whether anything was."""
+        """Hand what is new to the sink; whether anything was."""
         if self.finished:
             return False
         try:
@@ -60,7 +61,7 @@ class _Reader:
                 data = os.pread(fd, min(1 << 16, stop - self.offset), self.offset)
                 if not data:
                     break
-                write_all(self.target, self._stamped(data) if self.window.timestamps else data)
+                self.sink(self._stamped(data) if self.window.timestamps else data)
                 self.offset += len(data)
                 copied = True
         finally:
@@ -227,7 +228,10 @@ def show(
 ) -> None:
     """Copy the logs to ``stdout``/``stderr``; with ``follow``, until the container stops."""
     window = window or Window()
-    readers = [_Reader(files.stdout_log, stdout, window), _Reader(files.stderr_log, stderr, window)]
+    readers = [
+        LogReader(files.stdout_log, lambda data: write_all(stdout, data), window),
+        LogReader(files.stderr_log, lambda data: write_all(stderr, data), window),
+    ]
     while True:
         running = follow and is_running() and not all(reader.finished for reader in readers)
         copied = [reader.drain() for reader in readers]

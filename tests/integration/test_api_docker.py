@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import socket
@@ -640,3 +641,34 @@ def test_networks(netns_service: Service) -> None:
     finally:
         service.docker("network", "rm", "testnet", "pruned")
     assert service.docker("network", "ls", "-q").stdout.count("\n") == 3
+
+
+def test_logs_timestamps_since_until_tail(service: Service) -> None:
+    # Two lines, then (after the test has read the clock) a third, released through a file.
+    script = "echo one; echo two >&2; while [ ! -e /go ]; do sleep 0.05; done; echo three"
+    started = service.docker("run", "-d", "--name", "talker", "busybox", "sh", "-c", script)
+    assert started.returncode == 0, started.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while service.docker("logs", "talker").stdout != "one\n":
+            assert time.monotonic() < deadline, "the first line never came"
+        split = time.time()  # after "one" and "two" were logged, before "three" is
+        put = service.docker("exec", "talker", "touch", "/go")
+        assert put.returncode == 0, put.stderr
+        assert service.docker("wait", "talker").stdout.strip() == "0"
+        stamped = service.docker("logs", "-t", "talker")
+        lines = stamped.stdout.splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == ["one", "three"]
+        stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
+        assert all(stamp.fullmatch(line.split(" ", 1)[0]) for line in lines), lines
+        assert stamped.stderr.split(" ", 1)[1] == "two\n"
+        since = service.docker("logs", "--since", f"{split:.6f}", "talker")
+        assert (since.stdout, since.stderr) == ("three\n", "")
+        until = service.docker("logs", "--until", f"{split:.6f}", "talker")
+        assert (until.stdout, until.stderr) == ("one\n", "two\n")
+        tail = service.docker("logs", "--tail", "1", "talker")
+        assert (tail.stdout, tail.stderr) == ("three\n", "two\n")
+        bad = service.docker("logs", "--since", "yesterday-ish", "talker")
+        assert bad.returncode != 0 and "yesterday-ish" in bad.stderr
+    finally:
+        service.docker("rm", "-f", "talker")
