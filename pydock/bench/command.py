@@ -196,7 +196,11 @@ def run_bench(args: argparse.Namespace) -> int:
                                        "small_bytes": SMALL_BYTES,
                                        "big_bytes": SIZES[size].big_mib << 20}  # fmt: skip
                 if os.geteuid() == 0:
-                    run.settings["network"] = enter_own_network()
+                    try:
+                        run.settings["network"] = enter_own_network()
+                    except OSError as exc:
+                        reason = (exc.strerror or str(exc)).lower()
+                        run.settings["network"] = f"net workloads: on this network ({reason})"
             if any(w.operation not in ("mount", "start", "net") for w in chosen):
                 sys.stderr.write(f"bench: preparing {size} data in {work}\n")
                 source.get()  # before the first sample, so no progress line waits for it

@@ -2,9 +2,9 @@
 
 A busybox ``httpd`` in a container serves the seeded site (:class:`pydock.bench.data.Site`):
 ``small.bin`` is fetched over and over on new connections (connections per second) and
-``big.bin`` once (MiB/s). The client is this process:
-plain sockets and HTTP/1.0 to 127.0.0.1, so each reply ends when the server closes, every
-reply is checked (status 200, exactly the file's size) and every wait is bounded.
+``big.bin`` once (MiB/s). The client is this process: plain sockets and HTTP/1.0 to
+127.0.0.1, so each reply ends when the server closes; every reply is checked (status 200,
+exactly the file's size) and every wait is bounded.
 
 As root the benchmark first moves into a network namespace of its own with only ``lo``
 (:func:`enter_own_network`). Bridges, veths and nftables or iptables rules that pydock and

@@ -135,6 +135,7 @@ def test_net_measures_the_bridge_host_network_and_podman(
     site = work / "www-64m"  # --dir keeps the seeded site: the files the servers sent
     assert (site / "small.bin").stat().st_size == net["small_bytes"]
     assert (site / "big.bin").stat().st_size == net["big_bytes"]
+    assert not (work / "data-small").exists()  # the storage workloads' data is not needed
     backends = {b["name"]: b["skipped"] for b in data["backends"]}
     podman = "podman not installed" if shutil.which("podman") is None else None
     assert backends == {storage: None, "pydock-host": None, "podman": podman}
