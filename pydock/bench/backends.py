@@ -13,6 +13,9 @@ mount           ``get`` + ``put`` of a layer on a chain / ``mount -t overlay`` o
                 ``fuse-overlayfs`` + unmount
 start           ``pydock run --rm busybox /bin/true`` / ``podman run --rm``, ``crun run``,
                 ``docker run --rm`` through ``pydock system service`` (pydock-api)
+net             a busybox ``httpd`` container serving the seeded site on a port of
+                127.0.0.1: ``pydock run -d -p`` on the default bridge / ``pydock run -d
+                --network host`` (pydock-host), ``podman run -d -p`` on podman's default network
 view            a container's root mounted over the data layer (workloads run inside it)
 diff            ``diff`` of a layer with changed files into a file / ``tar -cf``
 remove          ``remove`` of an unpacked layer / ``rm -rf``
@@ -34,7 +37,8 @@ from pathlib import Path
 
 import graphdriver
 from pydock.bench.crun import CrunBundle
-from pydock.bench.data import Dataset, DataSource, Size, small_tar
+from pydock.bench.data import Dataset, DataSource, Site, Size, small_tar
+from pydock.bench.net import HOST, free_port, wait_ready
 from pydock.bench.podman import PodmanStore
 
 TIMEOUT = 600  # seconds any one tool may take before the benchmark gives up on it
@@ -100,6 +104,11 @@ class Backend:
     def size(self) -> Size:
         return self.source.size
 
+    @property
+    def site(self) -> Site:
+        """The files the net workloads fetch, written on first use."""
+        return self.source.site()
+
     def unavailable(self) -> str | None:
         """Why this backend cannot run here, or None."""
         return None
@@ -136,10 +145,61 @@ class Backend:
     def remove(self) -> float:
         raise NotApplicable
 
+    def serve(self) -> int:
+        """The port of 127.0.0.1 where this backend's container serves the site (net).
+
+        The server starts on first use (untimed, answering before this returns) and runs
+        until :meth:`close`.
+        """
+        raise NotApplicable
+
     def change_files(self, root: Path) -> None:
         """Rewrite the first ``changed`` small files below ``root`` (the diff workload's edit)."""
         for rel in self.data.paths[: self.size.changed]:
             (root / rel).write_bytes(b"changed by pydock bench\n")
+
+
+def pydock_argv(work: Path, storage: str | None, *args: str) -> list[str]:
+    """``python -m pydock`` on a root and run root of its own under ``work``."""
+    argv = [sys.executable, "-m", "pydock", "--root", str(work / "root"),
+            "--run-root", str(work / "run")]  # fmt: skip
+    return argv + (["--storage", storage] if storage else []) + list(args)
+
+
+def httpd_argv(listen: str) -> list[str]:
+    """busybox httpd in the foreground on ``listen`` ([IP:]PORT), serving /www."""
+    return ["httpd", "-f", "-p", listen, "-h", "/www"]
+
+
+class _PydockServer:
+    """A detached pydock container serving the site, removed by :meth:`close`."""
+
+    def __init__(self, pydock: Callable[..., list[str]]) -> None:
+        self.pydock = pydock
+        self.containers: list[str] = []  # every one started, also one that never answered
+        self.port: int | None = None
+
+    def start(self, site: Site, network: str) -> int:
+        """Start it (once) on ``network`` (bridge: published with -p; host: listens itself)."""
+        if self.port is None:
+            port = free_port()
+            if network == "host":
+                options, listen = ["--network", "host"], f"{HOST}:{port}"
+            else:
+                options, listen = ["--network", network, "-p", f"{HOST}:{port}:80"], "80"
+            argv = self.pydock("run", "-d", *options, "-v", f"{site.root}:/www:ro", "busybox",
+                               *httpd_argv(listen))  # fmt: skip
+            done = subprocess.run(argv, check=True, capture_output=True, timeout=TIMEOUT)
+            self.containers += done.stdout.decode().split()[-1:]
+            wait_ready(port, site)
+            self.port = port
+        return self.port
+
+    def close(self) -> None:
+        if self.containers:
+            with contextlib.suppress(Exception):
+                run_tool(self.pydock("rm", "-f", *self.containers))
+        self.containers, self.port = [], None
 
 
 # -- pydock's drivers ---------------------------------------------------------------------------
@@ -149,7 +209,9 @@ class DriverBackend(Backend):
     """A pydock graph driver, called through the graphdriver interface in this process."""
 
     kind = "driver"
-    operations = frozenset({"unpack", "snapshot", "mount", "start", "view", "diff", "remove"})
+    operations = frozenset(
+        {"unpack", "snapshot", "mount", "start", "view", "diff", "remove", "net"}
+    )
 
     def __init__(
         self, name: str, work: Path, source: DataSource, clock: Clock, options: dict[str, str]
@@ -163,6 +225,7 @@ class DriverBackend(Backend):
         self._chains: dict[int, str] = {}
         self._started = False
         self._data_layer: str | None = None
+        self._server = _PydockServer(self._pydock)
 
     @property
     def driver(self) -> graphdriver.Driver:
@@ -192,6 +255,7 @@ class DriverBackend(Backend):
         return self._data_layer
 
     def close(self) -> None:
+        self._server.close()
         if self._driver is not None:
             with contextlib.suppress(Exception):
                 self._driver.cleanup()
@@ -282,18 +346,24 @@ class DriverBackend(Backend):
         return self.clock.time(lambda: self.driver.remove(layer))
 
     def _pydock(self, *args: str) -> list[str]:
-        return [
-            sys.executable, "-m", "pydock", "--root", str(self.work / "root"),
-            "--run-root", str(self.work / "run"), "--storage", self.name, *args,
-        ]  # fmt: skip
+        return pydock_argv(self.work, self.name, *args)
+
+    def _busybox(self) -> None:
+        """Import the built-in busybox into this backend's root (once)."""
+        if not self._started:
+            self._started = True
+            run_tool(self._pydock("import", "builtin:busybox", "busybox"))
 
     def start(self) -> float:
         command = self._pydock("run", "--rm", "busybox", "/bin/true")
         if not self._started:
-            self._started = True
-            run_tool(self._pydock("import", "builtin:busybox", "busybox"))
+            self._busybox()
             run_tool(command)  # the first run also unpacks the image for this driver
         return self.clock.time(lambda: run_tool(command))
+
+    def serve(self) -> int:
+        self._busybox()
+        return self._server.start(self.site, "bridge")
 
 
 # -- reference tools ----------------------------------------------------------------------------
@@ -485,8 +555,11 @@ class PodmanBackend(Backend):
     """podman with its own private store, running the same busybox root file system."""
 
     name = "podman"
-    description = "podman run --rm (crun, kernel overlay storage) in a private store"
-    operations = frozenset({"start"})
+    description = (
+        "podman run --rm (crun, kernel overlay storage) in a private store; net: podman run -d"
+        " -p on podman's default network"
+    )
+    operations = frozenset({"start", "net"})
 
     def unavailable(self) -> str | None:
         if shutil.which("podman") is None:
@@ -499,6 +572,7 @@ class PodmanBackend(Backend):
         super().setup()
         self.store = PodmanStore(self.work, driver="overlay")
         self.command = self.store.prepare()
+        self.port: int | None = None
 
     def close(self) -> None:
         store = getattr(self, "store", None)
@@ -508,6 +582,38 @@ class PodmanBackend(Backend):
 
     def start(self) -> float:
         return self.clock.time(lambda: run_tool(self.command))
+
+    def serve(self) -> int:
+        if self.port is None:
+            port = free_port()
+            self.store.serve(self.site.root, f"{HOST}:{port}:80", httpd_argv("80"))
+            wait_ready(port, self.site)
+            self.port = port
+        return self.port
+
+
+class PydockHostBackend(Backend):
+    """pydock with ``--network host``: the same server with no bridge, veth or NAT in the way."""
+
+    name = "pydock-host"
+    description = "pydock run -d --network host (the container shares the host's network)"
+    operations = frozenset({"net"})
+
+    def setup(self) -> None:
+        super().setup()
+        self.server = _PydockServer(lambda *args: pydock_argv(self.work, None, *args))
+        run_tool(pydock_argv(self.work, None, "import", "builtin:busybox", "busybox"))
+
+    def close(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                run_tool(pydock_argv(self.work, None, "system", "prune", "--all", "--force"))
+        super().close()
+
+    def serve(self) -> int:
+        return self.server.start(self.site, "host")
 
 
 class CrunBackend(Backend):
@@ -602,6 +708,6 @@ REFERENCES: dict[str, type[Backend]] = {
     backend.name: backend
     for backend in (
         TarBackend, KernelOverlayBackend, FuseOverlayfsBackend, PodmanBackend, CrunBackend,
-        PydockApiBackend,
+        PydockApiBackend, PydockHostBackend,
     )
 }  # fmt: skip

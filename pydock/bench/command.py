@@ -18,7 +18,8 @@ from typing import Any
 
 import graphdriver
 from pydock.bench.backends import REFERENCES, Backend, Clock, DriverBackend
-from pydock.bench.data import SIZES, DataSource
+from pydock.bench.data import SIZES, SMALL_BYTES, DataSource
+from pydock.bench.net import enter_own_network
 from pydock.bench.podman import hide_hybrid_cgroup2
 from pydock.bench.results import Run, read_json
 from pydock.bench.runner import (
@@ -190,7 +191,17 @@ def run_bench(args: argparse.Namespace) -> int:
         with sigterm_interrupts():
             work.mkdir(parents=True, exist_ok=True)
             source = DataSource(work, size)
-            if any(w.operation not in ("mount", "start") for w in chosen):
+            if any(w.operation == "net" for w in chosen):
+                run.settings["net"] = {"connections": SIZES[size].connections,
+                                       "small_bytes": SMALL_BYTES,
+                                       "big_bytes": SIZES[size].big_mib << 20}  # fmt: skip
+                if os.geteuid() == 0:
+                    try:
+                        run.settings["network"] = enter_own_network()
+                    except OSError as exc:
+                        reason = (exc.strerror or str(exc)).lower()
+                        run.settings["network"] = f"net workloads: on this network ({reason})"
+            if any(w.operation not in ("mount", "start", "net") for w in chosen):
                 sys.stderr.write(f"bench: preparing {size} data in {work}\n")
                 source.get()  # before the first sample, so no progress line waits for it
             clock = Clock(can_drop)

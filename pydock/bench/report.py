@@ -168,7 +168,7 @@ def legend(data: Data) -> list[str]:
     """How to read the cells."""
     baseline = baseline_of(data) or "?"
     lines = [
-        f"ratio = median / median of {baseline} (MiB/s: higher is better)",
+        f"ratio = median / median of {baseline} (MiB/s, conn/s: higher is better)",
         "faster/slower: the two medians' intervals do not overlap; no difference: they do",
     ]
     coverage = _coverage(data)
@@ -331,7 +331,10 @@ def markdown(data: Data) -> str:
     lines += [f"- {line}" for line in settle_lines(data)]
     if settings.get("note"):
         lines.append(f"- note: {settings['note']}")
+    if settings.get("network"):
+        lines.append(f"- network: {settings['network']}")
     lines += [f"- data {key}: {value}" for key, value in settings.get("data", {}).items()]
+    lines += [f"- net {key}: {value}" for key, value in settings.get("net", {}).items()]
     lines += ["", "## Results", "", title(data), "", markdown_table(data)]
     lines += [*(f"- {line}" for line in legend(data)), ""]
     lines += ["### Every cell", "", markdown_list(data)]

@@ -13,21 +13,26 @@ can be drawn again from an old run. Its shape (version 2)::
       "versions": {"pydock": "0.1.0", "fuse-overlayfs": "1.10", ...},
       "settings": {"size": "small", "repeat": 3, "cache": "dropped" | "warm only",
                    "baseline": "overlay2", "data": {"files": 2000, ...},
-                   "warmup": 1, "settle": ["sync", ...], "settle_skipped": ["fstrim: ..."]},
+                   "warmup": 1, "settle": ["sync", ...], "settle_skipped": ["fstrim: ..."],
+                   "net": {"connections": 500, "small_bytes": 1024, "big_bytes": 67108864},
+                   "network": "net workloads: ... a network namespace of its own"},
       "backends": [{"name": "overlay2", "kind": "driver" | "reference",
                     "description": "...", "skipped": null | "why"}],
       "workloads": [{
-          "name": "unpack", "description": "one line", "unit": "s" | "MiB/s",
+          "name": "unpack", "description": "one line", "unit": "s" | "MiB/s" | "conn/s",
           "better": "lower" | "higher",
           "results": [{"backend": "overlay2", "warmup": [0.31], "samples": [0.12, 0.13],
                        "median": 0.125, "min": 0.12, "max": 0.13,
                        "ci": [0.12, 0.13] | null, "ci_coverage": 0.5 | null,
                        "ratio": 1.0 | null, "ratio_ci": [0.9, 1.1] | null,
                        "verdict": "faster" | "slower" | "no difference" | null,
-                       "flags": ["bimodal", "drift"], "skipped": null | "why"}]}]
+                       "flags": ["bimodal", "drift"], "skipped": null | "why",
+                       "received_bytes": [65536]}]}]
     }
 
-``warmup`` holds the samples of the warm-up round, which count in nothing. ``ratio`` is the
+``warmup`` holds the samples of the warm-up round, which count in nothing. Only the net
+workloads have ``received_bytes``: the payload each counted sample received, checked against
+the seeded files (``settings.net``) before the sample was kept. ``ratio`` is the
 backend's median over the baseline's median for the same workload, so 1.0 is "as the
 baseline"; whether above 1 is good depends on ``better``. ``ci``, ``ratio_ci``, ``verdict``
 and ``flags`` are explained in :mod:`pydock.bench.stats`. Version 1 files (no warm-up, no
@@ -55,6 +60,7 @@ class Cell:
     backend: str
     samples: list[float] = field(default_factory=list)
     warmup: list[float] = field(default_factory=list)  # measured, never counted
+    received: list[int] = field(default_factory=list)  # payload bytes per sample (net only)
     skipped: str | None = None
 
     def median(self) -> float | None:
@@ -115,6 +121,7 @@ class Run:
                         "max": max(samples) if samples else None,
                         **figures,
                         "skipped": cell.skipped,
+                        **({"received_bytes": list(cell.received)} if cell.received else {}),
                     }
                 )
             workloads.append(

@@ -30,6 +30,7 @@ from typing import Any
 import graphdriver
 from graphdriver.mountutil import detach, mounts_under
 from pydock.bench.backends import Backend, NotApplicable, tool_error
+from pydock.bench.net import Transfer
 from pydock.bench.results import Run, WorkloadResult
 from pydock.bench.settle import Settler
 from pydock.bench.workloads import Workload
@@ -104,21 +105,27 @@ def execute(plan: Plan, run: Run, progress: Progress) -> None:
                 if backend.name in plan.skipped:
                     cell.skipped = plan.skipped[backend.name]
                     continue
-                value: list[float] = []
+                value: list[float | Transfer] = []
                 failure = _attempt(_sample, workload, backend, value)
                 done += 1
                 if failure is not None:
                     cell.samples.clear()
+                    cell.received.clear()
                     cell.skipped = f"failed: {failure}"
                 elif round_ < 0:
-                    cell.warmup.extend(value)
+                    cell.warmup.extend(_figure(got) for got in value)
                 else:
-                    cell.samples.extend(value)
+                    cell.samples.extend(_figure(got) for got in value)
+                    cell.received.extend(g.received for g in value if isinstance(g, Transfer))
         progress(f"{workload.name} done", done)
 
 
-def _sample(workload: Workload, backend: Backend, into: list[float]) -> None:
+def _sample(workload: Workload, backend: Backend, into: list[float | Transfer]) -> None:
     into.append(workload.measure(backend))
+
+
+def _figure(sample: float | Transfer) -> float:
+    return sample.value if isinstance(sample, Transfer) else sample
 
 
 def _attempt(action: Callable[..., object], *args: object) -> str | None:

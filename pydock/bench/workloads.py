@@ -1,8 +1,10 @@
 """The workloads of ``pydock bench``, each one line of documentation and one function.
 
-A workload takes one backend and returns one sample: seconds (lower is better) or MiB/s
-(higher is better). Only the operation itself is timed; layers, mounts and files it needs are
-made before the clock starts and removed after it stops.
+A workload takes one backend and returns one sample: seconds (lower is better), MiB/s or
+connections per second (higher is better). Only the operation itself is timed; layers, mounts,
+files and servers it needs are made before the clock starts and removed after it stops (a
+server runs from a backend's first net sample until the end of the run). A net sample comes
+with the bytes it received (:class:`pydock.bench.net.Transfer`), kept in the results.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 from pydock.bench.backends import Backend
 from pydock.bench.data import Size
+from pydock.bench.net import Transfer, connection_rate, throughput
 
 READ_BLOCK = 1 << 20
 CREATE_BYTES = b"x" * 1024
+RATE_UNITS = ("MiB/s", "conn/s")  # higher is better
 
 
 @dataclass(frozen=True)
@@ -27,13 +31,13 @@ class Workload:
     name: str
     description: str
     operation: str  # the backend operation it needs (see pydock.bench.backends)
-    measure: Callable[[Backend], float]
+    measure: Callable[[Backend], float | Transfer]
     unit: str = "s"
     cold: bool = False  # drops the page cache before the timed part (root only)
 
     @property
     def better(self) -> str:
-        return "higher" if self.unit == "MiB/s" else "lower"
+        return "higher" if self.unit in RATE_UNITS else "lower"
 
 
 def _read_all(path: Path) -> int:
@@ -94,6 +98,15 @@ def copy_up(backend: Backend) -> float:
         return backend.clock.time(lambda: append(root / backend.data.big))
 
 
+def net_connect(backend: Backend) -> Transfer:
+    port = backend.serve()
+    return connection_rate(port, backend.site, backend.size.connections)
+
+
+def net_transfer(backend: Backend) -> Transfer:
+    return throughput(backend.serve(), backend.site)
+
+
 def _mount_workload(depth: int) -> Workload:
     return Workload(
         f"mount-{depth}",
@@ -126,21 +139,27 @@ def workloads(size: Size) -> list[Workload]:
                  "diff", lambda backend: backend.diff()),
         Workload("remove", "remove a layer holding the unpacked data", "remove",
                  lambda backend: backend.remove()),
+        Workload("net-connect", f"{size.connections} GETs of a 1 KiB file from a container's "
+                 "web server on 127.0.0.1, a new connection each", "net", net_connect,
+                 unit="conn/s"),
+        Workload("net-transfer", f"one GET of a {size.big_mib} MiB file from a container's web "
+                 "server on 127.0.0.1", "net", net_transfer, unit="MiB/s"),
     ]  # fmt: skip
 
 
 def select(all_workloads: list[Workload], names: list[str] | None) -> list[Workload]:
-    """The workloads named (``mount`` means every mount depth), in run order; ValueError else."""
+    """The workloads named (``mount``: every mount depth, ``net``: both net workloads), in run
+    order; ValueError else."""
     if not names:
         return all_workloads
     known = {workload.name for workload in all_workloads}
     wanted = set()
     for name in names:
-        if name == "mount":
-            wanted |= {w.name for w in all_workloads if w.operation == "mount"}
+        if name in ("mount", "net"):
+            wanted |= {w.name for w in all_workloads if w.operation == name}
         elif name in known:
             wanted.add(name)
         else:
-            choices = ", ".join(["mount", *sorted(known)])
+            choices = ", ".join(["mount", "net", *sorted(known)])
             raise ValueError(f"unknown workload {name!r} (known: {choices})")
     return [workload for workload in all_workloads if workload.name in wanted]

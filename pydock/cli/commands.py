@@ -15,7 +15,9 @@ from typing import Protocol
 from pydock.cli.base import tls_verify
 
 SIZE_NAMES = ("small", "medium", "large")
-REFERENCE_NAMES = ("tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun", "pydock-api")
+REFERENCE_NAMES = (
+    "tar", "kernel-overlay", "fuse-overlayfs", "podman", "crun", "pydock-api", "pydock-host",
+)  # fmt: skip
 ARCHIVE_FORMATS = ("docker-archive", "oci-archive")
 PULL_POLICIES = ("missing", "always", "never")
 TLS_HELP = (
@@ -501,7 +503,7 @@ def _bench(add: Add) -> None:
     )  # fmt: skip
     sub.add_argument(
         "--workload", dest="workloads", metavar="NAME,...",
-        help="workloads to run (default: all; 'mount' means every depth)",
+        help="workloads to run (default: all; 'mount' means every depth, 'net' both net ones)",
     )  # fmt: skip
     sub.add_argument("--size", choices=SIZE_NAMES, default="small", help="amount of data")
     sub.add_argument("--repeat", type=int, default=3, help="samples of each figure (default 3)")

@@ -124,7 +124,8 @@ def test_quick_run_measures_every_workload_on_every_backend(tmp_path: Path, work
         assert f"plots/{workload['name']}.png" in report
     assert (out / "plots" / "summary.png").stat().st_size > 2000
     assert leftovers(work) == ([], [])
-    assert sorted(p.name for p in work.iterdir()) == ["data-small"]  # the data is kept
+    kept = sorted(p.name for p in work.iterdir())
+    assert kept == ["data-small", "www-64m"]  # the data and the net workloads' site are kept
 
 
 def test_unknown_names_are_refused_before_anything_runs(tmp_path: Path) -> None:

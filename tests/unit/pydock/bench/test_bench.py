@@ -47,7 +47,8 @@ def test_every_size_has_every_workload_with_a_description() -> None:
         ]
         for workload in workloads(size):
             assert workload.description and "\n" not in workload.description
-            assert workload.better == ("higher" if workload.unit == "MiB/s" else "lower")
+            rate = workload.unit in ("MiB/s", "conn/s")
+            assert workload.better == ("higher" if rate else "lower")
 
 
 def test_select_keeps_run_order_and_expands_mount() -> None:

@@ -188,7 +188,7 @@ def test_table_shows_medians_ratios_verdicts_and_skips() -> None:
     assert "vfs / commit: [Errno 95] no reflinks on this fs" in text
     assert text.count("no /dev/fuse") == 1
     assert "fuse / all workloads: no /dev/fuse" in text
-    assert "ratio = median / median of overlay2 (MiB/s: higher is better)" in text
+    assert "ratio = median / median of overlay2 (MiB/s, conn/s: higher is better)" in text
     assert "coverage 75% with 3 samples" in text
 
 
