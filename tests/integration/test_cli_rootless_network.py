@@ -328,3 +328,27 @@ def test_forwarder_carries_udp_into_another_namespace() -> None:
         server.kill()
         server.wait()
         client.close()
+
+
+def test_rootless_container_reaches_the_host_through_pasta(user: User, tmp_path: Path) -> None:
+    """The way out: pasta carries a container's connection to the (test's) host, whose
+    gateway address it maps to the host's loopback."""
+    page = _page()
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "page.txt").write_text(page)
+    server = subprocess.Popen(
+        user.namespace.argv(sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                            "--directory", str(served), str(PORT)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert user.namespace.fetch(f"http://127.0.0.1:{PORT}/page.txt") == page
+        out = user.ok("run", "--rm", "--network", "bridge", "busybox", "wget", "-q", "-O", "-",
+                      f"http://192.0.2.1:{PORT}/page.txt")  # fmt: skip
+        assert out == page
+    finally:
+        server.kill()
+        server.wait()
+    assert _helpers(user) == []
+    assert user.wait_processes() == []
