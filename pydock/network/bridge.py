@@ -166,7 +166,10 @@ class BridgeDriver(NetworkDriver):
         self.create_network(network)
         pause = rootlessnet.holder()
         if pause is not None:
-            rootlessnet.ensure_pasta(pause, _has_tap)
+            try:
+                rootlessnet.ensure_pasta(pause, _has_tap)
+            except NetworkError as exc:
+                raise NetworkError(f"{doing}: {exc}") from exc
         subnet = ipaddress.ip_network(network.subnet)
         host, peer = endpoint.host_interface, "pdtmp" + endpoint.host_interface[-9:]
         try:

@@ -46,6 +46,7 @@ from pydock.store.networks import PortBinding
 
 PASTA = "pasta"
 TAP = "tap0"
+TUN_DEVICE = "/dev/net/tun"
 FORWARD_MARK = "pydock-forward"
 # Bounded waits for a helper to get ready.
 READY_TIMEOUT = 10.0
@@ -193,6 +194,8 @@ def ensure_pasta(pause: int, has_tap: Callable[[], bool]) -> None:
                 (state / "pasta.pid").unlink()
             lines = log.read_text(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"exit status {process.returncode}"
+            if "tun" in why and not os.access(TUN_DEVICE, os.R_OK | os.W_OK):
+                why += f" ({TUN_DEVICE} must be readable and writable by the user)"
             raise NetworkError(f"rootless networking: pasta: {why}")
         time.sleep(0.02)
 
