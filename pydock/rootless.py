@@ -12,6 +12,10 @@ commands; later commands join it. So mounts made by one command are there for th
 the fuse driver's resident mount server serves every command. The pause process is a shell
 loop that leaves once no other process has been in the namespace for ``PYDOCK_PAUSE_IDLE``
 seconds (60 by default); the next command then makes a new namespace.
+
+The pause process also holds a network namespace of its own (owned by pydock's user namespace,
+with ``lo`` up and forwarding on): rootless bridge networks live there (see
+``pydock.network.rootlessnet``), and go with it.
 """
 
 from __future__ import annotations
@@ -20,15 +24,29 @@ import contextlib
 import fcntl
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import runtime.idmap
+import runtime.linux
+import runtime.network
 import runtime.userns
 from pydock.errors import PydockError
 
 PAUSE_MARK = "pydock-pause"
 PAUSE_IDLE_ENV = "PYDOCK_PAUSE_IDLE"
 DEFAULT_PAUSE_IDLE = 60.0
+
+
+@dataclass(frozen=True)
+class Session:
+    """The pause process this command joined or started, and its state directory."""
+
+    state: Path
+    pause: int
+
+
+_session: Session | None = None
 
 # $1: idle seconds. Only shell built-ins run between the sleeps, so no process of the loop's
 # own is in the namespace when it looks for others.
@@ -52,6 +70,7 @@ def needs_namespace() -> bool:
 def enter(run_root: Path) -> None:
     """Move into pydock's user and mount namespace as root (when rootless and not there yet):
     join the one the pause process of ``run_root`` keeps, or make it and start that process."""
+    global _session
     if not needs_namespace():
         return
     state = Path(run_root) / "rootless"
@@ -66,6 +85,7 @@ def enter(run_root: Path) -> None:
         if pause is not None:
             with contextlib.suppress(runtime.ContainerError):
                 runtime.userns.join(pause)
+                _session = Session(state, pause)
                 return
             # It left between the look and the join: nothing was entered; make a new one.
         try:
@@ -74,9 +94,27 @@ def enter(run_root: Path) -> None:
             return  # user namespaces are off here: vfs still works, overlay2 will say why not
         except runtime.ContainerError as exc:
             raise PydockError(f"setting up rootless mode: {exc}") from exc
-        _start_pause(state)
+        started = _start_pause(state)
+        if started is not None:
+            _session = Session(state, started)
     finally:
         os.close(lock)
+
+
+def adopt(run_root: Path) -> None:
+    """In a process already inside pydock's user namespace (a container's exit command, a
+    command run from the pause process's namespace): remember the pause process that keeps
+    it, as ``enter`` does, so that rootless networks are found."""
+    global _session
+    if os.geteuid() != 0 or runtime.userns.in_initial_namespace():
+        return
+    state = Path(run_root) / "rootless"
+    pause = live_pause(state)
+    if pause is None:
+        return
+    with contextlib.suppress(OSError):
+        if os.stat(f"/proc/{pause}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
+            _session = Session(state, pause)
 
 
 def live_pause(state: Path) -> int | None:
@@ -91,10 +129,31 @@ def live_pause(state: Path) -> int | None:
     return pid if PAUSE_MARK.encode() in words and owner == os.getuid() else None
 
 
-def _start_pause(state: Path) -> None:
+def session() -> Session | None:
+    """The pause process of this command's user namespace (``None`` when not rootless, or when
+    the command joined a container's namespaces instead)."""
+    return _session
+
+
+def _own_network() -> None:
+    """In the pause process before it runs: a network namespace of its own, ready for bridges.
+
+    Forwarding is on so that members of its bridges reach the outside through pasta's tap.
+    Without it the pause process still keeps the user namespace; networks then say why not.
+    """
+    try:
+        runtime.linux.unshare(runtime.linux.CLONE_NEWNET)
+    except OSError:
+        return
+    runtime.network.bring_up_loopback()
+    with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as file:
+        file.write("1")
+
+
+def _start_pause(state: Path) -> int | None:
     idle = os.environ.get(PAUSE_IDLE_ENV) or str(DEFAULT_PAUSE_IDLE)
     # Without a pause process this command still works; the next one makes a namespace again.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         process = subprocess.Popen(
             [PAUSE_MARK, "-c", _PAUSE_LOOP, PAUSE_MARK, idle],  # ps shows it by this name
             executable="/bin/sh",
@@ -104,10 +163,13 @@ def _start_pause(state: Path) -> None:
             close_fds=True,
             start_new_session=True,
             cwd="/",
+            preexec_fn=_own_network,
         )
         temporary = state / f"pause.pid.{os.getpid()}"
         temporary.write_text(f"{process.pid}\n")
         temporary.replace(state / "pause.pid")
+        return process.pid
+    return None
 
 
 def join(monitor_pid: int) -> None:

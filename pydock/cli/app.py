@@ -23,7 +23,7 @@ from pydock import reserve
 from pydock.cli import commands
 from pydock.cli.base import EXIT_FAILURE, EXIT_INTERRUPTED, Command, fail
 from pydock.errors import PydockError, UsageError
-from pydock.paths import default_root, default_run_root
+from pydock.paths import default_root, default_run_root, is_rootless
 from pydock.settings import EngineConfig
 
 
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_status: int = func(args)
             return standalone_status
         config = engine_config(args)
-        if os.geteuid() != 0:
+        if is_rootless():
             from pydock.cli.run import prepare  # rootless: into pydock's user namespace
 
             prepare(args, config)

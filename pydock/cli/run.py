@@ -341,6 +341,7 @@ def prepare(args: argparse.Namespace, config: EngineConfig) -> None:
     monitor instead, where its root file system is mounted.
     """
     if not rootless.needs_namespace():
+        rootless.adopt(Path(config.run_root))
         return
     if getattr(args, "joins_container", False):
         monitor = _running_monitor(Path(config.root), args.container)

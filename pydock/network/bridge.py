@@ -10,6 +10,10 @@ connections made on this host (127.0.0.1 included: the bridge gets ``route_local
 such connections are masqueraded, so the reply finds its way back). No proxy process runs,
 and nothing outlives the rules and interfaces, which recovery removes by their comments.
 Netlink goes through pyroute2 (loaded only here).
+
+Rootless, "host namespace" above is the network namespace of pydock's pause process, pasta
+carries the traffic out, and published ports are forwarded by a process of pydock's own
+instead of DNAT rules (see ``rootlessnet``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydock.network import nft
+from pydock.network import nft, rootlessnet
 from pydock.network.driver import NetworkDriver
 from pydock.network.errors import NetworkError
 from pydock.store.networks import EndpointRecord, NetworkRecord, PortBinding
@@ -43,7 +47,8 @@ def _netlink(pid: int | None = None) -> Iterator[IPRoute]:
     from pyroute2 import IPRoute as Netlink  # type: ignore[import-untyped]
 
     # flags=0: never let pyroute2 create a namespace for a path that is gone.
-    ip = Netlink() if pid is None else Netlink(netns=f"/proc/{pid}/ns/net", flags=0)
+    pid = rootlessnet.holder() if pid is None else pid
+    ip = Netlink() if pid is None else Netlink(netns=rootlessnet.namespace_path(pid), flags=0)
     try:
         yield ip
     finally:
@@ -57,6 +62,13 @@ def _index(ip: IPRoute, name: str) -> int | None:
 
 def _code(exc: BaseException) -> int | None:
     return getattr(exc, "code", None)
+
+
+def _has_tap() -> bool:
+    """Whether pasta's interface has its address in the pause process's namespace."""
+    with _netlink() as ip:
+        index = _index(ip, rootlessnet.TAP)
+        return index is not None and bool(ip.get_addr(index=index, family=socket.AF_INET))
 
 
 class BridgeDriver(NetworkDriver):
@@ -152,6 +164,12 @@ class BridgeDriver(NetworkDriver):
     def join(self, network: NetworkRecord, endpoint: EndpointRecord, pid: int) -> None:
         doing = f"connecting container {endpoint.container_id[:12]} to network {network.name}"
         self.create_network(network)
+        pause = rootlessnet.holder()
+        if pause is not None:
+            try:
+                rootlessnet.ensure_pasta(pause, _has_tap)
+            except NetworkError as exc:
+                raise NetworkError(f"{doing}: {exc}") from exc
         subnet = ipaddress.ip_network(network.subnet)
         host, peer = endpoint.host_interface, "pdtmp" + endpoint.host_interface[-9:]
         try:
@@ -190,8 +208,17 @@ class BridgeDriver(NetworkDriver):
                 ip.link("del", index=index)
 
     def publish(
-        self, network: NetworkRecord, endpoint: EndpointRecord, ports: Sequence[PortBinding]
+        self,
+        network: NetworkRecord,
+        endpoint: EndpointRecord,
+        ports: Sequence[PortBinding],
+        pid: int,
     ) -> None:
+        pause = rootlessnet.holder()
+        if pause is not None:
+            if ports:
+                rootlessnet.forward(endpoint.container_id, endpoint.address, ports, pause, pid)
+            return
         tag = nft.container_tag(endpoint.container_id)
         commands: list[nft.Json] = []
         for port in ports:
@@ -208,6 +235,9 @@ class BridgeDriver(NetworkDriver):
             nft.run(commands, doing=f"publishing ports of container {endpoint.container_id[:12]}")
 
     def unpublish(self, network: NetworkRecord, container_id: str) -> None:
+        if rootlessnet.holder() is not None:
+            rootlessnet.stop_forwarder(container_id)
+            return
         nft.delete_tagged(
             [nft.container_tag(container_id)],
             doing=f"removing the published ports of container {container_id[:12]}",
@@ -225,7 +255,13 @@ class BridgeDriver(NetworkDriver):
                     found.append(f"{destination}/{length}")
         return found
 
+    def quiesce(self) -> None:
+        if rootlessnet.holder() is not None:
+            rootlessnet.stop_pasta()
+
     def forget_containers(self, gone: set[str]) -> None:
+        if rootlessnet.holder() is not None:
+            rootlessnet.forget_forwarders(gone)
         stale = {nft.container_tag(c) for c in gone} & nft.tags_in_use()
         if stale:
             nft.delete_tagged(stale, doing="removing rules of containers that are gone")

@@ -55,14 +55,21 @@ class NetworkDriver:
         """Undo ``join`` (idempotent; the namespace may be gone already)."""
 
     def publish(
-        self, network: NetworkRecord, endpoint: EndpointRecord, ports: Sequence[PortBinding]
+        self,
+        network: NetworkRecord,
+        endpoint: EndpointRecord,
+        ports: Sequence[PortBinding],
+        pid: int,
     ) -> None:
-        """Forward each host port of ``ports`` to the endpoint's address."""
+        """Forward each host port of ``ports`` to the endpoint's address (of process ``pid``)."""
         if ports:
             raise NetworkConfigError(f"publishing ports: the {self.name} driver has no ports")
 
     def unpublish(self, network: NetworkRecord, container_id: str) -> None:
         """Stop forwarding the container's ports (idempotent)."""
+
+    def quiesce(self) -> None:
+        """No container is on a network of this kind any more: stop what serves them all."""
 
     def routed_subnets(self) -> list[str]:
         """Subnets this host already routes, which a new network must not overlap."""

@@ -3,6 +3,8 @@
 Every rule pydock adds lives in the table ``ip pydock`` and carries a comment naming what it
 belongs to (``pydock-net:<network id>`` or ``pydock-ctr:<container id>``), so it is removed by
 its handle when its owner goes, and recovery can find the rules of containers that died.
+Rootless, ``nft`` runs in the network namespace of pydock's pause process, where the bridges are
+(see ``rootlessnet``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 from collections.abc import Iterable
 from typing import cast
 
+from pydock.network import rootlessnet
 from pydock.network.errors import NetworkError
 
 FAMILY = "ip"
@@ -47,9 +50,10 @@ def run(commands: list[Json], *, doing: str) -> None:
     document = json.dumps({"nftables": commands})
     try:
         done = subprocess.run(
-            ["nft", "-j", "-f", "-"], input=document, capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+            ["nft", "-j", "-f", "-"], input=document, capture_output=True, text=True,
+            timeout=30, preexec_fn=rootlessnet.entering(rootlessnet.holder()),
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
         raise NetworkError(f"{doing}: running nft: {exc}") from exc
     if done.returncode != 0:
         why = done.stderr.strip().splitlines()
@@ -64,8 +68,9 @@ def rules() -> list[Json]:
             capture_output=True,
             text=True,
             timeout=30,
+            preexec_fn=rootlessnet.entering(rootlessnet.holder()),
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except (OSError, subprocess.TimeoutExpired, subprocess.SubprocessError) as exc:
         raise NetworkError(f"reading nftables rules: {exc}") from exc
     if done.returncode != 0:
         return []

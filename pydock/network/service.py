@@ -29,6 +29,7 @@ from pathlib import Path
 from pydock.clock import now_rfc3339
 from pydock.errors import PydockError
 from pydock.network import driver as drivers
+from pydock.network import rootlessnet
 from pydock.network.errors import (
     NetworkConfigError,
     NetworkConflictError,
@@ -279,11 +280,10 @@ class Networks:
         """
         doing = f"starting container {name}"
         if memberships and is_rootless():
-            raise NetworkConfigError(
-                f"{doing}: network {memberships[0].network.name} needs root (rootless bridge"
-                " networking through pasta or slirp4netns is not implemented; use --network"
-                " host or none)"
-            )
+            try:
+                rootlessnet.check()
+            except NetworkError as exc:
+                raise NetworkConfigError(f"{doing}: {exc}") from exc
         self.forget_stale()
         requests = [parse_publish(text) for text in publish]
         if publish_all:
@@ -346,7 +346,7 @@ class Networks:
             if ports and endpoints:
                 first = endpoints[0]
                 network = self._network_of(first, doing)
-                drivers.get_driver(network.driver).publish(network, first, ports)
+                drivers.get_driver(network.driver).publish(network, first, ports, pid)
 
     def _network_of(self, endpoint: EndpointRecord, doing: str) -> NetworkRecord:
         network = self.store.networks.get(endpoint.network_id)
@@ -365,11 +365,13 @@ class Networks:
         if not endpoints and not ports:
             return []
         peers: set[str] = set()
+        kinds: set[str] = set()
         with self.locked():
             for endpoint in endpoints:
                 network = self.store.networks.get(endpoint.network_id)
                 if network is not None:
                     kind = drivers.get_driver(network.driver)
+                    kinds.add(network.driver)
                     with contextlib.suppress(NetworkError):
                         kind.unpublish(network, container_id)
                     kind.leave(network, endpoint)
@@ -380,8 +382,20 @@ class Networks:
                         )
                 self.store.networks.leave(endpoint.network_id, container_id)
             self.store.networks.release_ports(container_id)
+            self._quiesce(kinds)
         peers.discard(container_id)
         return sorted(peers)
+
+    def _quiesce(self, kinds: set[str]) -> None:
+        """Tell each of ``kinds`` that no container is on its networks any more, if so."""
+        busy = {
+            network.driver
+            for endpoint in self.store.networks.endpoints()
+            if (network := self.store.networks.get(endpoint.network_id)) is not None
+        }
+        for kind in sorted(kinds - busy):
+            with contextlib.suppress(NetworkError):
+                drivers.get_driver(kind).quiesce()
 
     def peers_of(self, container_id: str) -> list[HostEntry]:
         """Names of the members of the container's user-defined networks, for its hosts file."""
@@ -426,6 +440,8 @@ class Networks:
             for kind in sorted(kinds - {"host", "none"}):
                 with contextlib.suppress(NetworkError):
                     drivers.get_driver(kind).forget_containers(gone)
+            if released:
+                self._quiesce(kinds - {"host", "none"})
             return released
 
 

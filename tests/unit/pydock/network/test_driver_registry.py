@@ -51,4 +51,4 @@ def test_a_driver_from_another_distribution(plugin: str) -> None:
     found = driver.get_driver(plugin)
     assert type(found).__name__ == "DemoDriver" and found.name == "demo"
     with pytest.raises(NetworkConfigError, match="no ports"):
-        found.publish(None, None, [object()])  # type: ignore[arg-type, list-item]
+        found.publish(None, None, [object()], 0)  # type: ignore[arg-type, list-item]
