@@ -596,11 +596,16 @@ async def containers_list(service: Service, http: HttpConnection, request: Reque
 
 
 def _create(engine: Engine, name: str | None, body: dict[str, object]) -> ContainerRecord:
+    from pydock.network.errors import NetworkUnknownError
+
     options = docker.run_options(name, body)
     try:
         return engine.containers.create(options)
     except ImageUnknownError as exc:
         raise HttpError(404, f"No such image: {options.image}") from exc
+    except NetworkUnknownError as exc:
+        # Not 404: Docker's clients take a 404 from create for a missing image and pull it.
+        raise HttpError(400, str(exc)) from exc
 
 
 async def container_create(service: Service, http: HttpConnection, request: Request) -> None:

@@ -156,6 +156,10 @@ def test_a_user_network_by_name_and_alias(service: Service) -> None:
             "create", "--network", "apinet", "--ip", "10.200.0.9", "busybox", "true"
         )
         assert fixed.returncode != 0 and "fixed address" in fixed.stderr
+        # A missing network is named, not taken for a missing image (the client pulls on 404).
+        missing = service.docker("create", "--network", "nosuch", "busybox", "true")
+        assert missing.returncode != 0 and "network nosuch not found" in missing.stderr
+        assert "Unable to find image" not in missing.stderr
     finally:
         service.docker("rm", "-f", "srv")
         service.docker("network", "rm", "apinet")
