@@ -15,13 +15,15 @@ from pydock.api.http import HttpError
 from pydock.clock import parse_rfc3339
 from pydock.containers.config import ContainerConfig, RunOptions
 from pydock.containers.state import ContainerState
-from pydock.store import ContainerRecord
+from pydock.store import ContainerRecord, Store
 
 if TYPE_CHECKING:
     from pydock.engine import Engine
 
-# HostConfig.NetworkMode: pydock has a container's own network namespace (none) and the host's.
-NETWORKS = {"": "none", "default": "none", "bridge": "none", "none": "none", "host": "host"}
+# HostConfig.NetworkMode "default" (or none given) is what ``pydock run`` does without
+# --network: network none, the bridge when ports are published.
+DEFAULT_NETWORK = ("", "default")
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 STORAGE_KEYS = ("driver", "storage")
 
 
@@ -77,14 +79,8 @@ def run_options(name: str | None, body: dict[str, object]) -> RunOptions:
         command = entrypoint_words[1:] + command
     # ``-e NAME`` is the client's to resolve; a bare name never reads the service's environment.
     env = tuple(item for item in _strings(body.get("Env"), "Env") if "=" in item)
-    network_mode = str(host.get("NetworkMode") or "")
-    if network_mode not in NETWORKS:
-        raise HttpError(400, f"network {network_mode} not found (pydock has none and host)")
-    restart = _dict(host, "RestartPolicy")
-    if restart.get("Name") not in (None, "", "no"):
-        raise HttpError(400, f"restart policy {restart.get('Name')!r} is not supported by pydock")
-    if any(_dict(host, "PortBindings").values()):
-        raise HttpError(400, "port bindings are not supported by pydock (no bridge network)")
+    publish = publish_options(host)
+    network, aliases = network_choice(body, host, publishing=bool(publish))
     memory = int(host.get("Memory") or 0)  # type: ignore[call-overload]
     nano_cpus = int(host.get("NanoCpus") or 0)  # type: ignore[call-overload]
     quota = int(host.get("CpuQuota") or 0)  # type: ignore[call-overload]
@@ -99,7 +95,17 @@ def run_options(name: str | None, body: dict[str, object]) -> RunOptions:
         workdir=str(body.get("WorkingDir") or "") or None,
         user=str(body.get("User") or "") or None,
         hostname=str(body.get("Hostname") or "") or None,
-        network=NETWORKS[network_mode],
+        network=network,
+        add_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
+        dns=_strings(host.get("Dns"), "Dns"),
+        dns_search=_strings(host.get("DnsSearch"), "DnsSearch"),
+        dns_options=_strings(host.get("DnsOptions"), "DnsOptions"),
+        network_aliases=aliases,
+        publish=publish,
+        publish_all=bool(host.get("PublishAllPorts")),
+        expose=tuple(_dict(body, "ExposedPorts")),
+        domainname=str(body.get("Domainname") or "") or None,
+        restart=restart_policy(host),
         read_only=bool(host.get("ReadonlyRootfs")),
         volumes=_strings(host.get("Binds"), "Binds"),
         memory=str(memory) if memory else None,
@@ -117,16 +123,112 @@ def run_options(name: str | None, body: dict[str, object]) -> RunOptions:
     )
 
 
+def publish_options(host: dict[str, object]) -> tuple[str, ...]:
+    """``HostConfig.PortBindings`` as ``-p IP:HOST:CONTAINER/PROTO`` options (an empty
+    ``HostIp`` is every address, an empty ``HostPort`` a free port)."""
+    published: list[str] = []
+    for port, bindings in _dict(host, "PortBindings").items():
+        if bindings is None:
+            continue
+        if not isinstance(bindings, list) or not all(isinstance(b, dict) for b in bindings):
+            raise HttpError(400, f"invalid PortBindings of {port}: expected a list of objects")
+        for binding in bindings:
+            host_ip = str(binding.get("HostIp") or "")
+            host_port = str(binding.get("HostPort") or "")
+            published.append(f"{host_ip}:{host_port}:{port}")
+    return tuple(published)
+
+
+def network_choice(
+    body: dict[str, object], host: dict[str, object], *, publishing: bool
+) -> tuple[str, tuple[str, ...]]:
+    """``HostConfig.NetworkMode`` and ``NetworkingConfig.EndpointsConfig``: the network to
+    join and the container's aliases on it, as ``--network`` and ``--network-alias``."""
+    mode = str(host.get("NetworkMode") or "")
+    if mode in DEFAULT_NETWORK:
+        bridged = publishing or bool(host.get("PublishAllPorts"))
+        network = "bridge" if bridged else "none"
+    else:
+        network = mode
+    endpoints = _dict(_dict(body, "NetworkingConfig"), "EndpointsConfig")
+    if len(endpoints) > 1:
+        names = ", ".join(sorted(endpoints))
+        raise HttpError(
+            400,
+            f"Container cannot be connected to network endpoints: {names}"
+            " (pydock joins one network at create; use network connect for more)",
+        )
+    aliases: tuple[str, ...] = ()
+    for name, endpoint in endpoints.items():
+        if name not in (mode, network, *DEFAULT_NETWORK):
+            raise HttpError(
+                400, f"endpoint {name} is not the container's network mode {mode or 'default'}"
+            )
+        if endpoint is None:
+            continue
+        if not isinstance(endpoint, dict):
+            raise HttpError(400, f"invalid EndpointsConfig of {name}: expected an object")
+        ipam = endpoint.get("IPAMConfig") or {}
+        if not isinstance(ipam, dict) or any(ipam.values()):
+            raise HttpError(
+                400, "a fixed address (--ip, --ip6, IPAMConfig) is not supported by pydock"
+            )
+        if endpoint.get("Links"):
+            raise HttpError(400, "links (--link) are not supported by pydock")
+        aliases = _strings(endpoint.get("Aliases"), "Aliases")
+    if host.get("Links"):
+        raise HttpError(400, "links (--link) are not supported by pydock")
+    return network, aliases
+
+
+def restart_policy(host: dict[str, object]) -> str:
+    """``HostConfig.RestartPolicy`` as ``--restart`` (``on-failure:N``)."""
+    policy = _dict(host, "RestartPolicy")
+    name = str(policy.get("Name") or "no")
+    retries = policy.get("MaximumRetryCount") or 0
+    if name not in RESTART_POLICIES:
+        raise HttpError(400, f"invalid restart policy '{name}'")
+    if not isinstance(retries, int) or retries < 0:
+        raise HttpError(400, "maximum retry count cannot be negative")
+    if name != "on-failure":
+        if retries:
+            raise HttpError(400, f"maximum retry count cannot be used with restart policy '{name}'")
+        return name
+    return f"on-failure:{retries}" if retries else name
+
+
 def unix_time(text: str | None) -> int:
     """An RFC 3339 time as seconds since the epoch (0 for none)."""
     return int(parse_rfc3339(text).timestamp()) if text else 0
 
 
-def list_entry(record: ContainerRecord, now: dt.datetime) -> dict[str, object]:
+def port_entries(ports: dict[str, object]) -> list[dict[str, object]]:
+    """``Ports`` of a list entry from inspect's ``NetworkSettings.Ports``: one entry per
+    binding, and one without a public port for a port only exposed."""
+    entries: list[dict[str, object]] = []
+    for key, bindings in ports.items():
+        number, _, protocol = key.partition("/")
+        private: dict[str, object] = {"PrivatePort": int(number), "Type": protocol or "tcp"}
+        if not isinstance(bindings, list) or not bindings:
+            entries.append(private)
+            continue
+        for binding in bindings:
+            entries.append(
+                {"IP": binding["HostIp"], **private, "PublicPort": int(binding["HostPort"])}
+            )
+    return entries
+
+
+def list_entry(store: Store, record: ContainerRecord, now: dt.datetime) -> dict[str, object]:
     """One entry of ``GET /containers/json``."""
     from pydock.containers import views
+    from pydock.network.views import network_view
 
     config = ContainerConfig.from_json(record.config)
+    settings, _ = network_view(store, record)
+    ports = settings["Ports"]
+    networks = settings["Networks"]
+    assert isinstance(ports, dict) and isinstance(networks, dict)
     return {
         "Id": record.id,
         "Names": ["/" + record.name],
@@ -134,12 +236,12 @@ def list_entry(record: ContainerRecord, now: dt.datetime) -> dict[str, object]:
         "ImageID": record.image,
         "Command": " ".join(config.args),
         "Created": unix_time(record.created),
-        "Ports": [],
+        "Ports": port_entries(ports),
         "Labels": {},
         "State": str(record.state),
         "Status": views.status_text(record, now),
         "HostConfig": {"NetworkMode": config.network},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": {name: _endpoint(e) for name, e in networks.items()}},
         "Mounts": [
             {
                 "Type": "bind",
@@ -178,10 +280,47 @@ def matches(record: ContainerRecord, filters: dict[str, list[str]], image_name: 
     return True
 
 
+def _endpoint(shown: object) -> dict[str, object]:
+    """A network of ``NetworkSettings.Networks`` with the fields Docker's has and pydock's
+    inspect leaves out."""
+    assert isinstance(shown, dict)
+    return {
+        "IPAMConfig": None,
+        "Links": None,
+        "NetworkID": "",
+        "EndpointID": "",
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "",
+        "DriverOpts": None,
+        **shown,
+    }
+
+
 def inspect_additions(document: dict[str, object], record: ContainerRecord) -> None:
     """What Docker's clients read from ``inspect`` beyond what ``pydock inspect`` shows."""
     config = ContainerConfig.from_json(record.config)
-    document["NetworkSettings"] = {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""}
+    network = document.setdefault("NetworkSettings", {})
+    assert isinstance(network, dict)
+    networks = network.get("Networks") or {}
+    assert isinstance(networks, dict)
+    network.update(
+        Networks={name: _endpoint(shown) for name, shown in networks.items()},
+        Bridge="",
+        SandboxID="",
+        HairpinMode=False,
+        LinkLocalIPv6Address="",
+        LinkLocalIPv6PrefixLen=0,
+        SandboxKey="",
+        EndpointID="",
+        GlobalIPv6Address="",
+        GlobalIPv6PrefixLen=0,
+        IPv6Gateway="",
+        MacAddress="",
+    )
+    for key, empty in (("Ports", {}), ("IPAddress", ""), ("IPPrefixLen", 0), ("Gateway", "")):
+        network.setdefault(key, empty)
     document["Platform"] = "linux"
     document["ResolvConfPath"] = ""
     document["HostnamePath"] = ""
@@ -203,8 +342,6 @@ def inspect_additions(document: dict[str, object], record: ContainerRecord) -> N
         AttachStderr=False,
         StdinOnce=False,
         Labels={},
-        Domainname="",
-        ExposedPorts=None,
         Volumes=None,
         OnBuild=None,
     )
@@ -233,7 +370,7 @@ def info(engine: Engine) -> dict[str, object]:
         "Images": facts.get("Images", 0),
         "Driver": facts.get("Driver", ""),
         "DriverStatus": facts.get("DriverStatus", []),
-        "Plugins": {"Volume": [], "Network": ["host", "none"], "Log": ["json-file"]},
+        "Plugins": {"Volume": [], "Network": ["bridge", "host", "none"], "Log": ["json-file"]},
         "MemoryLimit": True,
         "SwapLimit": False,
         "CpuCfsPeriod": True,

@@ -190,7 +190,7 @@ def _df(engine: Engine) -> dict[str, object]:
         )
     now = utc_now()
     containers = [
-        docker.list_entry(record, now) | {"SizeRw": 0, "SizeRootFs": 0}
+        docker.list_entry(engine.store, record, now) | {"SizeRw": 0, "SizeRootFs": 0}
         for record in engine.store.containers.list_containers()
     ]
     usage = engine.images.disk_usage()
@@ -568,7 +568,7 @@ def _containers_list(
             continue
         image_name = ContainerConfig.from_json(current.config).image_name
         if docker.matches(current, filters, image_name):
-            listed.append(docker.list_entry(current, now))
+            listed.append(docker.list_entry(manager.store, current, now))
     return listed[:limit] if limit and limit > 0 else listed
 
 
@@ -596,11 +596,16 @@ async def containers_list(service: Service, http: HttpConnection, request: Reque
 
 
 def _create(engine: Engine, name: str | None, body: dict[str, object]) -> ContainerRecord:
+    from pydock.network.errors import NetworkUnknownError
+
     options = docker.run_options(name, body)
     try:
         return engine.containers.create(options)
     except ImageUnknownError as exc:
         raise HttpError(404, f"No such image: {options.image}") from exc
+    except NetworkUnknownError as exc:
+        # Not 404: Docker's clients take a 404 from create for a missing image and pull it.
+        raise HttpError(400, str(exc)) from exc
 
 
 async def container_create(service: Service, http: HttpConnection, request: Request) -> None:
@@ -618,6 +623,7 @@ async def container_create(service: Service, http: HttpConnection, request: Requ
 
 def _inspect(engine: Engine, name: str) -> dict[str, object]:
     from pydock.containers import views
+    from pydock.network.views import network_view
 
     record = _lookup(engine, name)
     manager = engine.containers
@@ -626,7 +632,10 @@ def _inspect(engine: Engine, name: str) -> dict[str, object]:
     if storage.driver.exists(record.rw_layer):
         graph["Data"] = storage.driver.metadata(record.rw_layer)
     log_path = str(manager.files(record.id).stdout_log)
-    document = views.inspect_document(record, graph, log_path=log_path)
+    settings, bindings = network_view(manager.store, record)
+    document = views.inspect_document(
+        record, graph, log_path=log_path, network_settings=settings, port_bindings=bindings
+    )
     docker.inspect_additions(document, record)
     return document
 

@@ -188,6 +188,8 @@ def inspect_document(
             "PublishAllPorts": config.publish_all,
             "ExtraHosts": list(config.add_hosts) or None,
             "Dns": list(config.dns),
+            "DnsSearch": list(config.dns_search),
+            "DnsOptions": list(config.dns_options),
             "ReadonlyRootfs": config.read_only,
             "Memory": config.memory or 0,
             "NanoCpus": int((config.cpus or 0) * 1e9),

@@ -82,7 +82,9 @@ class Service:
         command = [sys.executable, "-m", "pydock", "--root", str(self.root)]
         command += ["--run-root", str(self.run_root), "system", "service", "--time", "0"]
         if self.own_network:
-            command = ["unshare", "--net", *command]  # unshare execs: the service's own pid
+            # unshare and sh exec: the service keeps the pid; lo is up for 127.0.0.1.
+            up = 'ip link set lo up && exec "$@"'
+            command = ["unshare", "--net", "sh", "-c", up, "sh", *command]
         self.process = subprocess.Popen(
             [*command, self.uri], stderr=subprocess.PIPE, env=_env(), start_new_session=True
         )
@@ -99,6 +101,11 @@ class Service:
                 raise RuntimeError(f"the service ended: {line.decode(errors='replace')}")
             line += chunk
         assert b"serving the Docker API on" in line, line
+
+    def in_network(self, *command: str) -> list[str]:
+        """``command`` run in the service's network namespace (``own_network``)."""
+        assert self.own_network and self.process is not None
+        return ["nsenter", f"--net=/proc/{self.process.pid}/ns/net", "--", *command]
 
     def stop(self) -> None:
         """Stop the service (SIGTERM; SIGKILL if it does not leave in time) and reap it."""
@@ -123,8 +130,9 @@ def running_service(workdir: Path, *, own_network: bool = False) -> Iterator[Ser
         pytest.skip("docker.io's client /usr/bin/docker is not installed")
     if os.geteuid() != 0:
         pytest.skip("the API tests run containers as root")
-    if own_network and shutil.which("unshare") is None:
-        pytest.skip("needs unshare (util-linux) for a network namespace of its own")
+    tools = ("unshare", "nsenter", "ip")
+    if own_network and any(shutil.which(tool) is None for tool in tools):
+        pytest.skip("needs unshare, nsenter (util-linux) and ip (iproute2) for a namespace")
     service = Service(
         workdir / "root", workdir / "run", workdir / "docker.sock", own_network=own_network
     )
@@ -134,6 +142,12 @@ def running_service(workdir: Path, *, own_network: bool = False) -> Iterator[Ser
         service.start()
         yield service
     finally:
+        if own_network and service.process is not None and service.process.poll() is None:
+            # Containers on a bridge are released through the service, in its namespace: the
+            # CLI below runs in the host's, where their veths and rules never were.
+            listed = service.docker("ps", "-aq")
+            if listed.stdout.split():
+                service.docker("rm", "-f", *listed.stdout.split())
         service.stop()
         listed = service.pydock("ps", "-aq")
         for container in listed.stdout.split():

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from pydock.api.docker import run_options, signal_number, storage_choice
+from pydock.api.docker import port_entries, run_options, signal_number, storage_choice
 from pydock.api.http import HttpConnection, HttpError, frame, parse_target
 from pydock.api.service import describe
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
@@ -55,18 +55,122 @@ def test_a_create_body_becomes_run_options() -> None:
     assert options.cap_add == ("NET_ADMIN",)
 
 
+def test_the_default_network_is_the_clis_default() -> None:
+    """As ``pydock run`` without --network: none, the bridge when ports are published."""
+    plain = run_options(None, {"Image": "busybox", "HostConfig": {"NetworkMode": "default"}})
+    assert (plain.network, plain.publish) == ("none", ())
+    published = run_options(
+        None,
+        {
+            "Image": "busybox",
+            "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {
+                "PortBindings": {
+                    "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                    "53/udp": [{"HostIp": "", "HostPort": ""}],
+                    "81/tcp": None,
+                }
+            },
+        },
+    )
+    assert published.network == "bridge"
+    assert published.publish == ("127.0.0.1:8080:80/tcp", "::53/udp")
+    assert published.expose == ("80/tcp",)
+    every = run_options(None, {"Image": "busybox", "HostConfig": {"PublishAllPorts": True}})
+    assert (every.network, every.publish_all) == ("bridge", True)
+    named = run_options(None, {"Image": "busybox", "HostConfig": {"NetworkMode": "bridge"}})
+    assert named.network == "bridge"
+
+
+def test_a_user_network_with_aliases_and_dns() -> None:
+    options = run_options(
+        None,
+        {
+            "Image": "busybox",
+            "Hostname": "web",
+            "Domainname": "example.test",
+            "HostConfig": {
+                "NetworkMode": "mynet",
+                "ExtraHosts": ["db:10.0.0.5"],
+                "Dns": ["10.0.0.53"],
+                "DnsSearch": ["example.test"],
+                "DnsOptions": ["ndots:2"],
+            },
+            "NetworkingConfig": {
+                "EndpointsConfig": {"mynet": {"Aliases": ["www", "front"], "IPAMConfig": {}}}
+            },
+        },
+    )
+    assert (options.network, options.network_aliases) == ("mynet", ("www", "front"))
+    assert (options.hostname, options.domainname) == ("web", "example.test")
+    assert options.add_hosts == ("db:10.0.0.5",)
+    assert (options.dns, options.dns_search, options.dns_options) == (
+        ("10.0.0.53",),
+        ("example.test",),
+        ("ndots:2",),
+    )
+
+
 @pytest.mark.parametrize(
-    "host",
+    ("policy", "expected"),
     [
-        {"NetworkMode": "mynet"},
-        {"RestartPolicy": {"Name": "always"}},
-        {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}},
+        (None, "no"),
+        ({"Name": ""}, "no"),
+        ({"Name": "always"}, "always"),
+        ({"Name": "unless-stopped", "MaximumRetryCount": 0}, "unless-stopped"),
+        ({"Name": "on-failure"}, "on-failure"),
+        ({"Name": "on-failure", "MaximumRetryCount": 2}, "on-failure:2"),
     ],
 )
-def test_what_pydock_cannot_do_is_refused(host: dict[str, object]) -> None:
-    with pytest.raises(HttpError) as caught:
-        run_options(None, {"Image": "busybox", "HostConfig": host})
+def test_restart_policies_as_the_clis(policy: dict[str, object] | None, expected: str) -> None:
+    host = {} if policy is None else {"RestartPolicy": policy}
+    assert run_options(None, {"Image": "busybox", "HostConfig": host}).restart == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "invalid restart policy"),
+        (
+            {"HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}}},
+            "cannot be used with restart policy 'always'",
+        ),
+        (
+            {
+                "HostConfig": {"NetworkMode": "mynet"},
+                "NetworkingConfig": {
+                    "EndpointsConfig": {"mynet": {"IPAMConfig": {"IPv4Address": "10.1.0.9"}}}
+                },
+            },
+            "fixed address",
+        ),
+        (
+            {"NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}},
+            "cannot be connected to network endpoints: a, b",
+        ),
+        (
+            {
+                "HostConfig": {"NetworkMode": "a"},
+                "NetworkingConfig": {"EndpointsConfig": {"b": {}}},
+            },
+            "not the container's network mode",
+        ),
+        ({"HostConfig": {"Links": ["db:db"]}}, "links"),
+        ({"HostConfig": {"PortBindings": {"80/tcp": "8080"}}}, "invalid PortBindings"),
+    ],
+)
+def test_what_pydock_cannot_do_is_refused(body: dict[str, object], message: str) -> None:
+    with pytest.raises(HttpError, match=message) as caught:
+        run_options(None, {"Image": "busybox", **body})
     assert caught.value.status == 400
+
+
+def test_list_ports_as_docker_shows_them() -> None:
+    shown = port_entries({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": None})
+    assert shown == [
+        {"IP": "127.0.0.1", "PrivatePort": 80, "Type": "tcp", "PublicPort": 8080},
+        {"PrivatePort": 53, "Type": "udp"},
+    ]
 
 
 def test_storage_opt_names_the_driver_and_its_options() -> None:
