@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import platform
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydock.api.http import HttpError
 from pydock.clock import parse_rfc3339
@@ -120,7 +120,57 @@ def run_options(name: str | None, body: dict[str, object]) -> RunOptions:
         tty=bool(body.get("Tty")),
         interactive=bool(body.get("OpenStdin")),
         auto_remove=bool(host.get("AutoRemove")),
+        labels=tuple(f"{key}={value}" for key, value in _dict(body, "Labels").items()),
+        stop_signal=str(body.get("StopSignal") or "") or None,
+        stop_timeout=_int_or_none(body.get("StopTimeout"), "StopTimeout"),
+        **_resource_options(host),
     )
+
+
+def _int_or_none(value: object, field: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise HttpError(400, f"invalid {field}: expected a number")
+    return value
+
+
+def _resource_options(host: dict[str, object]) -> dict[str, Any]:
+    """The ``HostConfig`` fields that ``pydock run``'s resource and namespace flags take, as
+    those flags' values (checked by the same code as the CLI's)."""
+    options: dict[str, Any] = {}
+    ulimits = host.get("Ulimits") or []
+    if not isinstance(ulimits, list) or not all(isinstance(u, dict) for u in ulimits):
+        raise HttpError(400, "invalid Ulimits: expected a list of objects")
+    options["ulimits"] = tuple(
+        f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard', u.get('Soft'))}" for u in ulimits
+    )
+    if shm := _int_or_none(host.get("ShmSize"), "ShmSize"):
+        options["shm_size"] = str(shm)
+    options["sysctls"] = tuple(f"{k}={v}" for k, v in _dict(host, "Sysctls").items())
+    options["group_add"] = _strings(host.get("GroupAdd"), "GroupAdd")
+    options["cpu_shares"] = _int_or_none(host.get("CpuShares"), "CpuShares") or None
+    options["cpuset_cpus"] = str(host.get("CpusetCpus") or "") or None
+    if swap := _int_or_none(host.get("MemorySwap"), "MemorySwap"):
+        options["memory_swap"] = str(swap)
+    if reservation := _int_or_none(host.get("MemoryReservation"), "MemoryReservation"):
+        options["memory_reservation"] = str(reservation)
+    for field, key in (("PidMode", "pid_mode"), ("IpcMode", "ipc_mode"), ("UTSMode", "uts_mode")):
+        mode = str(host.get(field) or "")
+        if mode not in ("", "private", "shareable"):
+            options[key] = mode
+    devices = host.get("Devices") or []
+    if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+        raise HttpError(400, "invalid Devices: expected a list of objects")
+    options["devices"] = tuple(
+        f"{d.get('PathOnHost')}:{d.get('PathInContainer') or d.get('PathOnHost')}"
+        f":{d.get('CgroupPermissions') or 'rwm'}"
+        for d in devices
+    )
+    options["tmpfs"] = tuple(
+        f"{path}:{opts}" if opts else str(path) for path, opts in _dict(host, "Tmpfs").items()
+    )
+    return options
 
 
 def publish_options(host: dict[str, object]) -> tuple[str, ...]:
@@ -237,7 +287,7 @@ def list_entry(store: Store, record: ContainerRecord, now: dt.datetime) -> dict[
         "Command": " ".join(config.args),
         "Created": unix_time(record.created),
         "Ports": port_entries(ports),
-        "Labels": {},
+        "Labels": config.label_map,
         "State": str(record.state),
         "Status": views.status_text(record, now),
         "HostConfig": {"NetworkMode": config.network},
@@ -341,7 +391,7 @@ def inspect_additions(document: dict[str, object], record: ContainerRecord) -> N
         AttachStdout=False,
         AttachStderr=False,
         StdinOnce=False,
-        Labels={},
+        Labels=config.label_map,
         Volumes=None,
         OnBuild=None,
     )

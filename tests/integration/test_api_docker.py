@@ -673,3 +673,35 @@ def test_logs_timestamps_since_until_tail(service: Service) -> None:
         assert bad.returncode != 0 and "yesterday-ish" in bad.stderr
     finally:
         service.docker("rm", "-f", "talker")
+
+
+def test_run_flags_reach_the_container(service: Service) -> None:
+    script = (
+        "echo nofile=$(ulimit -n):$(ulimit -Hn); grep ' /dev/shm ' /proc/mounts | grep -o 'size=[^, ]*';"
+        " echo groups=$(id -G); echo forward=$(cat /proc/sys/net/ipv4/ip_forward);"
+        " grep ' /scratch ' /proc/mounts | grep -o 'size=[^, ]*'"
+    )
+    ran = service.docker(
+        "run", "--name", "flagged", "--label", "team=storage", "--ulimit", "nofile=1024:2048",
+        "--shm-size", "16m", "--group-add", "4242", "--sysctl", "net.ipv4.ip_forward=1",
+        "--tmpfs", "/scratch:size=1m", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c", script,
+    )  # fmt: skip
+    try:
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines() == [
+            "nofile=1024:2048",
+            "size=16384k",
+            "groups=0 4242",
+            "forward=1",
+            "size=1024k",
+        ]
+        shown = service.docker(
+            "inspect", "-f", "{{json .Config.Labels}} {{.Config.StopSignal}}", "flagged"
+        )
+        assert shown.stdout.strip() == '{"team":"storage"} SIGUSR1', shown.stderr
+        listed = service.docker("ps", "-a", "--format", "{{.Labels}}", "--filter", "name=flagged")
+        assert listed.stdout.strip() == "team=storage"
+        bad = service.docker("run", "--rm", "--ulimit", "nofile=x", "busybox", "true")
+        assert bad.returncode != 0
+    finally:
+        service.docker("rm", "-f", "flagged")
