@@ -350,6 +350,14 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--uts", dest="uts_mode", metavar="host", help="share the host's UTS namespace (root)")
     add("--device", action="append", default=[], metavar="HOST[:CONTAINER[:PERMS]]",
         help="add a host device node (root; PERMS of r, w, m)")  # fmt: skip
+    add("--oom-score-adj", type=int, metavar="N", help="OOM killer preference, -1000 to 1000")
+    add("--cpu-period", type=int, metavar="US", help="CFS period in microseconds (1000-1000000)")
+    add("--cpu-quota", type=int, metavar="US", help="CFS quota in microseconds per period")
+    add("--cpuset-mems", metavar="MEMS", help="memory nodes the container may use (0-1, 0,1)")
+    add("--cgroupns", dest="cgroupns_mode", metavar="host|private",
+        help="cgroup namespace: the container's own (private, default) or the host's")  # fmt: skip
+    add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]",
+        help="mount the volumes and binds of another container")  # fmt: skip
     _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -98,6 +98,12 @@ def _options(args: argparse.Namespace) -> RunOptions:
         ipc_mode=args.ipc_mode,
         uts_mode=args.uts_mode,
         devices=tuple(args.device),
+        oom_score_adj=args.oom_score_adj,
+        cpu_period=args.cpu_period,
+        cpu_quota=args.cpu_quota,
+        cpuset_mems=args.cpuset_mems,
+        cgroupns_mode=args.cgroupns_mode,
+        volumes_from=tuple(args.volumes_from),
     )
 
 

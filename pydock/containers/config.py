@@ -100,6 +100,12 @@ class RunOptions:
     ipc_mode: str | None = None
     uts_mode: str | None = None
     devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_mems: str | None = None
+    cgroupns_mode: str | None = None
+    volumes_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,15 @@ class ContainerConfig:
     uts_mode: str = ""
     # ``--device`` as ``HOST:CONTAINER:PERMS``.
     devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    # ``--cpu-period``, ``--cpu-quota`` in microseconds (quota -1: none).
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_mems: str = ""
+    # ``--cgroupns``: "private" (a cgroup namespace of its own) or "host".
+    cgroupns_mode: str = "private"
+    # ``--volumes-from`` as given (CONTAINER[:ro|rw]); its mounts are in ``volumes``.
+    volumes_from: tuple[str, ...] = ()
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -208,6 +223,7 @@ class ContainerConfig:
             "sysctls",
             "group_add",
             "devices",
+            "volumes_from",
         ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
@@ -614,6 +630,9 @@ def build_config(
         if not group or ":" in group or "\n" in group:
             raise ContainerConfigError(f"checking --group-add {group!r}: not a group name or id")
     security = parse_security_options(options.security_opt)
+    cpu_period, cpu_quota = hostopts.parse_cfs(
+        options.cpu_period, options.cpu_quota, cpus=bool(options.cpus)
+    )
     restart = parse_restart_policy(options.restart)
     if restart.name != "no" and options.auto_remove:
         raise ContainerConfigError(
@@ -671,6 +690,15 @@ def build_config(
         ipc_mode=modes["ipc"],
         uts_mode=modes["uts"],
         devices=tuple(hostopts.parse_device(text) for text in options.devices),
+        oom_score_adj=hostopts.parse_oom_score_adj(options.oom_score_adj),
+        cpu_period=cpu_period,
+        cpu_quota=cpu_quota,
+        cpuset_mems=hostopts.parse_cpuset_mems(options.cpuset_mems) if options.cpuset_mems else "",
+        cgroupns_mode=hostopts.parse_cgroupns(options.cgroupns_mode),
+        volumes_from=tuple(
+            ":".join(filter(None, hostopts.parse_volumes_from(text)))
+            for text in options.volumes_from
+        ),
     )
 
 

@@ -79,6 +79,9 @@ def runtime_spec(
             memory_swap=config.memory_swap,
             memory_reservation=config.memory_reservation,
             device_denies=tuple(filter(None, (device.cgroup_deny() for device in devices))),
+            cpu_period=config.cpu_period,
+            cpu_quota=config.cpu_quota,
+            cpuset_mems=config.cpuset_mems or None,
         )
         rlimits = tuple(runtime.Rlimit(*hostopts.ulimit_parts(entry)) for entry in config.ulimits)
         mounts = etc_files + tuple(
@@ -127,10 +130,12 @@ def runtime_spec(
                     ("pid", config.pid_mode),
                     ("ipc", config.ipc_mode),
                     ("uts", config.uts_mode),
+                    ("cgroup", config.cgroupns_mode),
                 )
                 if mode == "host"
             ),
             devices=devices,
+            oom_score_adj=config.oom_score_adj,
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc

@@ -142,6 +142,12 @@ def resource_view(config: ContainerConfig) -> dict[str, object]:
         "IpcMode": config.ipc_mode or "private",
         "UTSMode": config.uts_mode,
         "Devices": devices,
+        "OomScoreAdj": config.oom_score_adj or 0,
+        "CpuPeriod": config.cpu_period or 0,
+        "CpuQuota": config.cpu_quota or 0,
+        "CpusetMems": config.cpuset_mems,
+        "CgroupnsMode": config.cgroupns_mode,
+        "VolumesFrom": list(config.volumes_from) or None,
     }
 
 

@@ -348,6 +348,124 @@ def test_publish_all_publishes_expose(netns: tuple[NsPydock, Namespace], tmp_pat
     assert_released(pydock, namespace)
 
 
+def _has_sys_resource() -> bool:
+    """Whether this process holds CAP_SYS_RESOURCE (24), which lowering a score needs."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+def test_oom_score_adj(one: Workspace) -> None:
+    # The container's first process has it, and what it starts inherits it.
+    out = inside(
+        one, "--oom-score-adj", "500", "busybox",
+        "sh", "-c", "cat /proc/self/oom_score_adj; cat /proc/1/oom_score_adj",
+    )  # fmt: skip
+    assert out.split() == ["500", "500"]
+    assert inside(one, "busybox", "cat", "/proc/self/oom_score_adj").strip() == "0"
+    one.pydock.ok("create", "--name", "oom", "--oom-score-adj", "300", "busybox", "true")
+    try:
+        assert inspect(one, "oom")["HostConfig"]["OomScoreAdj"] == 300
+    finally:
+        one.pydock.run("rm", "oom")
+
+
+@pytest.mark.skipif(not _has_sys_resource(), reason="lowering a score needs CAP_SYS_RESOURCE")
+def test_negative_oom_score_adj(one: Workspace) -> None:
+    out = inside(one, "--oom-score-adj", "-500", "busybox", "cat", "/proc/self/oom_score_adj")
+    assert out.strip() == "-500"
+
+
+def test_cfs_period_quota_and_cpuset_mems(one: Workspace) -> None:
+    one.pydock.ok(
+        "run", "-d", "--name", "cfs", "--cpu-period", "50000", "--cpu-quota", "25000",
+        "--cpuset-mems", "0", "busybox", "sleep", "60",
+    )  # fmt: skip
+    try:
+        document = inspect(one, "cfs")
+        host = document["HostConfig"]
+        assert (host["CpuPeriod"], host["CpuQuota"], host["CpusetMems"]) == (50000, 25000, "0")
+        pid = document["State"]["Pid"]
+        assert isinstance(pid, int)
+        mems = _control_file(pid, "cpuset", "cpuset.mems").read_text().strip()
+        if CGROUP_V2:
+            cpu = [_control_file(pid, "cpu", "cpu.max").read_text().strip()]
+            assert (cpu, mems) == (["25000 50000"], "0")
+        else:
+            cpu = [
+                _control_file(pid, "cpu", name).read_text().strip()
+                for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us")
+            ]
+            assert (cpu, mems) == (["50000", "25000"], "0")
+    finally:
+        one.pydock.run("rm", "-f", "cfs")
+
+
+def test_cgroupns(one: Workspace) -> None:
+    host = os.readlink("/proc/self/ns/cgroup")
+    shared = inside(one, "--cgroupns", "host", "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert shared.strip() == host
+    own = inside(one, "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert own.strip().startswith("cgroup:[")
+    assert own.strip() != host
+    # The default is a namespace of its own, as ``--cgroupns private``.
+    default = inside(one, "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert default.strip() != host
+    one.pydock.ok("create", "--name", "cgns", "--cgroupns", "host", "busybox", "true")
+    one.pydock.ok("create", "--name", "cgns2", "busybox", "true")
+    try:
+        modes = [inspect(one, n)["HostConfig"]["CgroupnsMode"] for n in ("cgns", "cgns2")]
+        assert modes == ["host", "private"]
+    finally:
+        one.pydock.run("rm", "cgns", "cgns2")
+
+
+def test_volumes_from(one: Workspace, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    one.pydock.ok(
+        "create", "--name", "vsrc", "-v", "/data", "-v", f"{shared}:/bound", "busybox", "true"
+    )
+    try:
+        # The other container's anonymous volume and bind, written through.
+        out = inside(
+            one, "--volumes-from", "vsrc", "busybox",
+            "sh", "-c", "echo through > /bound/f; echo kept > /data/g; cat /bound/f",
+        )  # fmt: skip
+        assert out == "through\n"
+        assert (shared / "f").read_text() == "through\n"
+        # The volume is the same one: another container sees what the first wrote.
+        assert inside(one, "--volumes-from", "vsrc", "busybox", "cat", "/data/g") == "kept\n"
+        # :ro makes every inherited mount read-only.
+        done = one.pydock.run(
+            "run", "--rm", "--volumes-from", "vsrc:ro", "busybox", "sh", "-c", "echo x > /data/h"
+        )
+        assert done.status == 1
+        assert "Read-only file system" in done.err
+        # The container's own mount on the same destination wins.
+        own = tmp_path / "own"
+        own.mkdir()
+        (own / "f").write_text("own\n")
+        out = inside(
+            one, "--volumes-from", "vsrc", "-v", f"{own}:/bound", "busybox", "cat", "/bound/f"
+        )
+        assert out == "own\n"
+        one.pydock.ok("create", "--name", "vdst", "--volumes-from", "vsrc:ro", "busybox", "true")
+        try:
+            document = inspect(one, "vdst")
+            assert document["HostConfig"]["VolumesFrom"] == ["vsrc:ro"]
+            mounts = document["Mounts"]
+            assert isinstance(mounts, list)
+            seen = sorted((m["Destination"], m["Type"], m["RW"]) for m in mounts)
+            assert seen == [("/bound", "bind", False), ("/data", "volume", False)]
+        finally:
+            one.pydock.run("rm", "vdst")
+    finally:
+        one.pydock.run("rm", "-v", "vsrc")
+    assert one.pydock.ok("volume", "ls", "-q") == ""
+
+
 BAD_VALUES = [
     (["--ulimit", "nofile=abc"], 'parsing "abc": invalid syntax'),
     (["--ulimit", "nosuch=1"], "invalid ulimit type: nosuch"),
@@ -373,6 +491,18 @@ BAD_VALUES = [
     (["--expose", "http"], "invalid range format for --expose: http"),
     (["--label-file", "/nonexistent-labels"], "open /nonexistent-labels: no such file"),
     (["--platform", "linux/s390x"], "linux/s390x"),
+    (["--oom-score-adj", "1001"], "Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+    (["--oom-score-adj", "x"], "invalid int value: 'x'"),
+    (["--cpus", "1", "--cpu-period", "50000"], "Nano CPUs and CPU Period cannot both be set"),
+    (["--cpus", "1", "--cpu-quota", "50000"], "Nano CPUs and CPU Quota cannot both be set"),
+    (["--cpu-period", "999"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger"),
+    (["--cpu-period", "1000001"], "or larger than 1s (i.e. 1000000)"),
+    (["--cpu-quota", "999"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+    (["--cpuset-mems", "x"], "Invalid value x for cpuset mems"),
+    (["--cpuset-mems", "4096"], "Requested memory nodes are not available"),
+    (["--cgroupns", "container"], "--cgroupns: invalid CGROUP mode"),
+    (["--volumes-from", "nosuch-container"], "nosuch-container: no such container"),
+    (["--volumes-from", "x:rx"], "invalid mode: rx"),
 ]
 
 
