@@ -358,6 +358,10 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
         help="cgroup namespace: the container's own (private, default) or the host's")  # fmt: skip
     add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]",
         help="mount the volumes and binds of another container")  # fmt: skip
+    add("-a", "--attach", action="append", default=[], metavar="STDIN|STDOUT|STDERR",
+        help="the streams a foreground run attaches (default: stdout and stderr)")  # fmt: skip
+    add("--sig-proxy", type=tls_verify, default=True, metavar="BOOL",
+        help="pass signals on to a foreground container (default: true)")  # fmt: skip
     _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -104,6 +104,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         cpuset_mems=args.cpuset_mems,
         cgroupns_mode=args.cgroupns_mode,
         volumes_from=tuple(args.volumes_from),
+        attach=tuple(args.attach),
+        detach=getattr(args, "detach", False),
     )
 
 
@@ -241,7 +243,13 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         write_cid(record.id)
     files = manager.files(record.id)
     attachment = attach.choose(
-        files, detach=args.detach, tty=args.tty, interactive=args.interactive, keep_logs=not args.rm
+        files,
+        detach=args.detach,
+        tty=args.tty,
+        interactive=args.interactive,
+        keep_logs=not args.rm,
+        streams=manager.config_of(record).attach,
+        proxy=args.sig_proxy,
     )
     try:
         status = _run_attached(engine, record, attachment, detach=args.detach)

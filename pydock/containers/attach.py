@@ -11,7 +11,9 @@
                it is a terminal itself
 
 While a foreground container runs, the usual termination signals sent to pydock are passed on
-to it (Docker's sig-proxy), and a resized terminal resizes the container's.
+to it (Docker's sig-proxy; ``--sig-proxy=false``: they act on pydock alone, the container runs
+on), and a resized terminal resizes the container's. ``-a STREAM`` chooses the streams a
+foreground run shows (the others still reach the logs; ``direct``: they are dropped).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import signal
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -44,6 +46,7 @@ FORWARDED = (
     signal.SIGUSR2,
 )
 CHUNK = 1 << 16
+STREAMS = ("stdin", "stdout", "stderr")
 
 
 class Process(Protocol):
@@ -63,6 +66,9 @@ class Process(Protocol):
 class Attachment:
     """The container's descriptors, and what to do with them while it runs."""
 
+    # Docker's sig-proxy: pass termination signals to the container while attached.
+    proxy = True
+
     def __init__(self) -> None:
         self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._owned: list[int] = [self._null]
@@ -80,7 +86,7 @@ class Attachment:
 
     def pump(self, container: Process) -> int:
         """Copy until the container's streams end; wait for it and return its status."""
-        with forwarding(container):
+        with forwarding(container, proxy=self.proxy):
             return container.wait()
 
     def close(self) -> None:
@@ -140,22 +146,33 @@ class Detached(Attachment):
 
 
 class Direct(Attachment):
-    """The caller's own standard streams (stdin only with ``-i``)."""
+    """The caller's own standard streams (stdin only with ``-i``); a stream not among
+    ``shown`` goes to /dev/null."""
 
-    def __init__(self, interactive: bool) -> None:
+    def __init__(self, interactive: bool, shown: frozenset[str] = frozenset(STREAMS)) -> None:
         super().__init__()
         self.interactive = interactive
+        self.shown = shown
 
     def stdio(self) -> tuple[int, int, int]:
-        return 0 if self.interactive else self._null, 1, 2
+        out = 1 if "stdout" in self.shown else self._null
+        err = 2 if "stderr" in self.shown else self._null
+        return 0 if self.interactive else self._null, out, err
 
 
 class Tee(Attachment):
-    """Pipes copied to the caller's stdout/stderr and to the log files."""
+    """Pipes copied to the caller's stdout/stderr (those among ``shown``) and to the log
+    files."""
 
-    def __init__(self, files: ContainerFiles, interactive: bool) -> None:
+    def __init__(
+        self,
+        files: ContainerFiles,
+        interactive: bool,
+        shown: frozenset[str] = frozenset(STREAMS),
+    ) -> None:
         super().__init__()
         self.interactive = interactive
+        self.shown = shown
         files.create()
         self._logs = tuple(
             IndexedLog(self._own(files.open_log(log)), self._own(open_index(log)))
@@ -173,8 +190,14 @@ class Tee(Attachment):
         self._drop(self._err_write)
 
     def pump(self, container: Process) -> int:
-        targets = {self._reads[0]: (1, self._logs[0]), self._reads[1]: (2, self._logs[1])}
-        with forwarding(container), selectors.DefaultSelector() as selector:
+        screens = [
+            fd if name in self.shown else None for fd, name in ((1, "stdout"), (2, "stderr"))
+        ]
+        targets = {
+            self._reads[0]: (screens[0], self._logs[0]),
+            self._reads[1]: (screens[1], self._logs[1]),
+        }
+        with forwarding(container, proxy=self.proxy), selectors.DefaultSelector() as selector:
             for fd in targets:
                 selector.register(fd, selectors.EVENT_READ)
             while selector.get_map():
@@ -185,7 +208,8 @@ class Tee(Attachment):
                         continue
                     when = time.time_ns()  # before the caller can see it
                     screen, log = targets[key.fd]
-                    write_all(screen, data)
+                    if screen is not None:
+                        write_all(screen, data)
                     log.write(data, when)
             return container.wait()
 
@@ -193,9 +217,16 @@ class Tee(Attachment):
 class Console(Attachment):
     """The container's terminal, copied to the caller (and its input, with ``-i``)."""
 
-    def __init__(self, files: ContainerFiles | None, interactive: bool) -> None:
+    def __init__(
+        self,
+        files: ContainerFiles | None,
+        interactive: bool,
+        shown: frozenset[str] = frozenset(STREAMS),
+    ) -> None:
         super().__init__()
         self.interactive = interactive
+        # A terminal is one stream: shown with either of stdout and stderr.
+        self.shown = bool(shown & {"stdout", "stderr"})
         self._log: IndexedLog | None = None
         if files is not None:
             files.create()
@@ -208,7 +239,8 @@ class Console(Attachment):
             return super().pump(container)
         _copy_window_size(master)
         raw = self.interactive and os.isatty(0)
-        with forwarding(container, master), _raw_mode(raw), selectors.DefaultSelector() as sel:
+        forwards = forwarding(container, master, proxy=self.proxy)
+        with forwards, _raw_mode(raw), selectors.DefaultSelector() as sel:
             sel.register(master, selectors.EVENT_READ)
             if self.interactive:
                 sel.register(0, selectors.EVENT_READ)
@@ -227,7 +259,8 @@ class Console(Attachment):
                         done = True
                         break
                     when = time.time_ns()  # before the caller can see it
-                    write_all(1, data)
+                    if self.shown:
+                        write_all(1, data)
                     if self._log is not None:
                         self._log.write(data, when)
             return container.wait()
@@ -254,8 +287,11 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 @contextmanager
-def forwarding(container: Process, console: int | None = None) -> Iterator[None]:
-    """Pass termination signals (and, with a terminal, window changes) to the container."""
+def forwarding(
+    container: Process, console: int | None = None, *, proxy: bool = True
+) -> Iterator[None]:
+    """Pass termination signals (unless not ``proxy``; and, with a terminal, window changes)
+    to the container."""
 
     def forward(number: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(runtime.ContainerError, OSError):
@@ -265,7 +301,7 @@ def forwarding(container: Process, console: int | None = None) -> Iterator[None]
         if console is not None:
             _copy_window_size(console)
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED}
+    previous = {number: signal.signal(number, forward) for number in FORWARDED if proxy}
     previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         yield
@@ -328,13 +364,27 @@ def spawn_copier(source: int, target: int, index: int) -> int:
 
 
 def choose(
-    files: ContainerFiles, *, detach: bool, tty: bool, interactive: bool, keep_logs: bool
+    files: ContainerFiles,
+    *,
+    detach: bool,
+    tty: bool,
+    interactive: bool,
+    keep_logs: bool,
+    streams: Sequence[str] = (),
+    proxy: bool = True,
 ) -> Attachment:
-    """The attachment a ``run``/``start`` asks for."""
+    """The attachment a ``run``/``start`` asks for; ``streams`` those ``-a`` names (none: stdout
+    and stderr, and stdin with ``-i``)."""
+    attachment: Attachment
+    shown = frozenset(streams or STREAMS)
+    interactive = interactive or "stdin" in streams
     if detach:
         return Detached(files, tty)
     if tty:
-        return Console(files if keep_logs else None, interactive)
-    if keep_logs:
-        return Tee(files, interactive)
-    return Direct(interactive)
+        attachment = Console(files if keep_logs else None, interactive, shown)
+    elif keep_logs:
+        attachment = Tee(files, interactive, shown)
+    else:
+        attachment = Direct(interactive, shown)
+    attachment.proxy = proxy
+    return attachment

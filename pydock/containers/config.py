@@ -106,6 +106,8 @@ class RunOptions:
     cpuset_mems: str | None = None
     cgroupns_mode: str | None = None
     volumes_from: tuple[str, ...] = ()
+    attach: tuple[str, ...] = ()
+    detach: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ class ContainerConfig:
     cgroupns_mode: str = "private"
     # ``--volumes-from`` as given (CONTAINER[:ro|rw]); its mounts are in ``volumes``.
     volumes_from: tuple[str, ...] = ()
+    # The streams a foreground run attaches (``-a``; none given: stdout, stderr and, with
+    # ``-i``, stdin); none with ``-d``.
+    attach: tuple[str, ...] = ("stdout", "stderr")
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -224,6 +229,7 @@ class ContainerConfig:
             "group_add",
             "devices",
             "volumes_from",
+            "attach",
         ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
@@ -699,7 +705,20 @@ def build_config(
             ":".join(filter(None, hostopts.parse_volumes_from(text)))
             for text in options.volumes_from
         ),
+        attach=_attached_streams(options),
     )
+
+
+def _attached_streams(options: RunOptions) -> tuple[str, ...]:
+    """As Docker's CLI: ``-a``'s streams, else stdout and stderr; stdin too with ``-i``."""
+    streams = hostopts.parse_attach(options.attach, detach=options.detach)
+    if options.detach:
+        return ()
+    if not streams:
+        streams = ("stdout", "stderr")
+    if options.interactive and "stdin" not in streams:
+        streams = ("stdin", *streams)
+    return streams
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,23 @@ def parse_cgroupns(text: str | None) -> str:
     return text
 
 
+def parse_attach(items: Sequence[str], *, detach: bool) -> tuple[str, ...]:
+    """``-a/--attach STDIN|STDOUT|STDERR`` (any case): the streams a foreground run attaches."""
+    streams: list[str] = []
+    for item in items:
+        name = item.lower()
+        if name not in ("stdin", "stdout", "stderr"):
+            raise ContainerConfigError(
+                f'checking -a: invalid argument "{item}" for "-a, --attach" flag: valid streams'
+                " are STDIN, STDOUT and STDERR"
+            )
+        if name not in streams:
+            streams.append(name)
+    if streams and detach:
+        raise ContainerConfigError("checking -a: Conflicting options: -a and -d")
+    return tuple(streams)
+
+
 def parse_volumes_from(text: str) -> tuple[str, str]:
     """``--volumes-from CONTAINER[:ro|rw]`` as the container and the mode (``""``: each mount
     keeps its own)."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -466,6 +468,73 @@ def test_volumes_from(one: Workspace, tmp_path: Path) -> None:
     assert one.pydock.ok("volume", "ls", "-q") == ""
 
 
+OUT_AND_ERR = ("sh", "-c", "echo out; echo err >&2")
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "logs-kept"])
+def test_attach_chooses_the_streams(one: Workspace, remove: bool) -> None:
+    rm = ["--rm"] if remove else []
+    shown = {}
+    for stream in ("stdout", "STDERR"):
+        done = one.pydock.run("run", *rm, "--name", "att", "-a", stream, "busybox", *OUT_AND_ERR)
+        assert done.status == 0, done
+        shown[stream] = (done.out, done.err)
+        if not remove:
+            # What is not shown still reaches the logs, as Docker's.
+            logs = one.pydock.run("logs", "att")
+            assert (logs.out, logs.err) == ("out\n", "err\n")
+            assert inspect(one, "att")["Config"]["AttachStdin"] is False
+            attached = [inspect(one, "att")["Config"][f"Attach{n}"] for n in ("Stdout", "Stderr")]
+            assert attached == ([True, False] if stream == "stdout" else [False, True])
+            one.pydock.ok("rm", "att")
+    assert shown == {"stdout": ("out\n", ""), "STDERR": ("", "err\n")}
+    # -a stdin attaches the input as -i does.
+    piped = one.pydock.run(
+        "run", *rm, "-a", "stdin", "-a", "stdout", "busybox", "cat", stdin=b"in\n"
+    )
+    assert (piped.status, piped.out) == (0, "in\n")
+    if not remove:
+        one.pydock.remove_all()
+
+
+TRAPPED = "trap 'echo got; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+
+
+def _wait_for_output(process: subprocess.Popen[bytes], text: bytes, timeout: float = 20) -> None:
+    """Read ``process``'s stdout until ``text`` appears (bounded by ``timeout``)."""
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += process.stdout.read() or b""
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("proxy", ["true", "false"])
+def test_sig_proxy(one: Workspace, proxy: str) -> None:
+    process = one.pydock.spawn(
+        "run", "--name", "sp", f"--sig-proxy={proxy}", "busybox", "sh", "-c", TRAPPED
+    )
+    try:
+        _wait_for_output(process, b"ready\n")
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        state = inspect(one, "sp")["State"]
+        if proxy == "true":
+            # Passed on: the container's trap ends it with 3, which run passes on.
+            assert (status, state["Status"], state["ExitCode"]) == (3, "exited", 3)
+        else:
+            # Not passed on: the signal ends pydock alone; the container runs on.
+            assert (status, state["Status"]) == (-signal.SIGTERM, "running")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        one.pydock.run("rm", "-f", "sp")
+
+
 BAD_VALUES = [
     (["--ulimit", "nofile=abc"], 'parsing "abc": invalid syntax'),
     (["--ulimit", "nosuch=1"], "invalid ulimit type: nosuch"),
@@ -503,6 +572,8 @@ BAD_VALUES = [
     (["--cgroupns", "container"], "--cgroupns: invalid CGROUP mode"),
     (["--volumes-from", "nosuch-container"], "nosuch-container: no such container"),
     (["--volumes-from", "x:rx"], "invalid mode: rx"),
+    (["-a", "stdall"], 'invalid argument "stdall" for "-a, --attach" flag: valid streams are'),
+    (["--sig-proxy", "maybe"], "--sig-proxy"),
 ]
 
 
@@ -512,6 +583,15 @@ def test_bad_values_leave_nothing(one: Workspace, flags: list[str], needle: str)
     fails(one.pydock.run("run", "--rm", *flags, "busybox", "true"), needle)
     if "--group-add" not in flags:  # the image's /etc/group is read at the start, as Docker
         fails(one.pydock.run("create", *flags, "busybox", "true"), needle)
+    assert_left_nothing(one.root, before)
+
+
+def test_attach_conflicts_with_detach(one: Workspace) -> None:
+    before = Snapshot.take(one.root)
+    fails(
+        one.pydock.run("run", "-d", "-a", "stdout", "busybox", "true"),
+        "Conflicting options: -a and -d",
+    )
     assert_left_nothing(one.root, before)
 
 
