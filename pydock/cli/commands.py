@@ -362,6 +362,13 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
         help="the streams a foreground run attaches (default: stdout and stderr)")  # fmt: skip
     add("--sig-proxy", type=tls_verify, default=True, metavar="BOOL",
         help="pass signals on to a foreground container (default: true)")  # fmt: skip
+    add("--health-cmd", metavar="COMMAND", help="command (run by /bin/sh -c) that checks health")
+    add("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
+    add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row until unhealthy (3)")
+    add("--health-start-period", metavar="DURATION",
+        help="time to start in, when failures do not count (default 0s)")  # fmt: skip
+    add("--no-healthcheck", action="store_true", help="turn off the image's healthcheck")
     _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

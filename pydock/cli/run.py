@@ -24,6 +24,7 @@ from pydock.containers import attach, lifecycle
 from pydock.containers.config import RunOptions
 from pydock.containers.errors import ContainerConfigError, ContainerStartError
 from pydock.containers.execs import ExecOptions, start_exec
+from pydock.containers.health import HealthFlags
 from pydock.containers.manager import is_builtin_busybox
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
@@ -106,6 +107,14 @@ def _options(args: argparse.Namespace) -> RunOptions:
         volumes_from=tuple(args.volumes_from),
         attach=tuple(args.attach),
         detach=getattr(args, "detach", False),
+        health=HealthFlags(
+            cmd=args.health_cmd,
+            interval=args.health_interval,
+            timeout=args.health_timeout,
+            retries=args.health_retries,
+            start_period=args.health_start_period,
+            disabled=args.no_healthcheck,
+        ),
     )
 
 

@@ -12,12 +12,13 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
 import runtime
-from pydock.containers import hostopts
+from pydock.containers import health, hostopts
 from pydock.containers.errors import ContainerConfigError
+from pydock.containers.health import Healthcheck, HealthFlags
 from pydock.network import etcfiles, ports
 
 # Docker's smallest --memory.
@@ -108,6 +109,7 @@ class RunOptions:
     volumes_from: tuple[str, ...] = ()
     attach: tuple[str, ...] = ()
     detach: bool = False
+    health: HealthFlags = field(default_factory=HealthFlags)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,8 @@ class ContainerConfig:
     # The streams a foreground run attaches (``-a``; none given: stdout, stderr and, with
     # ``-i``, stdin); none with ``-d``.
     attach: tuple[str, ...] = ("stdout", "stderr")
+    # Docker's ``Config.Healthcheck`` as JSON text ("": none; see pydock.containers.health).
+    healthcheck: str = ""
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -246,6 +250,7 @@ class ImageDefaults:
     workdir: str = ""
     user: str = ""
     exposed: tuple[str, ...] = ()
+    healthcheck: Healthcheck | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, object]) -> ImageDefaults:
@@ -257,6 +262,7 @@ class ImageDefaults:
             workdir=str(config.get("WorkingDir") or ""),
             user=str(config.get("User") or ""),
             exposed=tuple(ports.exposed_ports(dict(config))),
+            healthcheck=health.from_image(config),
         )
 
 
@@ -636,6 +642,7 @@ def build_config(
         if not group or ":" in group or "\n" in group:
             raise ContainerConfigError(f"checking --group-add {group!r}: not a group name or id")
     security = parse_security_options(options.security_opt)
+    check = health.resolve(options.health, image.healthcheck)
     cpu_period, cpu_quota = hostopts.parse_cfs(
         options.cpu_period, options.cpu_quota, cpus=bool(options.cpus)
     )
@@ -706,6 +713,7 @@ def build_config(
             for text in options.volumes_from
         ),
         attach=_attached_streams(options),
+        healthcheck=check.to_text() if check is not None else "",
     )
 
 
