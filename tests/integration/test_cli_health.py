@@ -10,16 +10,27 @@ import json
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from .containers_support import ROOT_CONTAINER_TESTS, Snapshot, Workspace, fails
+from .containers_support import ROOT_CONTAINER_TESTS, Snapshot, Workspace, fails, processes_of
 from .test_cli_run_flags import assert_left_nothing, inspect
 
 pytestmark = ROOT_CONTAINER_TESTS
 
 DEADLINE = 60.0
+
+
+@pytest.fixture(autouse=True)
+def checkers_gone(one: Workspace) -> Iterator[None]:
+    """After each test, its containers' checkers end (each within a poll of its container's
+    end, or of a check that was running then)."""
+    yield
+    deadline = time.monotonic() + DEADLINE
+    while processes_of(one.root):
+        assert time.monotonic() < deadline, processes_of(one.root)
+        time.sleep(0.1)
 
 
 def _ps_status(ws: Workspace, name: str) -> str:
