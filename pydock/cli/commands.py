@@ -144,6 +144,8 @@ def _containers(add: Add) -> None:
               " the exit status).")  # fmt: skip
     sub.add_argument("-a", "--attach", action="store_true", help="attach and wait")
     sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
+    sub.add_argument("--detach-keys", metavar="KEYS",
+                     help="keys that detach from a terminal (default ctrl-p,ctrl-q)")  # fmt: skip
     sub.add_argument("containers", metavar="CONTAINER", nargs="+")
 
     sub = add("stop", f"{containers}:cmd_stop", "stopping containers",
@@ -362,6 +364,8 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
         help="the streams a foreground run attaches (default: stdout and stderr)")  # fmt: skip
     add("--sig-proxy", type=tls_verify, default=True, metavar="BOOL",
         help="pass signals on to a foreground container (default: true)")  # fmt: skip
+    add("--detach-keys", metavar="KEYS",
+        help="keys that detach an -it run, leaving it running (default ctrl-p,ctrl-q)")  # fmt: skip
     add("--health-cmd", metavar="COMMAND", help="command (run by /bin/sh -c) that checks health")
     add("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
     add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")

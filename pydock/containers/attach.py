@@ -8,7 +8,8 @@
                the log files
     console    foreground with ``-t``: the container's terminal, copied to the caller's
                stdout (and the log); the caller's stdin goes in with ``-i``, in raw mode when
-               it is a terminal itself
+               it is a terminal itself; the detach keys (ctrl-p ctrl-q) in that input leave
+               the container running detached, its terminal drained into the log by a copier
 
 While a foreground container runs, the usual termination signals sent to pydock are passed on
 to it (Docker's sig-proxy; ``--sig-proxy=false``: they act on pydock alone, the container runs
@@ -47,6 +48,10 @@ FORWARDED = (
 )
 CHUNK = 1 << 16
 STREAMS = ("stdin", "stdout", "stderr")
+# What ``pump`` returns when the user detached (a container's status is never negative).
+DETACHED = -1
+# Docker's default detach keys: ctrl-p, ctrl-q.
+DEFAULT_DETACH_KEYS = b"\x10\x11"
 
 
 class Process(Protocol):
@@ -227,6 +232,8 @@ class Console(Attachment):
         self.interactive = interactive
         # A terminal is one stream: shown with either of stdout and stderr.
         self.shown = bool(shown & {"stdout", "stderr"})
+        self.detach_keys = DEFAULT_DETACH_KEYS
+        self._held = b""
         self._log: IndexedLog | None = None
         if files is not None:
             files.create()
@@ -240,6 +247,7 @@ class Console(Attachment):
         _copy_window_size(master)
         raw = self.interactive and os.isatty(0)
         forwards = forwarding(container, master, proxy=self.proxy)
+        detached = False
         with forwards, _raw_mode(raw), selectors.DefaultSelector() as sel:
             sel.register(master, selectors.EVENT_READ)
             if self.interactive:
@@ -251,8 +259,12 @@ class Console(Attachment):
                         data = os.read(0, CHUNK)
                         if not data:
                             sel.unregister(0)
-                        else:
-                            write_all(master, data)
+                            continue
+                        passed, detached = self._escape(data)
+                        write_all(master, passed)
+                        if detached:
+                            done = True
+                            break
                         continue
                     data = _read_console(master)
                     if not data:
@@ -263,7 +275,39 @@ class Console(Attachment):
                         write_all(1, data)
                     if self._log is not None:
                         self._log.write(data, when)
-            return container.wait()
+        if detached:
+            # Outside the signal forwarding: the copier must not inherit its handlers.
+            self._hand_over(master)
+            return DETACHED
+        return container.wait()
+
+    def _escape(self, data: bytes) -> tuple[bytes, bool]:
+        """``data`` without the detach keys, and whether they were typed (as Docker's escape
+        proxy: keys that start the sequence are held back until it completes or breaks)."""
+        passed = bytearray()
+        keys = self.detach_keys
+        for byte in data:
+            if keys and byte != keys[len(self._held)]:
+                # A broken sequence goes on as typed; this key may start a new one.
+                passed += self._held
+                self._held = b""
+            if keys and byte == keys[len(self._held)]:
+                self._held += bytes([byte])
+                if self._held == keys:
+                    self._held = b""
+                    return bytes(passed), True
+                continue
+            passed.append(byte)
+        return bytes(passed), False
+
+    def _hand_over(self, master: int) -> None:
+        """Leave the container's terminal to a copier into the log (or /dev/null with
+        ``--rm``), so that its output never blocks on a terminal nobody reads."""
+        if self._log is not None:
+            log_fd, index_fd = self._log.log_fd, self._log.index_fd
+        else:
+            log_fd, index_fd = self._null, self._null
+        spawn_copier(master, log_fd, index_fd)
 
 
 def _read_console(master: int) -> bytes:
@@ -372,6 +416,7 @@ def choose(
     keep_logs: bool,
     streams: Sequence[str] = (),
     proxy: bool = True,
+    detach_keys: bytes = DEFAULT_DETACH_KEYS,
 ) -> Attachment:
     """The attachment a ``run``/``start`` asks for; ``streams`` those ``-a`` names (none: stdout
     and stderr, and stdin with ``-i``)."""
@@ -381,7 +426,9 @@ def choose(
     if detach:
         return Detached(files, tty)
     if tty:
-        attachment = Console(files if keep_logs else None, interactive, shown)
+        console = Console(files if keep_logs else None, interactive, shown)
+        console.detach_keys = detach_keys
+        attachment = console
     elif keep_logs:
         attachment = Tee(files, interactive, shown)
     else:

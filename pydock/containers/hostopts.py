@@ -303,6 +303,30 @@ def parse_attach(items: Sequence[str], *, detach: bool) -> tuple[str, ...]:
     return tuple(streams)
 
 
+_CTRL_KEYS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def parse_detach_keys(text: str | None) -> bytes | None:
+    """``--detach-keys``: comma-separated ``ctrl-X`` (X a letter or one of ``@[\\]^_``) or
+    single characters, as Docker's; None when not given."""
+    if not text:
+        return None
+    keys = bytearray()
+    for key in text.split(","):
+        lowered = key.lower()
+        if len(key) == 1 and key.isascii():
+            keys.append(ord(key))
+        elif lowered.startswith("ctrl-") and len(key) == 6 and "a" <= lowered[5] <= "z":
+            keys.append(ord(lowered[5]) - ord("a") + 1)
+        elif lowered.startswith("ctrl-") and len(key) == 6 and key[5] in _CTRL_KEYS:
+            keys.append(_CTRL_KEYS[key[5]])
+        else:
+            raise ContainerConfigError(
+                f"checking --detach-keys: Invalid detach keys ({text}) provided"
+            )
+    return bytes(keys)
+
+
 def parse_volumes_from(text: str) -> tuple[str, str]:
     """``--volumes-from CONTAINER[:ro|rw]`` as the container and the mode (``""``: each mount
     keeps its own)."""

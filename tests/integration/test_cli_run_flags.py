@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import pty
+import select
 import signal
 import subprocess
 import time
@@ -20,6 +22,7 @@ from .containers_support import (
     ROOT_CONTAINER_TESTS,
     Snapshot,
     Workspace,
+    clean_env,
     container_drivers,
     fails,
     kill_leftovers,
@@ -535,6 +538,69 @@ def test_sig_proxy(one: Workspace, proxy: str) -> None:
         one.pydock.run("rm", "-f", "sp")
 
 
+WAIT_THEN_SPEAK = (
+    "echo ready; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-detach; sleep 120"
+)
+
+
+def _read_until(fd: int, text: bytes, timeout: float = 30) -> bytes:
+    """Read the terminal ``fd`` until ``text`` appears (bounded by ``timeout``)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, seen
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # EIO: every holder of the other side is gone
+                break
+    assert text in seen, seen
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("flags", "keys"),
+    [([], b"\x10\x11"), (["--detach-keys", "ctrl-x,d"], b"\x18d")],
+    ids=["ctrl-p,ctrl-q", "ctrl-x,d"],
+)
+def test_detach_keys_leave_the_container_running(
+    one: Workspace, flags: list[str], keys: bytes
+) -> None:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        one.pydock.command(
+            "run", "-it", "--name", "dk", *flags, "busybox", "sh", "-c", WAIT_THEN_SPEAK
+        ),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=clean_env(),
+        start_new_session=True,
+    )
+    os.close(follower)
+    try:
+        _read_until(leader, b"ready")
+        os.write(leader, keys)
+        assert process.wait(timeout=30) == 0
+        assert inspect(one, "dk")["State"]["Status"] == "running"
+        # Detached, its terminal still goes somewhere: into the log.
+        one.pydock.ok("exec", "dk", "touch", "/tmp/go")
+        deadline = time.monotonic() + 30
+        while "after-detach" not in one.pydock.ok("logs", "dk"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        one.pydock.ok("stop", "-t", "1", "dk")
+        assert inspect(one, "dk")["State"]["Status"] == "exited"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+        one.pydock.run("rm", "-f", "dk")
+
+
 BAD_VALUES = [
     (["--ulimit", "nofile=abc"], 'parsing "abc": invalid syntax'),
     (["--ulimit", "nosuch=1"], "invalid ulimit type: nosuch"),
@@ -574,6 +640,7 @@ BAD_VALUES = [
     (["--volumes-from", "x:rx"], "invalid mode: rx"),
     (["-a", "stdall"], 'invalid argument "stdall" for "-a, --attach" flag: valid streams are'),
     (["--sig-proxy", "maybe"], "--sig-proxy"),
+    (["--detach-keys", "ctrl-1"], "Invalid detach keys (ctrl-1) provided"),
 ]
 
 

@@ -216,3 +216,12 @@ def test_cpuset_mems_cgroupns_and_volumes_from() -> None:
     assert hostopts.parse_volumes_from("db") == ("db", "")
     with pytest.raises(ContainerConfigError, match="invalid mode: z"):
         hostopts.parse_volumes_from("db:z")
+
+
+def test_detach_keys() -> None:
+    assert hostopts.parse_detach_keys(None) is None
+    assert hostopts.parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
+    assert hostopts.parse_detach_keys("ctrl-@,ctrl-\\,x") == b"\x00\x1cx"
+    for bad in ("ctrl-1", "ctrl-pq", "ab", "ctrl-p,"):
+        with pytest.raises(ContainerConfigError, match=r"Invalid detach keys \(.*\) provided"):
+            hostopts.parse_detach_keys(bad)
