@@ -119,7 +119,7 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     if spec.oom_score_adj is not None:
         # Before the identity changes: lowering the score needs CAP_SYS_RESOURCE.
-        _write_oom_score_adj(spec.oom_score_adj)
+        write_oom_score_adj(spec.oom_score_adj)
     flags = linux.CLONE_NEWNS
     if "cgroup" not in spec.host_namespaces:
         flags |= linux.CLONE_NEWCGROUP
@@ -171,9 +171,9 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     return env
 
 
-def _write_oom_score_adj(value: int) -> None:
-    """``--oom-score-adj``: the score of this process (the container's first), inherited by what
-    it starts."""
+def write_oom_score_adj(value: int) -> None:
+    """``--oom-score-adj``: the score of this process (the container's first, or an exec'd
+    one), inherited by what it starts."""
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
