@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .containers_support import ROOT_CONTAINER_TESTS, Snapshot, Workspace, fails, processes_of
-from .test_cli_run_flags import assert_left_nothing, inspect
+from .containers_support import ROOT_CONTAINER_TESTS, Snapshot, Workspace, fails
+from .test_cli_run_flags import assert_left_nothing, inspect, wait_quiet
 
 pytestmark = ROOT_CONTAINER_TESTS
 
@@ -27,10 +27,7 @@ def checkers_gone(one: Workspace) -> Iterator[None]:
     """After each test, its containers' checkers end (each within a poll of its container's
     end, or of a check that was running then)."""
     yield
-    deadline = time.monotonic() + DEADLINE
-    while processes_of(one.root):
-        assert time.monotonic() < deadline, processes_of(one.root)
-        time.sleep(0.1)
+    wait_quiet(one.root, DEADLINE)
 
 
 def _ps_status(ws: Workspace, name: str) -> str:
