@@ -86,11 +86,12 @@ def _needed(limits: CgroupLimits) -> list[str]:
     names = []
     if (limits.memory, limits.memory_swap, limits.memory_reservation) != (None, None, None):
         names.append("memory")
-    if limits.cpus is not None or limits.cpu_shares is not None:
+    cfs = (limits.cpu_period, limits.cpu_quota) != (None, None)
+    if limits.cpus is not None or limits.cpu_shares is not None or cfs:
         names.append("cpu")
     if limits.pids is not None:
         names.append("pids")
-    if limits.cpuset_cpus is not None:
+    if limits.cpuset_cpus is not None or limits.cpuset_mems is not None:
         names.append("cpuset")
     if limits.device_denies:
         names.append("devices")
@@ -116,6 +117,8 @@ def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
         else:
             writes.append(("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US)))
             writes.append(("cpu", "cpu.cfs_quota_us", str(quota)))
+    if (limits.cpu_period, limits.cpu_quota) != (None, None):
+        writes += _cfs_settings(limits.cpu_period, limits.cpu_quota, version)
     if limits.pids is not None:
         writes.append(("pids", "pids.max", str(limits.pids)))
     if limits.memory_reservation is not None:
@@ -140,6 +143,8 @@ def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
             writes.append(("cpu", "cpu.shares", str(limits.cpu_shares)))
     if limits.cpuset_cpus is not None:
         writes.append(("cpuset", "cpuset.cpus", limits.cpuset_cpus))
+    if limits.cpuset_mems is not None:
+        writes.append(("cpuset", "cpuset.mems", limits.cpuset_mems))
     if limits.device_denies:
         if version == 2:
             raise CgroupError(
@@ -148,6 +153,22 @@ def _settings(limits: CgroupLimits, version: int) -> list[tuple[str, str, str]]:
             )
         for rule in limits.device_denies:
             writes.append(("devices", "devices.deny", rule))
+    return writes
+
+
+def _cfs_settings(
+    period: int | None, quota: int | None, version: int
+) -> list[tuple[str, str, str]]:
+    """``--cpu-period``/``--cpu-quota``: v1's two files (the period first: the kernel checks the
+    quota against it), v2's one ``cpu.max`` (``max`` for no quota, the default period)."""
+    if version == 2:
+        limit = "max" if quota is None or quota < 0 else str(quota)
+        return [("cpu", "cpu.max", f"{limit} {period or CPU_PERIOD_US}")]
+    writes = []
+    if period is not None:
+        writes.append(("cpu", "cpu.cfs_period_us", str(period)))
+    if quota is not None:
+        writes.append(("cpu", "cpu.cfs_quota_us", str(quota if quota > 0 else -1)))
     return writes
 
 

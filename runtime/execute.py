@@ -59,6 +59,8 @@ class ExecSpec:
     tty: bool = False
     # The container's profile: an exec'd process is confined as the container's command is.
     seccomp: SeccompProfile | None = DEFAULT_PROFILE
+    # The container's ``--oom-score-adj``, as runc gives it to exec'd processes too.
+    oom_score_adj: int | None = None
 
 
 class ExecProcess:
@@ -143,6 +145,8 @@ def _process(spec: ExecSpec, sock: socket.socket) -> NoReturn:
             os.close(master)
             stdio = (slave, slave, slave)
         init.install_stdio(stdio)
+        if spec.oom_score_adj is not None:
+            init.write_oom_score_adj(spec.oom_score_adj)
         setgroups = Path("/proc/self/setgroups").read_text().strip() != "deny"
         confinement = init.build_filter(spec)
         init.take_identity(spec, setgroups_allowed=setgroups, confinement=confinement)

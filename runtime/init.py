@@ -117,7 +117,12 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     """Everything between fork and exec; returns the command's environment."""
     spec = plan.spec
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    flags = linux.CLONE_NEWNS | linux.CLONE_NEWCGROUP
+    if spec.oom_score_adj is not None:
+        # Before the identity changes: lowering the score needs CAP_SYS_RESOURCE.
+        write_oom_score_adj(spec.oom_score_adj)
+    flags = linux.CLONE_NEWNS
+    if "cgroup" not in spec.host_namespaces:
+        flags |= linux.CLONE_NEWCGROUP
     if "uts" not in spec.host_namespaces:
         flags |= linux.CLONE_NEWUTS
     if "ipc" not in spec.host_namespaces:
@@ -164,6 +169,16 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     enter_cwd(spec, confinement=confinement)
     return env
+
+
+def write_oom_score_adj(value: int) -> None:
+    """``--oom-score-adj``: the score of this process (the container's first, or an exec'd
+    one), inherited by what it starts."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as exc:
+        raise SetupError(f"writing oom_score_adj {value}: {exc.strerror}", errno=exc.errno) from exc
 
 
 def write_sysctls(sysctls: tuple[tuple[str, str], ...]) -> None:

@@ -60,7 +60,7 @@ RLIMIT_NAMES: dict[str, int] = {
 
 
 # The namespaces ``--pid``, ``--ipc`` and ``--uts`` may share with the host.
-HOST_SHAREABLE = frozenset({"pid", "ipc", "uts"})
+HOST_SHAREABLE = frozenset({"pid", "ipc", "uts", "cgroup"})
 # Docker's /dev/shm size when ``--shm-size`` is not given.
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
@@ -181,7 +181,9 @@ class CgroupLimits:
     """``--memory`` in bytes, ``--cpus`` as a fraction of CPUs, ``--pids-limit``;
     ``--cpu-shares``, ``--cpuset-cpus`` (``0-1,3``), ``--memory-swap`` (memory plus swap in
     bytes, -1 for no limit), ``--memory-reservation`` (the soft limit); ``device_denies`` are
-    devices-controller rules (``c 1:3 w``) for ``--device`` permissions."""
+    devices-controller rules (``c 1:3 w``) for ``--device`` permissions. ``--cpu-period`` and
+    ``--cpu-quota`` are the CFS period and quota in microseconds (quota -1: none), exclusive
+    with ``cpus``; ``--cpuset-mems`` the memory nodes (``0-1``)."""
 
     memory: int | None = None
     cpus: float | None = None
@@ -191,6 +193,9 @@ class CgroupLimits:
     memory_swap: int | None = None
     memory_reservation: int | None = None
     device_denies: tuple[str, ...] = ()
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_mems: str | None = None
 
     def __post_init__(self) -> None:
         if self.memory is not None and self.memory <= 0:
@@ -204,6 +209,8 @@ class CgroupLimits:
         swap = self.memory_swap
         if swap is not None and swap != -1 and (self.memory is None or swap < self.memory):
             raise InvalidSpecError(f"checking limits: memory+swap {swap} is below the memory limit")
+        if self.cpus is not None and (self.cpu_period, self.cpu_quota) != (None, None):
+            raise InvalidSpecError("checking limits: cpus and a cfs period or quota together")
 
     def is_empty(self) -> bool:
         """True when no limit is set."""
@@ -218,6 +225,9 @@ class CgroupLimits:
                     self.cpuset_cpus,
                     self.memory_swap,
                     self.memory_reservation,
+                    self.cpu_period,
+                    self.cpu_quota,
+                    self.cpuset_mems,
                 )
             )
             and not self.device_denies
@@ -265,6 +275,8 @@ class ContainerSpec:
     host_namespaces: frozenset[str] = frozenset()
     # ``--device``: host device nodes made in the container's /dev.
     devices: tuple[Device, ...] = ()
+    # ``--oom-score-adj``: written for the container's first process, its children inherit it.
+    oom_score_adj: int | None = None
 
     def __post_init__(self) -> None:
         where = f"checking spec of container {self.container_id}"
@@ -301,6 +313,10 @@ class ContainerSpec:
             raise InvalidSpecError(
                 f"{where}: unable to set domainname without a private UTS namespace",
                 container_id=self.container_id,
+            )
+        if self.oom_score_adj is not None and not -1000 <= self.oom_score_adj <= 1000:
+            raise InvalidSpecError(
+                f"{where}: oom score adj {self.oom_score_adj} not in -1000..1000"
             )
         if self.shm_size <= 0:
             raise InvalidSpecError(f"{where}: shm size {self.shm_size} is not positive")

@@ -146,6 +146,8 @@ def _containers(add: Add) -> None:
               " the exit status).")  # fmt: skip
     sub.add_argument("-a", "--attach", action="store_true", help="attach and wait")
     sub.add_argument("-i", "--interactive", action="store_true", help="attach standard input")
+    sub.add_argument("--detach-keys", metavar="KEYS",
+                     help="keys that detach from a terminal (default ctrl-p,ctrl-q)")  # fmt: skip
     sub.add_argument("containers", metavar="CONTAINER", nargs="+")
 
     sub = add("stop", f"{containers}:cmd_stop", "stopping containers",
@@ -352,6 +354,27 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
     add("--uts", dest="uts_mode", metavar="host", help="share the host's UTS namespace (root)")
     add("--device", action="append", default=[], metavar="HOST[:CONTAINER[:PERMS]]",
         help="add a host device node (root; PERMS of r, w, m)")  # fmt: skip
+    add("--oom-score-adj", type=int, metavar="N", help="OOM killer preference, -1000 to 1000")
+    add("--cpu-period", type=int, metavar="US", help="CFS period in microseconds (1000-1000000)")
+    add("--cpu-quota", type=int, metavar="US", help="CFS quota in microseconds per period")
+    add("--cpuset-mems", metavar="MEMS", help="memory nodes the container may use (0-1, 0,1)")
+    add("--cgroupns", dest="cgroupns_mode", metavar="host|private",
+        help="cgroup namespace: the container's own (private, default) or the host's")  # fmt: skip
+    add("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro|rw]",
+        help="mount the volumes and binds of another container")  # fmt: skip
+    add("-a", "--attach", action="append", default=[], metavar="STDIN|STDOUT|STDERR",
+        help="the streams a foreground run attaches (default: stdout and stderr)")  # fmt: skip
+    add("--sig-proxy", type=tls_verify, default=True, metavar="BOOL",
+        help="pass signals on to a foreground container (default: true)")  # fmt: skip
+    add("--detach-keys", metavar="KEYS",
+        help="keys that detach an -it run, leaving it running (default ctrl-p,ctrl-q)")  # fmt: skip
+    add("--health-cmd", metavar="COMMAND", help="command (run by /bin/sh -c) that checks health")
+    add("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
+    add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row until unhealthy (3)")
+    add("--health-start-period", metavar="DURATION",
+        help="time to start in, when failures do not count (default 0s)")  # fmt: skip
+    add("--no-healthcheck", action="store_true", help="turn off the image's healthcheck")
     _network_options(sub)
     add("image", metavar="IMAGE")
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pydock.cli.base import EXIT_FAILURE, fail
 from pydock.clock import utc_now
-from pydock.containers import artifacts, lifecycle, logs, views
+from pydock.containers import artifacts, health, lifecycle, logs, views
 from pydock.containers.config import ContainerConfig
 from pydock.containers.errors import ContainerConfigError
 from pydock.containers.manager import ContainerManager
@@ -147,7 +147,10 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         out.write("".join(f"{record.id[:12]}\n" for record in records))
         return 0
     sizes = {r.id: _size_text(manager, r) for r in records} if args.size else {}
-    rows = [views.ps_json(r, now, sizes.get(r.id, "0B"), ports[r.id]) for r in records]
+    healths = {r.id: _health_status(manager, r) for r in records}
+    rows = [
+        views.ps_json(r, now, sizes.get(r.id, "0B"), ports[r.id], healths[r.id]) for r in records
+    ]
     if args.format == "json":
         out.write("".join(json.dumps(row) + "\n" for row in rows))
         return 0
@@ -362,6 +365,20 @@ def parse_signal(text: str) -> int:
     raise ContainerConfigError(f"parsing signal {text!r}: no such signal")
 
 
+def _health_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
+    """``State.Health`` of a container with an active healthcheck (none before its first
+    start)."""
+    check = health.Healthcheck.from_text(manager.config_of(record).healthcheck)
+    if check is None or not check.is_active:
+        return None
+    return health.read_state(manager.files(record.id).directory)
+
+
+def _health_status(manager: ContainerManager, record: ContainerRecord) -> str:
+    state = _health_state(manager, record) if record.state == ContainerState.RUNNING else None
+    return str(state.get("Status", "")) if state is not None else ""
+
+
 def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     """``inspect``: a container by name or id, else an image."""
     manager = engine.containers
@@ -376,5 +393,10 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     log_path = str(manager.files(record.id).stdout_log)
     settings, bindings = network_view(manager.store, record)
     return views.inspect_document(
-        record, graph, log_path=log_path, network_settings=settings, port_bindings=bindings
+        record,
+        graph,
+        log_path=log_path,
+        network_settings=settings,
+        port_bindings=bindings,
+        health=_health_state(manager, record),
     )

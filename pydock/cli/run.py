@@ -20,10 +20,11 @@ from typing import TextIO
 
 from pydock import rootless
 from pydock.cli.base import EXIT_FAILURE, fail
-from pydock.containers import attach, lifecycle
+from pydock.containers import attach, hostopts, lifecycle
 from pydock.containers.config import RunOptions
 from pydock.containers.errors import ContainerConfigError, ContainerStartError
 from pydock.containers.execs import ExecOptions, start_exec
+from pydock.containers.health import HealthFlags
 from pydock.containers.manager import is_builtin_busybox
 from pydock.containers.state import ContainerState
 from pydock.engine import Engine
@@ -98,6 +99,22 @@ def _options(args: argparse.Namespace) -> RunOptions:
         ipc_mode=args.ipc_mode,
         uts_mode=args.uts_mode,
         devices=tuple(args.device),
+        oom_score_adj=args.oom_score_adj,
+        cpu_period=args.cpu_period,
+        cpu_quota=args.cpu_quota,
+        cpuset_mems=args.cpuset_mems,
+        cgroupns_mode=args.cgroupns_mode,
+        volumes_from=tuple(args.volumes_from),
+        attach=tuple(args.attach),
+        detach=getattr(args, "detach", False),
+        health=HealthFlags(
+            cmd=args.health_cmd,
+            interval=args.health_interval,
+            timeout=args.health_timeout,
+            retries=args.health_retries,
+            start_period=args.health_start_period,
+            disabled=args.no_healthcheck,
+        ),
     )
 
 
@@ -125,6 +142,11 @@ def _run_attached(
             # Leaving early: the still running container keeps its mount.
             started.storage.keep_mounted(record.rw_layer)
             raise
+        if status == attach.DETACHED:
+            # Detached with the detach keys: as leaving early; the next command that looks
+            # at the container records its exit.
+            started.storage.keep_mounted(record.rw_layer)
+            return status
     finally:
         attachment.close()
     lifecycle.on_exit(manager, started.record, status)
@@ -228,6 +250,7 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container from an image and run its command."""
     _require_terminal(args, "running a container")
     _check_platform(args)
+    keys = hostopts.parse_detach_keys(args.detach_keys)
     manager = engine.containers
     with _cidfile(args.cidfile) as write_cid:
         _pull(engine, args)
@@ -235,7 +258,14 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         write_cid(record.id)
     files = manager.files(record.id)
     attachment = attach.choose(
-        files, detach=args.detach, tty=args.tty, interactive=args.interactive, keep_logs=not args.rm
+        files,
+        detach=args.detach,
+        tty=args.tty,
+        interactive=args.interactive,
+        keep_logs=not args.rm,
+        streams=manager.config_of(record).attach,
+        proxy=args.sig_proxy,
+        detach_keys=attach.DEFAULT_DETACH_KEYS if keys is None else keys,
     )
     try:
         status = _run_attached(engine, record, attachment, detach=args.detach)
@@ -254,6 +284,8 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     if status is None:
         out.write(record.id + "\n")
         return 0
+    if status == attach.DETACHED:
+        return 0
     if args.restart != "no":
         # As Docker: the command's status is run's; the policy goes on in the background.
         from pydock.containers import control
@@ -267,6 +299,7 @@ def cmd_run(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_create(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     """Create a container (without starting it) and print its id."""
     _check_platform(args)
+    hostopts.parse_detach_keys(args.detach_keys)
     with _cidfile(args.cidfile) as write_cid:
         _pull(engine, args)
         record = engine.containers.create(_options(args))
@@ -280,6 +313,7 @@ def cmd_start(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
     manager = engine.containers
     if args.attach and len(args.containers) > 1:
         raise ContainerConfigError("starting containers: -a works with one container only")
+    keys = hostopts.parse_detach_keys(args.detach_keys)
     status = 0
     for name in args.containers:
         try:
@@ -294,6 +328,7 @@ def cmd_start(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
                 tty=config.tty,
                 interactive=args.interactive,
                 keep_logs=True,
+                detach_keys=attach.DEFAULT_DETACH_KEYS if keys is None else keys,
             )
             result = _run_attached(engine, record, attachment, detach=not args.attach)
         except ContainerStartError as exc:
@@ -306,7 +341,7 @@ def cmd_start(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
             continue
         if result is None:
             out.write(f"{name}\n")
-        else:
+        elif result != attach.DETACHED:
             status = result
     return status
 

@@ -8,10 +8,13 @@
                the log files
     console    foreground with ``-t``: the container's terminal, copied to the caller's
                stdout (and the log); the caller's stdin goes in with ``-i``, in raw mode when
-               it is a terminal itself
+               it is a terminal itself; the detach keys (ctrl-p ctrl-q) in that input leave
+               the container running detached, its terminal drained into the log by a copier
 
 While a foreground container runs, the usual termination signals sent to pydock are passed on
-to it (Docker's sig-proxy), and a resized terminal resizes the container's.
+to it (Docker's sig-proxy; ``--sig-proxy=false``: they act on pydock alone, the container runs
+on), and a resized terminal resizes the container's. ``-a STREAM`` chooses the streams a
+foreground run shows (the others still reach the logs; ``direct``: they are dropped).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import signal
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -44,6 +47,11 @@ FORWARDED = (
     signal.SIGUSR2,
 )
 CHUNK = 1 << 16
+STREAMS = ("stdin", "stdout", "stderr")
+# What ``pump`` returns when the user detached (a container's status is never negative).
+DETACHED = -1
+# Docker's default detach keys: ctrl-p, ctrl-q.
+DEFAULT_DETACH_KEYS = b"\x10\x11"
 
 
 class Process(Protocol):
@@ -63,6 +71,9 @@ class Process(Protocol):
 class Attachment:
     """The container's descriptors, and what to do with them while it runs."""
 
+    # Docker's sig-proxy: pass termination signals to the container while attached.
+    proxy = True
+
     def __init__(self) -> None:
         self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._owned: list[int] = [self._null]
@@ -80,7 +91,7 @@ class Attachment:
 
     def pump(self, container: Process) -> int:
         """Copy until the container's streams end; wait for it and return its status."""
-        with forwarding(container):
+        with forwarding(container, proxy=self.proxy):
             return container.wait()
 
     def close(self) -> None:
@@ -140,22 +151,33 @@ class Detached(Attachment):
 
 
 class Direct(Attachment):
-    """The caller's own standard streams (stdin only with ``-i``)."""
+    """The caller's own standard streams (stdin only with ``-i``); a stream not among
+    ``shown`` goes to /dev/null."""
 
-    def __init__(self, interactive: bool) -> None:
+    def __init__(self, interactive: bool, shown: frozenset[str] = frozenset(STREAMS)) -> None:
         super().__init__()
         self.interactive = interactive
+        self.shown = shown
 
     def stdio(self) -> tuple[int, int, int]:
-        return 0 if self.interactive else self._null, 1, 2
+        out = 1 if "stdout" in self.shown else self._null
+        err = 2 if "stderr" in self.shown else self._null
+        return 0 if self.interactive else self._null, out, err
 
 
 class Tee(Attachment):
-    """Pipes copied to the caller's stdout/stderr and to the log files."""
+    """Pipes copied to the caller's stdout/stderr (those among ``shown``) and to the log
+    files."""
 
-    def __init__(self, files: ContainerFiles, interactive: bool) -> None:
+    def __init__(
+        self,
+        files: ContainerFiles,
+        interactive: bool,
+        shown: frozenset[str] = frozenset(STREAMS),
+    ) -> None:
         super().__init__()
         self.interactive = interactive
+        self.shown = shown
         files.create()
         self._logs = tuple(
             IndexedLog(self._own(files.open_log(log)), self._own(open_index(log)))
@@ -173,8 +195,14 @@ class Tee(Attachment):
         self._drop(self._err_write)
 
     def pump(self, container: Process) -> int:
-        targets = {self._reads[0]: (1, self._logs[0]), self._reads[1]: (2, self._logs[1])}
-        with forwarding(container), selectors.DefaultSelector() as selector:
+        screens = [
+            fd if name in self.shown else None for fd, name in ((1, "stdout"), (2, "stderr"))
+        ]
+        targets = {
+            self._reads[0]: (screens[0], self._logs[0]),
+            self._reads[1]: (screens[1], self._logs[1]),
+        }
+        with forwarding(container, proxy=self.proxy), selectors.DefaultSelector() as selector:
             for fd in targets:
                 selector.register(fd, selectors.EVENT_READ)
             while selector.get_map():
@@ -185,7 +213,8 @@ class Tee(Attachment):
                         continue
                     when = time.time_ns()  # before the caller can see it
                     screen, log = targets[key.fd]
-                    write_all(screen, data)
+                    if screen is not None:
+                        write_all(screen, data)
                     log.write(data, when)
             return container.wait()
 
@@ -193,9 +222,18 @@ class Tee(Attachment):
 class Console(Attachment):
     """The container's terminal, copied to the caller (and its input, with ``-i``)."""
 
-    def __init__(self, files: ContainerFiles | None, interactive: bool) -> None:
+    def __init__(
+        self,
+        files: ContainerFiles | None,
+        interactive: bool,
+        shown: frozenset[str] = frozenset(STREAMS),
+    ) -> None:
         super().__init__()
         self.interactive = interactive
+        # A terminal is one stream: shown with either of stdout and stderr.
+        self.shown = bool(shown & {"stdout", "stderr"})
+        self.detach_keys = DEFAULT_DETACH_KEYS
+        self._held = b""
         self._log: IndexedLog | None = None
         if files is not None:
             files.create()
@@ -208,7 +246,9 @@ class Console(Attachment):
             return super().pump(container)
         _copy_window_size(master)
         raw = self.interactive and os.isatty(0)
-        with forwarding(container, master), _raw_mode(raw), selectors.DefaultSelector() as sel:
+        forwards = forwarding(container, master, proxy=self.proxy)
+        detached = False
+        with forwards, _raw_mode(raw), selectors.DefaultSelector() as sel:
             sel.register(master, selectors.EVENT_READ)
             if self.interactive:
                 sel.register(0, selectors.EVENT_READ)
@@ -219,18 +259,55 @@ class Console(Attachment):
                         data = os.read(0, CHUNK)
                         if not data:
                             sel.unregister(0)
-                        else:
-                            write_all(master, data)
+                            continue
+                        passed, detached = self._escape(data)
+                        write_all(master, passed)
+                        if detached:
+                            done = True
+                            break
                         continue
                     data = _read_console(master)
                     if not data:
                         done = True
                         break
                     when = time.time_ns()  # before the caller can see it
-                    write_all(1, data)
+                    if self.shown:
+                        write_all(1, data)
                     if self._log is not None:
                         self._log.write(data, when)
-            return container.wait()
+        if detached:
+            # Outside the signal forwarding: the copier must not inherit its handlers.
+            self._hand_over(master)
+            return DETACHED
+        return container.wait()
+
+    def _escape(self, data: bytes) -> tuple[bytes, bool]:
+        """``data`` without the detach keys, and whether they were typed (as Docker's escape
+        proxy: keys that start the sequence are held back until it completes or breaks)."""
+        passed = bytearray()
+        keys = self.detach_keys
+        for byte in data:
+            if keys and byte != keys[len(self._held)]:
+                # A broken sequence goes on as typed; this key may start a new one.
+                passed += self._held
+                self._held = b""
+            if keys and byte == keys[len(self._held)]:
+                self._held += bytes([byte])
+                if self._held == keys:
+                    self._held = b""
+                    return bytes(passed), True
+                continue
+            passed.append(byte)
+        return bytes(passed), False
+
+    def _hand_over(self, master: int) -> None:
+        """Leave the container's terminal to a copier into the log (or /dev/null with
+        ``--rm``), so that its output never blocks on a terminal nobody reads."""
+        if self._log is not None:
+            log_fd, index_fd = self._log.log_fd, self._log.index_fd
+        else:
+            log_fd, index_fd = self._null, self._null
+        spawn_copier(master, log_fd, index_fd)
 
 
 def _read_console(master: int) -> bytes:
@@ -254,8 +331,11 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 @contextmanager
-def forwarding(container: Process, console: int | None = None) -> Iterator[None]:
-    """Pass termination signals (and, with a terminal, window changes) to the container."""
+def forwarding(
+    container: Process, console: int | None = None, *, proxy: bool = True
+) -> Iterator[None]:
+    """Pass termination signals (unless not ``proxy``; and, with a terminal, window changes)
+    to the container."""
 
     def forward(number: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(runtime.ContainerError, OSError):
@@ -265,7 +345,7 @@ def forwarding(container: Process, console: int | None = None) -> Iterator[None]
         if console is not None:
             _copy_window_size(console)
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED}
+    previous = {number: signal.signal(number, forward) for number in FORWARDED if proxy}
     previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         yield
@@ -328,13 +408,30 @@ def spawn_copier(source: int, target: int, index: int) -> int:
 
 
 def choose(
-    files: ContainerFiles, *, detach: bool, tty: bool, interactive: bool, keep_logs: bool
+    files: ContainerFiles,
+    *,
+    detach: bool,
+    tty: bool,
+    interactive: bool,
+    keep_logs: bool,
+    streams: Sequence[str] = (),
+    proxy: bool = True,
+    detach_keys: bytes = DEFAULT_DETACH_KEYS,
 ) -> Attachment:
-    """The attachment a ``run``/``start`` asks for."""
+    """The attachment a ``run``/``start`` asks for; ``streams`` those ``-a`` names (none: stdout
+    and stderr, and stdin with ``-i``)."""
+    attachment: Attachment
+    shown = frozenset(streams or STREAMS)
+    interactive = interactive or "stdin" in streams
     if detach:
         return Detached(files, tty)
     if tty:
-        return Console(files if keep_logs else None, interactive)
-    if keep_logs:
-        return Tee(files, interactive)
-    return Direct(interactive)
+        console = Console(files if keep_logs else None, interactive, shown)
+        console.detach_keys = detach_keys
+        attachment = console
+    elif keep_logs:
+        attachment = Tee(files, interactive, shown)
+    else:
+        attachment = Direct(interactive, shown)
+    attachment.proxy = proxy
+    return attachment

@@ -12,12 +12,13 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
 import runtime
-from pydock.containers import hostopts
+from pydock.containers import health, hostopts
 from pydock.containers.errors import ContainerConfigError
+from pydock.containers.health import Healthcheck, HealthFlags
 from pydock.network import etcfiles, ports
 
 # Docker's smallest --memory.
@@ -100,6 +101,15 @@ class RunOptions:
     ipc_mode: str | None = None
     uts_mode: str | None = None
     devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_mems: str | None = None
+    cgroupns_mode: str | None = None
+    volumes_from: tuple[str, ...] = ()
+    attach: tuple[str, ...] = ()
+    detach: bool = False
+    health: HealthFlags = field(default_factory=HealthFlags)
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,20 @@ class ContainerConfig:
     uts_mode: str = ""
     # ``--device`` as ``HOST:CONTAINER:PERMS``.
     devices: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    # ``--cpu-period``, ``--cpu-quota`` in microseconds (quota -1: none).
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_mems: str = ""
+    # ``--cgroupns``: "private" (a cgroup namespace of its own) or "host".
+    cgroupns_mode: str = "private"
+    # ``--volumes-from`` as given (CONTAINER[:ro|rw]); its mounts are in ``volumes``.
+    volumes_from: tuple[str, ...] = ()
+    # The streams a foreground run attaches (``-a``; none given: stdout, stderr and, with
+    # ``-i``, stdin); none with ``-d``.
+    attach: tuple[str, ...] = ("stdout", "stderr")
+    # Docker's ``Config.Healthcheck`` as JSON text ("": none; see pydock.containers.health).
+    healthcheck: str = ""
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -208,6 +232,8 @@ class ContainerConfig:
             "sysctls",
             "group_add",
             "devices",
+            "volumes_from",
+            "attach",
         ):
             values[key] = tuple(values.get(key, ()))
         values["volumes"] = tuple(Volume(**item) for item in values.get("volumes", ()))
@@ -224,6 +250,7 @@ class ImageDefaults:
     workdir: str = ""
     user: str = ""
     exposed: tuple[str, ...] = ()
+    healthcheck: Healthcheck | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, object]) -> ImageDefaults:
@@ -235,6 +262,7 @@ class ImageDefaults:
             workdir=str(config.get("WorkingDir") or ""),
             user=str(config.get("User") or ""),
             exposed=tuple(ports.exposed_ports(dict(config))),
+            healthcheck=health.from_image(config),
         )
 
 
@@ -614,6 +642,10 @@ def build_config(
         if not group or ":" in group or "\n" in group:
             raise ContainerConfigError(f"checking --group-add {group!r}: not a group name or id")
     security = parse_security_options(options.security_opt)
+    check = health.resolve(options.health, image.healthcheck)
+    cpu_period, cpu_quota = hostopts.parse_cfs(
+        options.cpu_period, options.cpu_quota, cpus=bool(options.cpus)
+    )
     restart = parse_restart_policy(options.restart)
     if restart.name != "no" and options.auto_remove:
         raise ContainerConfigError(
@@ -671,7 +703,30 @@ def build_config(
         ipc_mode=modes["ipc"],
         uts_mode=modes["uts"],
         devices=tuple(hostopts.parse_device(text) for text in options.devices),
+        oom_score_adj=hostopts.parse_oom_score_adj(options.oom_score_adj),
+        cpu_period=cpu_period,
+        cpu_quota=cpu_quota,
+        cpuset_mems=hostopts.parse_cpuset_mems(options.cpuset_mems) if options.cpuset_mems else "",
+        cgroupns_mode=hostopts.parse_cgroupns(options.cgroupns_mode),
+        volumes_from=tuple(
+            ":".join(filter(None, hostopts.parse_volumes_from(text)))
+            for text in options.volumes_from
+        ),
+        attach=_attached_streams(options),
+        healthcheck=check.to_text() if check is not None else "",
     )
+
+
+def _attached_streams(options: RunOptions) -> tuple[str, ...]:
+    """As Docker's CLI: ``-a``'s streams, else stdout and stderr; stdin too with ``-i``."""
+    streams = hostopts.parse_attach(options.attach, detach=options.detach)
+    if options.detach:
+        return ()
+    if not streams:
+        streams = ("stdout", "stderr")
+    if options.interactive and "stdin" not in streams:
+        streams = ("stdin", *streams)
+    return streams
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def exec_spec(manager: ContainerManager, name: str, options: ExecOptions) -> run
             no_new_privileges=config.no_new_privileges,
             seccomp=seccomp_of(config),
             tty=options.tty,
+            oom_score_adj=config.oom_score_adj,
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{where}: {exc}") from exc

@@ -1,8 +1,9 @@
 """The ``run``/``create`` flags that reach into the host's kernel, checked as Docker checks them.
 
 ``--ulimit``, ``--shm-size``, ``--sysctl``, ``--device``, ``--cpuset-cpus``, ``--cpu-shares``,
-``--memory-swap``, ``--memory-reservation``, ``--pid/--ipc/--uts``, ``--expose`` and
-``--label-file``. Each parser returns the plain text the container's config keeps and raises
+``--memory-swap``, ``--memory-reservation``, ``--pid/--ipc/--uts/--cgroupns``, ``--expose``,
+``--label-file``, ``--oom-score-adj``, ``--cpu-period``, ``--cpu-quota``, ``--cpuset-mems`` and
+``--volumes-from``. Each parser returns the plain text the container's config keeps and raises
 :class:`ContainerConfigError` with Docker's reason for a bad value.
 """
 
@@ -39,6 +40,11 @@ _IPC_SYSCTLS = frozenset(
     }
 )
 NAMESPACE_MODES = {"pid": ("", "host"), "ipc": ("", "private", "host"), "uts": ("", "host")}
+CGROUPNS_MODES = ("host", "private")
+# Docker's bounds of the CFS period and the smallest quota, in microseconds.
+CPU_PERIOD_RANGE = (1000, 1_000_000)
+MIN_CPU_QUOTA = 1000
+VOLUMES_FROM_MODES = ("", "ro", "rw")
 EXPOSE_PROTOCOLS = ("tcp", "udp")
 
 
@@ -184,16 +190,20 @@ def device_parts(entry: str) -> tuple[str, str, str]:
     return source, destination, permissions
 
 
-def parse_cpuset(text: str, available: Sequence[int] | None = None) -> str:
-    """``--cpuset-cpus 0-1,3``: CPUs by number and range, every one present on this host."""
-    cpus: set[int] = set()
+def _number_list(text: str, flag: str, what: str) -> set[int]:
+    """``0-1,3`` as a set of numbers; Docker's reason when it is no such list."""
+    numbers: set[int] = set()
     for item in text.split(","):
         low, dash, high = item.partition("-")
         if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
-            raise ContainerConfigError(
-                f"checking --cpuset-cpus {text!r}: Invalid value {text} for cpuset cpus"
-            )
-        cpus.update(range(int(low), int(high if dash else low) + 1))
+            raise ContainerConfigError(f"checking {flag} {text!r}: Invalid value {text} for {what}")
+        numbers.update(range(int(low), int(high if dash else low) + 1))
+    return numbers
+
+
+def parse_cpuset(text: str, available: Sequence[int] | None = None) -> str:
+    """``--cpuset-cpus 0-1,3``: CPUs by number and range, every one present on this host."""
+    cpus = _number_list(text, "--cpuset-cpus", "cpuset cpus")
     have = sorted(available if available is not None else os.sched_getaffinity(0))
     if not cpus <= set(have):
         raise ContainerConfigError(
@@ -201,6 +211,131 @@ def parse_cpuset(text: str, available: Sequence[int] | None = None) -> str:
             f" {text}, available: {cpu_ranges(have)}"
         )
     return text
+
+
+def memory_nodes() -> list[int]:
+    """The host's online memory (NUMA) nodes; node 0 where the kernel has no NUMA."""
+    try:
+        online = Path("/sys/devices/system/node/online").read_text().strip()
+    except OSError:
+        return [0]
+    return sorted(_number_list(online, "node list", "memory nodes")) if online else [0]
+
+
+def parse_cpuset_mems(text: str, available: Sequence[int] | None = None) -> str:
+    """``--cpuset-mems 0-1``: memory nodes by number and range, every one online here."""
+    nodes = _number_list(text, "--cpuset-mems", "cpuset mems")
+    have = sorted(available if available is not None else memory_nodes())
+    if not nodes <= set(have):
+        raise ContainerConfigError(
+            f"checking --cpuset-mems {text!r}: Requested memory nodes are not available -"
+            f" requested {text}, available: {cpu_ranges(have)}"
+        )
+    return text
+
+
+def parse_oom_score_adj(value: int | None) -> int | None:
+    """``--oom-score-adj``: -1000 (never killed) to 1000 (killed first); 0 is the default."""
+    if value is None or value == 0:
+        return None
+    if not -1000 <= value <= 1000:
+        raise ContainerConfigError(
+            f"checking --oom-score-adj {value}: Invalid value {value}, range for oom score adj"
+            " is [-1000, 1000]"
+        )
+    return value
+
+
+def parse_cfs(
+    period: int | None, quota: int | None, *, cpus: bool
+) -> tuple[int | None, int | None]:
+    """``--cpu-period`` and ``--cpu-quota`` in microseconds (0: not set; a negative quota: no
+    quota), checked as Docker's daemon checks them; neither goes with ``--cpus``."""
+    period = period or None
+    quota = quota or None
+    if cpus and period is not None:
+        raise ContainerConfigError(
+            "checking --cpu-period: Conflicting options: Nano CPUs and CPU Period cannot both"
+            " be set"
+        )
+    if cpus and quota is not None:
+        raise ContainerConfigError(
+            "checking --cpu-quota: Conflicting options: Nano CPUs and CPU Quota cannot both be set"
+        )
+    low, high = CPU_PERIOD_RANGE
+    if period is not None and not low <= period <= high:
+        raise ContainerConfigError(
+            f"checking --cpu-period {period}: CPU cfs period can not be less than 1ms (i.e. 1000)"
+            " or larger than 1s (i.e. 1000000)"
+        )
+    if quota is not None and 0 < quota < MIN_CPU_QUOTA:
+        raise ContainerConfigError(
+            f"checking --cpu-quota {quota}: CPU cfs quota can not be less than 1ms (i.e. 1000)"
+        )
+    if quota is not None and quota < 0:
+        quota = -1
+    return period, quota
+
+
+def parse_cgroupns(text: str | None) -> str:
+    """``--cgroupns host|private``; pydock's default is a namespace of the container's own."""
+    if text is None or text == "":
+        return "private"
+    if text not in CGROUPNS_MODES:
+        raise ContainerConfigError(f"checking --cgroupns {text!r}: --cgroupns: invalid CGROUP mode")
+    return text
+
+
+def parse_attach(items: Sequence[str], *, detach: bool) -> tuple[str, ...]:
+    """``-a/--attach STDIN|STDOUT|STDERR`` (any case): the streams a foreground run attaches."""
+    streams: list[str] = []
+    for item in items:
+        name = item.lower()
+        if name not in ("stdin", "stdout", "stderr"):
+            raise ContainerConfigError(
+                f'checking -a: invalid argument "{item}" for "-a, --attach" flag: valid streams'
+                " are STDIN, STDOUT and STDERR"
+            )
+        if name not in streams:
+            streams.append(name)
+    if streams and detach:
+        raise ContainerConfigError("checking -a: Conflicting options: -a and -d")
+    return tuple(streams)
+
+
+_CTRL_KEYS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def parse_detach_keys(text: str | None) -> bytes | None:
+    """``--detach-keys``: comma-separated ``ctrl-X`` (X a letter or one of ``@[\\]^_``) or
+    single characters, as Docker's; None when not given."""
+    if not text:
+        return None
+    keys = bytearray()
+    for key in text.split(","):
+        lowered = key.lower()
+        if len(key) == 1 and key.isascii():
+            keys.append(ord(key))
+        elif lowered.startswith("ctrl-") and len(key) == 6 and "a" <= lowered[5] <= "z":
+            keys.append(ord(lowered[5]) - ord("a") + 1)
+        elif lowered.startswith("ctrl-") and len(key) == 6 and key[5] in _CTRL_KEYS:
+            keys.append(_CTRL_KEYS[key[5]])
+        else:
+            raise ContainerConfigError(
+                f"checking --detach-keys: Invalid detach keys ({text}) provided"
+            )
+    return bytes(keys)
+
+
+def parse_volumes_from(text: str) -> tuple[str, str]:
+    """``--volumes-from CONTAINER[:ro|rw]`` as the container and the mode (``""``: each mount
+    keeps its own)."""
+    name, _, mode = text.partition(":")
+    if not name:
+        raise ContainerConfigError(f"checking --volumes-from {text!r}: no container given")
+    if mode not in VOLUMES_FROM_MODES:
+        raise ContainerConfigError(f"checking --volumes-from {text!r}: invalid mode: {mode}")
+    return name, mode
 
 
 def cpu_ranges(cpus: Sequence[int]) -> str:

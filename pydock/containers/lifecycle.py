@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import runtime
 from pydock.clock import now_rfc3339
-from pydock.containers import hostopts, networking
+from pydock.containers import health, hostopts, networking
 from pydock.containers import volumes as named_volumes
 from pydock.containers.config import ContainerConfig, capabilities_of, seccomp_of
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
@@ -79,6 +79,9 @@ def runtime_spec(
             memory_swap=config.memory_swap,
             memory_reservation=config.memory_reservation,
             device_denies=tuple(filter(None, (device.cgroup_deny() for device in devices))),
+            cpu_period=config.cpu_period,
+            cpu_quota=config.cpu_quota,
+            cpuset_mems=config.cpuset_mems or None,
         )
         rlimits = tuple(runtime.Rlimit(*hostopts.ulimit_parts(entry)) for entry in config.ulimits)
         mounts = etc_files + tuple(
@@ -127,10 +130,12 @@ def runtime_spec(
                     ("pid", config.pid_mode),
                     ("ipc", config.ipc_mode),
                     ("uts", config.uts_mode),
+                    ("cgroup", config.cgroupns_mode),
                 )
                 if mode == "host"
             ),
             devices=devices,
+            oom_score_adj=config.oom_score_adj,
         )
     except runtime.ContainerError as exc:
         raise ContainerStartError(f"{doing}: {exc}") from exc
@@ -238,6 +243,11 @@ def start(
             status = container.wait()
         on_exit(manager, record, status, auto_remove=False, error=_reason(exc))
         raise ContainerStartError(f"starting container {record.name}: {_reason(exc)}") from exc
+    check = health.Healthcheck.from_text(config.healthcheck)
+    if check is not None and check.is_active:
+        health.spawn(
+            pydock_command(manager, record), record.id, container.pid, files.directory, check
+        )
     return Started(record, container, storage)
 
 
@@ -439,7 +449,12 @@ def wait(manager: ContainerManager, record: ContainerRecord) -> int:
 
 def exit_command(manager: ContainerManager, record: ContainerRecord) -> tuple[str, ...]:
     """The command a detached container's monitor runs when it exits: ``pydock cleanup``."""
+    return (*pydock_command(manager, record), "cleanup", record.id)
+
+
+def pydock_command(manager: ContainerManager, record: ContainerRecord) -> tuple[str, ...]:
+    """The command line of a pydock on this root and ``record``'s storage, before its verb."""
     argv = [sys.executable, "-m", "pydock", "--root", str(manager.root)]
     argv += ["--run-root", str(manager.run_root)]
     argv += manager.drivers.storage_arguments(record.storage)
-    return (*argv, "cleanup", record.id)
+    return tuple(argv)

@@ -163,6 +163,13 @@ class ContainerManager:
         config = build_config(
             options, ImageDefaults.from_config(ImageConfig.parse(image.config).config)
         )
+        if config.volumes_from:
+            sources = []
+            for entry in config.volumes_from:
+                name, _, mode = entry.partition(":")
+                other = self.lookup(name, doing="checking --volumes-from")
+                sources.append((self.config_of(other), mode))
+            config = named_volumes.inherit(config, sources)
         _check_capabilities(config)
         networking.check_networks(self, config)
         storage = self.storage(self.drivers.default.name)

@@ -7,6 +7,7 @@ import datetime as dt
 from pydock.clock import parse_rfc3339
 from pydock.containers import hostopts
 from pydock.containers.config import ContainerConfig, Volume, security_opt_view
+from pydock.containers.health import Healthcheck
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
 from pydock.store import ContainerRecord
@@ -24,10 +25,13 @@ def command_text(config: ContainerConfig, *, truncate: bool = True) -> str:
     return f'"{text}"'
 
 
-def status_text(record: ContainerRecord, now: dt.datetime) -> str:
-    """The STATUS column: ``Created``, ``Up 3 seconds``, ``Exited (0) 2 minutes ago``."""
+def status_text(record: ContainerRecord, now: dt.datetime, health: str = "") -> str:
+    """The STATUS column: ``Created``, ``Up 3 seconds (healthy)``, ``Exited (0) 2 minutes
+    ago``; ``health`` is ``State.Health.Status`` where the container has a healthcheck."""
     if record.state == ContainerState.RUNNING and record.started:
         paused = " (Paused)" if record.paused else ""
+        if health:
+            paused += " (health: starting)" if health == "starting" else f" ({health})"
         return "Up " + human_duration(now - parse_rfc3339(record.started)) + paused
     if record.state == ContainerState.EXITED:
         when = human_age(parse_rfc3339(record.finished), now) if record.finished else ""
@@ -74,10 +78,14 @@ PS_DEFAULT = (
 
 
 def ps_json(
-    record: ContainerRecord, now: dt.datetime, size: str = "0B", ports: str = ""
+    record: ContainerRecord,
+    now: dt.datetime,
+    size: str = "0B",
+    ports: str = "",
+    health: str = "",
 ) -> dict[str, str]:
     """One ``ps --format json`` object, with Docker's keys (``size``: the ``-s`` text,
-    ``ports``: the PORTS text)."""
+    ``ports``: the PORTS text, ``health``: ``State.Health.Status``, if any)."""
     config = ContainerConfig.from_json(record.config)
     created = parse_rfc3339(record.created)
     return {
@@ -98,7 +106,7 @@ def ps_json(
         "State": "paused"
         if record.state == ContainerState.RUNNING and record.paused
         else record.state,
-        "Status": status_text(record, now),
+        "Status": status_text(record, now, health),
     }
 
 
@@ -142,7 +150,19 @@ def resource_view(config: ContainerConfig) -> dict[str, object]:
         "IpcMode": config.ipc_mode or "private",
         "UTSMode": config.uts_mode,
         "Devices": devices,
+        "OomScoreAdj": config.oom_score_adj or 0,
+        "CpuPeriod": config.cpu_period or 0,
+        "CpuQuota": config.cpu_quota or 0,
+        "CpusetMems": config.cpuset_mems,
+        "CgroupnsMode": config.cgroupns_mode,
+        "VolumesFrom": list(config.volumes_from) or None,
     }
+
+
+def _healthcheck_view(config: ContainerConfig) -> dict[str, object]:
+    """``Config.Healthcheck``, where the container (or its image) has one."""
+    check = Healthcheck.from_text(config.healthcheck)
+    return {"Healthcheck": check.view()} if check is not None else {}
 
 
 def inspect_document(
@@ -152,6 +172,7 @@ def inspect_document(
     log_path: str,
     network_settings: dict[str, object] | None = None,
     port_bindings: dict[str, object] | None = None,
+    health: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """``inspect`` of a container, shaped as Docker's ``container inspect``."""
     config = ContainerConfig.from_json(record.config)
@@ -174,6 +195,7 @@ def inspect_document(
             "Error": record.error or "",
             "StartedAt": record.started or _ZERO_TIME,
             "FinishedAt": record.finished or _ZERO_TIME,
+            **({"Health": health} if health is not None else {}),
         },
         "Image": record.image,
         "LogPath": log_path,
@@ -221,6 +243,9 @@ def inspect_document(
             "Domainname": config.domainname,
             "User": config.user,
             "Tty": config.tty,
+            "AttachStdin": "stdin" in config.attach,
+            "AttachStdout": "stdout" in config.attach,
+            "AttachStderr": "stderr" in config.attach,
             "OpenStdin": config.interactive,
             "Env": list(config.env),
             "Cmd": list(config.cmd) or None,
@@ -231,5 +256,6 @@ def inspect_document(
             **({"StopTimeout": config.stop_timeout} if config.stop_timeout is not None else {}),
             "Labels": config.label_map,
             "ExposedPorts": {port: {} for port in config.exposed} or None,
+            **_healthcheck_view(config),
         },
     }

@@ -155,6 +155,24 @@ def attach(store: Store, root: Path, config: ContainerConfig) -> tuple[Container
     return replace(config, volumes=tuple(mounts)), made
 
 
+def inherit(
+    config: ContainerConfig, sources: Sequence[tuple[ContainerConfig, str]]
+) -> ContainerConfig:
+    """``--volumes-from``: ``config`` with the volumes and binds of each source container's
+    config (``mode`` "ro" or "rw" overrides theirs), as Docker: a later source wins a mount
+    point over an earlier one, the container's own mounts over all of them; tmpfs stay behind."""
+    inherited: dict[str, Volume] = {}
+    for other, mode in sources:
+        for volume in other.volumes:
+            if volume.kind == "tmpfs":
+                continue
+            readonly = volume.readonly if not mode else mode == "ro"
+            inherited[volume.destination] = replace(volume, readonly=readonly)
+    own = {volume.destination for volume in config.volumes}
+    extra = tuple(v for destination, v in inherited.items() if destination not in own)
+    return replace(config, volumes=extra + config.volumes)
+
+
 def anonymous_of(store: Store, config: ContainerConfig) -> list[str]:
     """The anonymous volumes among ``config``'s mounts (what ``rm -v`` removes)."""
     found = []

@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import pty
+import select
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,9 +22,11 @@ from .containers_support import (
     ROOT_CONTAINER_TESTS,
     Snapshot,
     Workspace,
+    clean_env,
     container_drivers,
     fails,
     kill_leftovers,
+    processes_of,
 )
 from .registry_support import running_registry
 from .test_cli_network import PAGE, Namespace, NsPydock, assert_released
@@ -60,6 +66,15 @@ def assert_left_nothing(root: Path, before: Snapshot, *, settle: float = 10.0) -
         before.rows,
     )
     assert (after.containers, after.layers) == (before.containers, before.layers)
+
+
+def wait_quiet(root: Path, timeout: float = 30.0) -> None:
+    """Wait (bounded) until no process of ``root`` is left: the exit hooks of containers an
+    earlier test removed may still be finishing, and would count as gone in a leak check."""
+    deadline = time.monotonic() + timeout
+    while processes_of(root):
+        assert time.monotonic() < deadline, processes_of(root)
+        time.sleep(0.1)
 
 
 def inspect(ws: Workspace, name: str) -> dict[str, dict[str, object]]:
@@ -348,6 +363,258 @@ def test_publish_all_publishes_expose(netns: tuple[NsPydock, Namespace], tmp_pat
     assert_released(pydock, namespace)
 
 
+def _has_sys_resource() -> bool:
+    """Whether this process holds CAP_SYS_RESOURCE (24), which lowering a score needs."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+def test_oom_score_adj(one: Workspace) -> None:
+    # The container's first process has it, and what it starts inherits it.
+    out = inside(
+        one, "--oom-score-adj", "500", "busybox",
+        "sh", "-c", "cat /proc/self/oom_score_adj; cat /proc/1/oom_score_adj",
+    )  # fmt: skip
+    assert out.split() == ["500", "500"]
+    assert inside(one, "busybox", "cat", "/proc/self/oom_score_adj").strip() == "0"
+    one.pydock.ok("run", "-d", "--name", "oom", "--oom-score-adj", "300", "busybox", "sleep", "60")
+    try:
+        assert inspect(one, "oom")["HostConfig"]["OomScoreAdj"] == 300
+        # An exec'd process gets it too, as runc gives it.
+        assert one.pydock.ok("exec", "oom", "cat", "/proc/self/oom_score_adj") == "300\n"
+    finally:
+        one.pydock.run("rm", "-f", "oom")
+
+
+@pytest.mark.skipif(not _has_sys_resource(), reason="lowering a score needs CAP_SYS_RESOURCE")
+def test_negative_oom_score_adj(one: Workspace) -> None:
+    out = inside(one, "--oom-score-adj", "-500", "busybox", "cat", "/proc/self/oom_score_adj")
+    assert out.strip() == "-500"
+
+
+def test_cfs_period_quota_and_cpuset_mems(one: Workspace) -> None:
+    one.pydock.ok(
+        "run", "-d", "--name", "cfs", "--cpu-period", "50000", "--cpu-quota", "25000",
+        "--cpuset-mems", "0", "busybox", "sleep", "60",
+    )  # fmt: skip
+    try:
+        document = inspect(one, "cfs")
+        host = document["HostConfig"]
+        assert (host["CpuPeriod"], host["CpuQuota"], host["CpusetMems"]) == (50000, 25000, "0")
+        pid = document["State"]["Pid"]
+        assert isinstance(pid, int)
+        mems = _control_file(pid, "cpuset", "cpuset.mems").read_text().strip()
+        if CGROUP_V2:
+            cpu = [_control_file(pid, "cpu", "cpu.max").read_text().strip()]
+            assert (cpu, mems) == (["25000 50000"], "0")
+        else:
+            cpu = [
+                _control_file(pid, "cpu", name).read_text().strip()
+                for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us")
+            ]
+            assert (cpu, mems) == (["50000", "25000"], "0")
+    finally:
+        one.pydock.run("rm", "-f", "cfs")
+
+
+def test_cgroupns(one: Workspace) -> None:
+    host = os.readlink("/proc/self/ns/cgroup")
+    shared = inside(one, "--cgroupns", "host", "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert shared.strip() == host
+    own = inside(one, "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert own.strip().startswith("cgroup:[")
+    assert own.strip() != host
+    # The default is a namespace of its own, as ``--cgroupns private``.
+    default = inside(one, "busybox", "readlink", "/proc/self/ns/cgroup")
+    assert default.strip() != host
+    one.pydock.ok("run", "-d", "--name", "cgns", "--cgroupns", "host", "busybox", "sleep", "60")
+    one.pydock.ok("create", "--name", "cgns2", "busybox", "true")
+    try:
+        modes = [inspect(one, n)["HostConfig"]["CgroupnsMode"] for n in ("cgns", "cgns2")]
+        assert modes == ["host", "private"]
+        # exec joins the container's namespace, which is the host's here.
+        assert one.pydock.ok("exec", "cgns", "readlink", "/proc/self/ns/cgroup").strip() == host
+    finally:
+        one.pydock.run("rm", "-f", "cgns", "cgns2")
+
+
+def test_volumes_from(one: Workspace, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    one.pydock.ok(
+        "create", "--name", "vsrc", "-v", "/data", "-v", f"{shared}:/bound", "busybox", "true"
+    )
+    try:
+        # The other container's anonymous volume and bind, written through.
+        out = inside(
+            one, "--volumes-from", "vsrc", "busybox",
+            "sh", "-c", "echo through > /bound/f; echo kept > /data/g; cat /bound/f",
+        )  # fmt: skip
+        assert out == "through\n"
+        assert (shared / "f").read_text() == "through\n"
+        # The volume is the same one: another container sees what the first wrote.
+        assert inside(one, "--volumes-from", "vsrc", "busybox", "cat", "/data/g") == "kept\n"
+        # :ro makes every inherited mount read-only.
+        done = one.pydock.run(
+            "run", "--rm", "--volumes-from", "vsrc:ro", "busybox", "sh", "-c", "echo x > /data/h"
+        )
+        assert done.status == 1
+        assert "Read-only file system" in done.err
+        # The container's own mount on the same destination wins.
+        own = tmp_path / "own"
+        own.mkdir()
+        (own / "f").write_text("own\n")
+        out = inside(
+            one, "--volumes-from", "vsrc", "-v", f"{own}:/bound", "busybox", "cat", "/bound/f"
+        )
+        assert out == "own\n"
+        one.pydock.ok("create", "--name", "vdst", "--volumes-from", "vsrc:ro", "busybox", "true")
+        try:
+            document = inspect(one, "vdst")
+            assert document["HostConfig"]["VolumesFrom"] == ["vsrc:ro"]
+            mounts = document["Mounts"]
+            assert isinstance(mounts, list)
+            seen = sorted((m["Destination"], m["Type"], m["RW"]) for m in mounts)
+            assert seen == [("/bound", "bind", False), ("/data", "volume", False)]
+        finally:
+            one.pydock.run("rm", "vdst")
+    finally:
+        one.pydock.run("rm", "-v", "vsrc")
+    assert one.pydock.ok("volume", "ls", "-q") == ""
+
+
+OUT_AND_ERR = ("sh", "-c", "echo out; echo err >&2")
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "logs-kept"])
+def test_attach_chooses_the_streams(one: Workspace, remove: bool) -> None:
+    rm = ["--rm"] if remove else []
+    shown = {}
+    for stream in ("stdout", "STDERR"):
+        done = one.pydock.run("run", *rm, "--name", "att", "-a", stream, "busybox", *OUT_AND_ERR)
+        assert done.status == 0, done
+        shown[stream] = (done.out, done.err)
+        if not remove:
+            # What is not shown still reaches the logs, as Docker's.
+            logs = one.pydock.run("logs", "att")
+            assert (logs.out, logs.err) == ("out\n", "err\n")
+            assert inspect(one, "att")["Config"]["AttachStdin"] is False
+            attached = [inspect(one, "att")["Config"][f"Attach{n}"] for n in ("Stdout", "Stderr")]
+            assert attached == ([True, False] if stream == "stdout" else [False, True])
+            one.pydock.ok("rm", "att")
+    assert shown == {"stdout": ("out\n", ""), "STDERR": ("", "err\n")}
+    # -a stdin attaches the input as -i does.
+    piped = one.pydock.run(
+        "run", *rm, "-a", "stdin", "-a", "stdout", "busybox", "cat", stdin=b"in\n"
+    )
+    assert (piped.status, piped.out) == (0, "in\n")
+    if not remove:
+        one.pydock.remove_all()
+
+
+TRAPPED = "trap 'echo got; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+
+
+def _wait_for_output(process: subprocess.Popen[bytes], text: bytes, timeout: float = 20) -> None:
+    """Read ``process``'s stdout until ``text`` appears (bounded by ``timeout``)."""
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += process.stdout.read() or b""
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("proxy", ["true", "false"])
+def test_sig_proxy(one: Workspace, proxy: str) -> None:
+    process = one.pydock.spawn(
+        "run", "--name", "sp", f"--sig-proxy={proxy}", "busybox", "sh", "-c", TRAPPED
+    )
+    try:
+        _wait_for_output(process, b"ready\n")
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        state = inspect(one, "sp")["State"]
+        if proxy == "true":
+            # Passed on: the container's trap ends it with 3, which run passes on.
+            assert (status, state["Status"], state["ExitCode"]) == (3, "exited", 3)
+        else:
+            # Not passed on: the signal ends pydock alone; the container runs on.
+            assert (status, state["Status"]) == (-signal.SIGTERM, "running")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        one.pydock.run("rm", "-f", "sp")
+
+
+WAIT_THEN_SPEAK = (
+    "echo ready; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-detach; sleep 120"
+)
+
+
+def _read_until(fd: int, text: bytes, timeout: float = 30) -> bytes:
+    """Read the terminal ``fd`` until ``text`` appears (bounded by ``timeout``)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, seen
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # EIO: every holder of the other side is gone
+                break
+    assert text in seen, seen
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("flags", "keys"),
+    [([], b"\x10\x11"), (["--detach-keys", "ctrl-x,d"], b"\x18d")],
+    ids=["ctrl-p,ctrl-q", "ctrl-x,d"],
+)
+def test_detach_keys_leave_the_container_running(
+    one: Workspace, flags: list[str], keys: bytes
+) -> None:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        one.pydock.command(
+            "run", "-it", "--name", "dk", *flags, "busybox", "sh", "-c", WAIT_THEN_SPEAK
+        ),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=clean_env(),
+        start_new_session=True,
+    )
+    os.close(follower)
+    try:
+        _read_until(leader, b"ready")
+        os.write(leader, keys)
+        assert process.wait(timeout=30) == 0
+        assert inspect(one, "dk")["State"]["Status"] == "running"
+        # Detached, its terminal still goes somewhere: into the log.
+        one.pydock.ok("exec", "dk", "touch", "/tmp/go")
+        deadline = time.monotonic() + 30
+        while "after-detach" not in one.pydock.ok("logs", "dk"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        one.pydock.ok("stop", "-t", "1", "dk")
+        assert inspect(one, "dk")["State"]["Status"] == "exited"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+        one.pydock.run("rm", "-f", "dk")
+
+
 BAD_VALUES = [
     (["--ulimit", "nofile=abc"], 'parsing "abc": invalid syntax'),
     (["--ulimit", "nosuch=1"], "invalid ulimit type: nosuch"),
@@ -373,15 +640,41 @@ BAD_VALUES = [
     (["--expose", "http"], "invalid range format for --expose: http"),
     (["--label-file", "/nonexistent-labels"], "open /nonexistent-labels: no such file"),
     (["--platform", "linux/s390x"], "linux/s390x"),
+    (["--oom-score-adj", "1001"], "Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+    (["--oom-score-adj", "x"], "invalid int value: 'x'"),
+    (["--cpus", "1", "--cpu-period", "50000"], "Nano CPUs and CPU Period cannot both be set"),
+    (["--cpus", "1", "--cpu-quota", "50000"], "Nano CPUs and CPU Quota cannot both be set"),
+    (["--cpu-period", "999"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger"),
+    (["--cpu-period", "1000001"], "or larger than 1s (i.e. 1000000)"),
+    (["--cpu-quota", "999"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+    (["--cpuset-mems", "x"], "Invalid value x for cpuset mems"),
+    (["--cpuset-mems", "4096"], "Requested memory nodes are not available"),
+    (["--cgroupns", "container"], "--cgroupns: invalid CGROUP mode"),
+    (["--volumes-from", "nosuch-container"], "nosuch-container: no such container"),
+    (["--volumes-from", "x:rx"], "invalid mode: rx"),
+    (["-a", "stdall"], 'invalid argument "stdall" for "-a, --attach" flag: valid streams are'),
+    (["--sig-proxy", "maybe"], "--sig-proxy"),
+    (["--detach-keys", "ctrl-1"], "Invalid detach keys (ctrl-1) provided"),
 ]
 
 
 @pytest.mark.parametrize(("flags", "needle"), BAD_VALUES, ids=lambda v: str(v))
 def test_bad_values_leave_nothing(one: Workspace, flags: list[str], needle: str) -> None:
+    wait_quiet(one.root)
     before = Snapshot.take(one.root)
     fails(one.pydock.run("run", "--rm", *flags, "busybox", "true"), needle)
     if "--group-add" not in flags:  # the image's /etc/group is read at the start, as Docker
         fails(one.pydock.run("create", *flags, "busybox", "true"), needle)
+    assert_left_nothing(one.root, before)
+
+
+def test_attach_conflicts_with_detach(one: Workspace) -> None:
+    wait_quiet(one.root)
+    before = Snapshot.take(one.root)
+    fails(
+        one.pydock.run("run", "-d", "-a", "stdout", "busybox", "true"),
+        "Conflicting options: -a and -d",
+    )
     assert_left_nothing(one.root, before)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtime import cgroups, channel, idmap, init, linux, monitor, reaper
+from runtime.errors import InvalidSpecError
 from runtime.spec import CgroupLimits
 
 HYBRID = """\
@@ -199,3 +200,30 @@ def test_capget_and_prctl() -> None:
     caps = linux.capget()
     assert caps.effective & ~caps.permitted == 0
     assert linux.prctl(linux.PR_CAPBSET_READ, 0) in (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("period", "quota", "version", "expected"),
+    [
+        (50000, 25000, 1, [("cpu.cfs_period_us", "50000"), ("cpu.cfs_quota_us", "25000")]),
+        (None, 25000, 1, [("cpu.cfs_quota_us", "25000")]),
+        (50000, None, 1, [("cpu.cfs_period_us", "50000")]),
+        (None, -1, 1, [("cpu.cfs_quota_us", "-1")]),
+        (50000, 25000, 2, [("cpu.max", "25000 50000")]),
+        (None, 25000, 2, [("cpu.max", "25000 100000")]),
+        (50000, None, 2, [("cpu.max", "max 50000")]),
+        (None, -1, 2, [("cpu.max", "max 100000")]),
+    ],
+)
+def test_cfs_period_and_quota_files(
+    period: int | None, quota: int | None, version: int, expected: list[tuple[str, str]]
+) -> None:
+    limits = CgroupLimits(cpu_period=period, cpu_quota=quota, cpuset_mems="0")
+    writes = cgroups._settings(limits, version)
+    assert writes == [("cpu", *item) for item in expected] + [("cpuset", "cpuset.mems", "0")]
+    assert {"cpu", "cpuset"} <= set(cgroups._needed(limits))
+
+
+def test_cfs_is_exclusive_with_cpus() -> None:
+    with pytest.raises(InvalidSpecError, match="cpus and a cfs period or quota"):
+        CgroupLimits(cpus=1.0, cpu_quota=50000)

@@ -174,3 +174,54 @@ def test_new_fields_survive_the_store() -> None:
         memory_swap=-1,
     )
     assert ContainerConfig.from_json(config.to_json()) == config
+
+
+def test_oom_score_adj_bounds() -> None:
+    assert [hostopts.parse_oom_score_adj(v) for v in (None, 0, -1000, 1000)] == [
+        None,
+        None,
+        -1000,
+        1000,
+    ]
+    with pytest.raises(ContainerConfigError, match=r"range for oom score adj is \[-1000, 1000\]"):
+        hostopts.parse_oom_score_adj(-1001)
+
+
+def test_cfs_period_and_quota() -> None:
+    assert hostopts.parse_cfs(50000, 25000, cpus=False) == (50000, 25000)
+    assert hostopts.parse_cfs(0, 0, cpus=True) == (None, None)
+    assert hostopts.parse_cfs(None, -5, cpus=False) == (None, -1)
+    with pytest.raises(ContainerConfigError, match="Nano CPUs and CPU Period cannot both"):
+        hostopts.parse_cfs(50000, None, cpus=True)
+    with pytest.raises(ContainerConfigError, match="Nano CPUs and CPU Quota cannot both"):
+        hostopts.parse_cfs(None, 50000, cpus=True)
+    with pytest.raises(ContainerConfigError, match="cfs period can not be less than 1ms"):
+        hostopts.parse_cfs(1_000_001, None, cpus=False)
+    with pytest.raises(ContainerConfigError, match="cfs quota can not be less than 1ms"):
+        hostopts.parse_cfs(None, 999, cpus=False)
+
+
+def test_cpuset_mems_cgroupns_and_volumes_from() -> None:
+    assert hostopts.parse_cpuset_mems("0-1", available=[0, 1]) == "0-1"
+    with pytest.raises(ContainerConfigError, match="requested 2, available: 0-1"):
+        hostopts.parse_cpuset_mems("2", available=[0, 1])
+    assert [hostopts.parse_cgroupns(t) for t in (None, "host", "private")] == [
+        "private",
+        "host",
+        "private",
+    ]
+    with pytest.raises(ContainerConfigError, match="invalid CGROUP mode"):
+        hostopts.parse_cgroupns("container:x")
+    assert hostopts.parse_volumes_from("db:ro") == ("db", "ro")
+    assert hostopts.parse_volumes_from("db") == ("db", "")
+    with pytest.raises(ContainerConfigError, match="invalid mode: z"):
+        hostopts.parse_volumes_from("db:z")
+
+
+def test_detach_keys() -> None:
+    assert hostopts.parse_detach_keys(None) is None
+    assert hostopts.parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
+    assert hostopts.parse_detach_keys("ctrl-@,ctrl-\\,x") == b"\x00\x1cx"
+    for bad in ("ctrl-1", "ctrl-pq", "ab", "ctrl-p,"):
+        with pytest.raises(ContainerConfigError, match=r"Invalid detach keys \(.*\) provided"):
+            hostopts.parse_detach_keys(bad)
