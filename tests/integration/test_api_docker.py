@@ -677,7 +677,8 @@ def test_logs_timestamps_since_until_tail(service: Service) -> None:
 
 def test_run_flags_reach_the_container(service: Service) -> None:
     script = (
-        "echo nofile=$(ulimit -n):$(ulimit -Hn); grep ' /dev/shm ' /proc/mounts | grep -o 'size=[^, ]*';"
+        "echo nofile=$(ulimit -n):$(ulimit -Hn);"
+        " grep ' /dev/shm ' /proc/mounts | grep -o 'size=[^, ]*';"
         " echo groups=$(id -G); echo forward=$(cat /proc/sys/net/ipv4/ip_forward);"
         " grep ' /scratch ' /proc/mounts | grep -o 'size=[^, ]*'"
     )
