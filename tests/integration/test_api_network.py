@@ -19,6 +19,7 @@ import docker
 import pytest
 
 from .api_support import Service, running_service
+from .netns_support import FETCH
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nft") is None, reason="needs nft (Debian nftables) for the bridge driver"
@@ -27,19 +28,6 @@ pytestmark = pytest.mark.skipif(
 PAGE = "served through the pydock API\n"
 # busybox httpd serving PAGE from /www on port 80.
 SERVE = f"mkdir -p /www && echo '{PAGE.strip()}' > /www/index.html && exec httpd -f -p 80 -h /www"
-FETCH = r"""
-import sys, time, urllib.request
-url = sys.argv[1]
-for attempt in range(100):  # bounded: 100 tries, about 10 s at most
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            sys.stdout.write(reply.read().decode())
-            sys.exit(0)
-    except OSError as exc:
-        error = exc
-        time.sleep(0.1)
-sys.exit(f"no answer from {url}: {error}")
-"""
 # In a client container: fetch a URL, retrying while the server comes up (bounded).
 WGET = 'for i in $(seq 50); do wget -qO- "$1" && exit 0; sleep 0.2; done; exit 1'
 

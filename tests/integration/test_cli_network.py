@@ -31,6 +31,7 @@ from .containers_support import (
     kill_leftovers,
     processes_of,
 )
+from .netns_support import FETCH
 
 pytestmark = [
     *ROOT_CONTAINER_TESTS,
@@ -39,19 +40,6 @@ pytestmark = [
 ]
 
 PAGE = "served by busybox httpd\n"
-FETCH = r"""
-import sys, time, urllib.request
-url = sys.argv[1]
-for attempt in range(100):  # bounded: 100 tries, 10 s at most
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            sys.stdout.write(reply.read().decode())
-            sys.exit(0)
-    except OSError as exc:
-        error = exc
-        time.sleep(0.1)
-sys.exit(f"no answer from {url}: {error}")
-"""
 
 
 class Namespace:

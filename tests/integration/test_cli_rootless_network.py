@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from .containers_support import Done
+from .netns_support import FETCH
 from .unprivileged import installed, missing_prerequisite, remove_user
 
 TUN = "/dev/net/tun"
@@ -44,19 +45,6 @@ pytestmark = [
 
 _why = missing_prerequisite()
 
-FETCH = r"""
-import sys, time, urllib.request
-url = sys.argv[1]
-for attempt in range(100):  # bounded: 100 tries, 10 s at most
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            sys.stdout.write(reply.read().decode())
-            sys.exit(0)
-    except OSError as exc:
-        error = exc
-        time.sleep(0.1)
-sys.exit(f"no answer from {url}: {error}")
-"""
 
 # A namespace whose only way out leads nowhere: ext0 (192.0.2.2/24, default via .1) is one end
 # of a veth pair whose other end stays in the namespace.
