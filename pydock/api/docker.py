@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shlex
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,11 @@ from pydock.api.http import HttpError
 from pydock.clock import parse_rfc3339
 from pydock.containers.config import ContainerConfig, RunOptions
 from pydock.containers.state import ContainerState
-from pydock.store import ContainerRecord, Store
+from pydock.store import ContainerRecord
 
 if TYPE_CHECKING:
+    from pydock.containers.health import HealthFlags
+    from pydock.containers.manager import ContainerManager
     from pydock.engine import Engine
 
 # HostConfig.NetworkMode "default" (or none given) is what ``pydock run`` does without
@@ -123,6 +126,7 @@ def run_options(name: str | None, body: dict[str, object]) -> RunOptions:
         labels=tuple(f"{key}={value}" for key, value in _dict(body, "Labels").items()),
         stop_signal=str(body.get("StopSignal") or "") or None,
         stop_timeout=_int_or_none(body.get("StopTimeout"), "StopTimeout"),
+        health=health_flags(body),
         **_resource_options(host),
     )
 
@@ -170,7 +174,42 @@ def _resource_options(host: dict[str, object]) -> dict[str, Any]:
     options["tmpfs"] = tuple(
         f"{path}:{opts}" if opts else str(path) for path, opts in _dict(host, "Tmpfs").items()
     )
+    options["oom_score_adj"] = _int_or_none(host.get("OomScoreAdj"), "OomScoreAdj") or None
+    options["cpuset_mems"] = str(host.get("CpusetMems") or "") or None
+    options["cgroupns_mode"] = str(host.get("CgroupnsMode") or "") or None
+    options["volumes_from"] = _strings(host.get("VolumesFrom"), "VolumesFrom")
     return options
+
+
+def health_flags(body: dict[str, object]) -> HealthFlags:
+    """``Config.Healthcheck`` as the ``--health-*`` flags (durations in ns, 0: the image's)."""
+    from pydock.containers.health import HealthFlags
+
+    check = _dict(body, "Healthcheck")
+    test = _strings(check.get("Test"), "Healthcheck.Test")
+    if test[:1] == ("NONE",):
+        return HealthFlags(disabled=True)
+    if test[:1] == ("CMD",):
+        cmd: str | None = shlex.join(test[1:])
+    elif test[:1] == ("CMD-SHELL",):
+        cmd = " ".join(test[1:])
+    elif not test:
+        cmd = None
+    else:
+        raise HttpError(400, f"invalid Healthcheck.Test: {test[0]} is not CMD, CMD-SHELL or NONE")
+
+    def duration(key: str) -> str | None:
+        value = _int_or_none(check.get(key), f"Healthcheck.{key}")
+        return f"{value}ns" if value else None
+
+    retries = _int_or_none(check.get("Retries"), "Healthcheck.Retries")
+    return HealthFlags(
+        cmd=cmd,
+        interval=duration("Interval"),
+        timeout=duration("Timeout"),
+        retries=retries or None,
+        start_period=duration("StartPeriod"),
+    )
 
 
 def publish_options(host: dict[str, object]) -> tuple[str, ...]:
@@ -269,11 +308,23 @@ def port_entries(ports: dict[str, object]) -> list[dict[str, object]]:
     return entries
 
 
-def list_entry(store: Store, record: ContainerRecord, now: dt.datetime) -> dict[str, object]:
+def health_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
+    """``State.Health`` of a container with a healthcheck (once it has started)."""
+    from pydock.containers import health
+
+    config = ContainerConfig.from_json(record.config)
+    return health.current_state(config.healthcheck, manager.files(record.id).directory)
+
+
+def list_entry(
+    manager: ContainerManager, record: ContainerRecord, now: dt.datetime
+) -> dict[str, object]:
     """One entry of ``GET /containers/json``."""
     from pydock.containers import views
     from pydock.network.views import network_view
 
+    store = manager.store
+    state = health_state(manager, record)
     config = ContainerConfig.from_json(record.config)
     settings, _ = network_view(store, record)
     ports = settings["Ports"]
@@ -289,7 +340,7 @@ def list_entry(store: Store, record: ContainerRecord, now: dt.datetime) -> dict[
         "Ports": port_entries(ports),
         "Labels": config.label_map,
         "State": str(record.state),
-        "Status": views.status_text(record, now),
+        "Status": views.status_text(record, now, str((state or {}).get("Status", ""))),
         "HostConfig": {"NetworkMode": config.network},
         "NetworkSettings": {"Networks": {name: _endpoint(e) for name, e in networks.items()}},
         "Mounts": [

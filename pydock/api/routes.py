@@ -190,7 +190,7 @@ def _df(engine: Engine) -> dict[str, object]:
         )
     now = utc_now()
     containers = [
-        docker.list_entry(engine.store, record, now) | {"SizeRw": 0, "SizeRootFs": 0}
+        docker.list_entry(engine.containers, record, now) | {"SizeRw": 0, "SizeRootFs": 0}
         for record in engine.store.containers.list_containers()
     ]
     usage = engine.images.disk_usage()
@@ -568,7 +568,7 @@ def _containers_list(
             continue
         image_name = ContainerConfig.from_json(current.config).image_name
         if docker.matches(current, filters, image_name):
-            listed.append(docker.list_entry(manager.store, current, now))
+            listed.append(docker.list_entry(manager, current, now))
     return listed[:limit] if limit and limit > 0 else listed
 
 
@@ -634,7 +634,12 @@ def _inspect(engine: Engine, name: str) -> dict[str, object]:
     log_path = str(manager.files(record.id).stdout_log)
     settings, bindings = network_view(manager.store, record)
     document = views.inspect_document(
-        record, graph, log_path=log_path, network_settings=settings, port_bindings=bindings
+        record,
+        graph,
+        log_path=log_path,
+        network_settings=settings,
+        port_bindings=bindings,
+        health=docker.health_state(manager, record),
     )
     docker.inspect_additions(document, record)
     return document

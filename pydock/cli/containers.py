@@ -368,10 +368,8 @@ def parse_signal(text: str) -> int:
 def _health_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
     """``State.Health`` of a container with an active healthcheck (none before its first
     start)."""
-    check = health.Healthcheck.from_text(manager.config_of(record).healthcheck)
-    if check is None or not check.is_active:
-        return None
-    return health.read_state(manager.files(record.id).directory)
+    config = manager.config_of(record)
+    return health.current_state(config.healthcheck, manager.files(record.id).directory)
 
 
 def _health_status(manager: ContainerManager, record: ContainerRecord) -> str:

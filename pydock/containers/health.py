@@ -198,6 +198,15 @@ def resolve(flags: HealthFlags, image: Healthcheck | None) -> Healthcheck | None
 # -- state ---------------------------------------------------------------------------------------
 
 
+def current_state(healthcheck: str, directory: Path) -> dict[str, object] | None:
+    """``State.Health`` of a container whose config holds ``healthcheck`` (its text form) and
+    whose files are in ``directory``; None without an active check or before its first start."""
+    check = Healthcheck.from_text(healthcheck)
+    if check is None or not check.is_active:
+        return None
+    return read_state(directory)
+
+
 def state_path(directory: Path) -> Path:
     """Where a container's ``State.Health`` is kept."""
     return directory / STATE_FILE

@@ -706,3 +706,30 @@ def test_run_flags_reach_the_container(service: Service) -> None:
         assert bad.returncode != 0
     finally:
         service.docker("rm", "-f", "flagged")
+
+
+def test_healthcheck_through_the_service(service: Service) -> None:
+    started = service.docker(
+        "run", "-d", "--name", "checked", "--health-cmd", "test -e /ok",
+        "--health-interval", "200ms", "--health-retries", "1", "--oom-score-adj", "200",
+        "busybox", "sh", "-c", "touch /ok; exec sleep 300",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        shown = ""
+        deadline = time.monotonic() + 30
+        while shown != "healthy":
+            assert time.monotonic() < deadline, f"health never became healthy: {shown!r}"
+            shown = service.docker("inspect", "-f", "{{.State.Health.Status}}", "checked")
+            shown = shown.stdout.strip()
+        listed = service.docker("ps", "--format", "{{.Status}}", "--filter", "name=checked")
+        assert listed.stdout.strip().endswith("(healthy)"), listed.stdout
+        config = service.docker(
+            "inspect", "-f", "{{json .Config.Healthcheck.Test}} {{.HostConfig.OomScoreAdj}}",
+            "checked",
+        )  # fmt: skip
+        assert config.stdout.strip() == '["CMD-SHELL","test -e /ok"] 200', config.stdout
+        adj = service.docker("exec", "checked", "cat", "/proc/1/oom_score_adj")
+        assert adj.stdout.strip() == "200"
+    finally:
+        service.docker("rm", "-f", "checked")
