@@ -358,7 +358,7 @@ def list_entry(
 
 
 def matches(record: ContainerRecord, filters: dict[str, list[str]], image_name: str) -> bool:
-    """Whether a container passes ``filters`` (id, name, status, ancestor, exited)."""
+    """Whether a container passes ``filters`` (id, name, status, ancestor, exited, label)."""
     for key, wanted in filters.items():
         if not wanted:
             continue
@@ -377,7 +377,11 @@ def matches(record: ContainerRecord, filters: dict[str, list[str]], image_name: 
         if key not in ("id", "name", "status", "ancestor", "exited", "label"):
             raise HttpError(400, f"invalid filter '{key}'")
         if key == "label":
-            return False  # pydock keeps no labels: nothing carries one
+            labels = ContainerConfig.from_json(record.config).label_map
+            for label in wanted:  # every one must match, as Docker's
+                name, equals, value = label.partition("=")
+                if name not in labels or (equals and labels[name] != value):
+                    return False
     return True
 
 

@@ -218,7 +218,9 @@ def connect(
     network = networks.lookup(network_name, doing=doing)
     config = manager.config_of(record)
     current = {config.network, *(m.partition(":")[0] for m in config.more_networks)}
-    if config.network in ("none", "host"):
+    if config.network == "host" or (
+        config.network == "none" and record.state == ContainerState.RUNNING
+    ):
         raise NetworkConflictError(
             f"{doing}: container cannot be disconnected from host network or connected to"
             " host network" if config.network == "host" else
@@ -228,8 +230,13 @@ def connect(
         raise NetworkConflictError(
             f"{doing}: endpoint with name {record.name} already exists in network {network.name}"
         )
-    entry = network.name + (":" + ",".join(aliases) if aliases else "")
-    updated = replace(config, more_networks=(*config.more_networks, entry))
+    if config.network == "none":
+        # Not running, on no network (made so, or disconnected from its last one, as docker
+        # compose does before connecting with aliases): this network becomes its own.
+        updated = replace(config, network=network.name, network_aliases=tuple(aliases))
+    else:
+        entry = network.name + (":" + ",".join(aliases) if aliases else "")
+        updated = replace(config, more_networks=(*config.more_networks, entry))
     manager.store.containers.update(record.id, config=updated.to_json())
     live = refresh(manager, record, auto_remove=False)
     if live is None or live.state != ContainerState.RUNNING or live.pid is None:

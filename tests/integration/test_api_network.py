@@ -9,11 +9,13 @@ through ``nsenter``, to 127.0.0.1 or to a container's address in that namespace.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -204,3 +206,58 @@ def test_docker_py_run_with_ports(service: Service) -> None:
         if container is not None:
             container.remove(force=True)
         client.close()
+
+
+COMPOSE = shutil.which("docker-compose")
+COMPOSE_FILE = """\
+version: "3"
+services:
+  web:
+    image: busybox
+    command:
+      - sh
+      - -c
+      - mkdir -p /www && echo composed > /www/index.html && exec httpd -f -p 80 -h /www
+    ports: ["127.0.0.1:8088:80"]
+  client:
+    image: busybox
+    command:
+      - sh
+      - -c
+      - for i in $$(seq 50); do wget -qO- http://web/ && exit 0; sleep 0.2; done; exit 1
+    depends_on: [web]
+"""
+
+
+@pytest.mark.skipif(COMPOSE is None, reason="needs docker-compose (Debian docker-compose)")
+def test_docker_compose_up_reaches_a_service_by_name(service: Service, tmp_path: Path) -> None:
+    """Debian's docker-compose 1.29 (through docker-py) brings a two-service project up: its
+    network, a published port, a client that reaches the server by its service name."""
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PYDOCK_", "DOCKER_"))},
+        "DOCKER_HOST": service.uri,
+        "COMPOSE_PROJECT_NAME": "proj",
+    }
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        assert COMPOSE is not None
+        return subprocess.run(
+            [COMPOSE, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=180, check=False,
+        )  # fmt: skip
+
+    try:
+        up = compose("up", "-d")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert fetch(service, "http://127.0.0.1:8088/index.html") == "composed\n"
+        waited = service.docker("wait", "proj_client_1")
+        assert waited.stdout.strip() == "0", waited.stderr
+        assert service.docker("logs", "proj_client_1").stdout == "composed\n"
+        networks = service.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert "proj_default" in networks
+    finally:
+        down = compose("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert service.docker("ps", "-aq").stdout == ""
+    assert "proj_default" not in service.docker("network", "ls").stdout
