@@ -167,7 +167,10 @@ def test_restart_on_failure_counts_restarts(service: Service) -> None:
             shown = inspect(service, "flaky")
             state = shown["State"]
             assert isinstance(state, dict)
-            if shown["RestartCount"] == 2 and state["Status"] == "exited":
+            # Between a restart's count and its run the container shows exited (the back-off):
+            # done once the third run has written its line.
+            runs = service.docker("logs", "flaky").stdout
+            if shown["RestartCount"] == 2 and state["Status"] == "exited" and runs == "run\n" * 3:
                 break
             assert time.monotonic() < deadline, f"not restarted twice: {shown['RestartCount']}"
             time.sleep(0.2)
