@@ -14,7 +14,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydock.clock import parse_go_duration
 from pydock.containers.errors import ContainerConfigError
 
 STATE_FILE = "health.json"
@@ -34,42 +34,23 @@ LOG_ENTRIES = 5
 MAX_OUTPUT = 4096
 # How often the checker looks whether its container is still there.
 POLL_SECONDS = 0.2
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 
 
 def parse_duration(text: str, flag: str) -> int:
     """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, as Docker's flags take it."""
-    body = text.lstrip("+-")
-    sign = -1 if text.startswith("-") else 1
-    if body == "0":
-        return 0
-    total, position = 0.0, 0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if body.replace(".", "", 1).isdigit():
+    value = parse_go_duration(text)
+    if value is not None:
+        return value
+    if text.lstrip("+-").replace(".", "", 1).isdigit():
         raise ContainerConfigError(
             f'checking {flag}: invalid argument "{text}" for "{flag}" flag: time: missing unit'
             f' in duration "{text}"'
         )
-    if not body or position != len(body):
-        raise ContainerConfigError(
-            f'checking {flag}: invalid argument "{text}" for "{flag}" flag: time: invalid'
-            f' duration "{text}"'
-        )
-    return sign * int(total)
+    raise ContainerConfigError(
+        f'checking {flag}: invalid argument "{text}" for "{flag}" flag: time: invalid'
+        f' duration "{text}"'
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydock.clock import parse_go_duration
 from pydock.containers.attach import write_all
 from pydock.containers.files import ContainerFiles
 from runtime.logindex import LineTimes
@@ -109,9 +110,6 @@ def format_time(nanoseconds: int) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9}
-_UNITS["h"] = 3600 * 10**9
 _UNIX = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
 
 
@@ -123,7 +121,7 @@ def parse_time(text: str, now: int | None = None) -> int:
     """
     now = time.time_ns() if now is None else now
     text = text.strip()
-    duration = _parse_duration(text)
+    duration = parse_go_duration(text)
     if duration is not None:
         return now - duration
     if match := _UNIX.fullmatch(text):
@@ -134,23 +132,6 @@ def parse_time(text: str, now: int | None = None) -> int:
         raise ValueError("neither a timestamp (RFC 3339 or Unix seconds) nor a duration")
     whole = int(moment.replace(microsecond=0).timestamp()) * 1_000_000_000
     return whole + _fraction_ns(text)
-
-
-def _parse_duration(text: str) -> int | None:
-    sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
-    if not body or body == "0":
-        return 0 if body == "0" else None
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if position != len(body):
-        return None
-    return sign * int(total)
 
 
 _RFC3339 = re.compile(
