@@ -223,3 +223,30 @@ def write_docker_archive(
             tar.addfile(info, io.BytesIO(data))
     blobs = tuple(sha256(compress(layer, compression)) for layer in layers)
     return BuiltImage(sha256(config), "", tuple(sha256(layer) for layer in layers), blobs)
+
+
+def with_config(archive: bytes, settings: dict[str, object], tag: str) -> bytes:
+    """A docker-archive of the same image with ``settings`` set in its config's ``config``
+    (``Healthcheck``, ``ExposedPorts``, ...) and the tag ``tag`` (so a new image id)."""
+    members: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                members[member.name] = extracted.read()
+    [manifest] = json.loads(members.pop("manifest.json"))
+    config = json.loads(members.pop(manifest["Config"]))
+    config["config"].update(settings)
+    data = json.dumps(config).encode()
+    name = hashlib.sha256(data).hexdigest() + ".json"
+    members[name] = data
+    manifest.update(Config=name, RepoTags=[tag])
+    members["manifest.json"] = json.dumps([manifest]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for member_name, content in members.items():
+            info = tarfile.TarInfo(member_name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()

@@ -4,17 +4,14 @@ unless turned off, and bad values are refused in one line with 125, leaving noth
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from .containers_support import ROOT_CONTAINER_TESTS, Snapshot, Workspace, fails
+from .imagebuild import with_config
 from .test_cli_run_flags import assert_left_nothing, inspect, wait_quiet
 
 pytestmark = ROOT_CONTAINER_TESTS
@@ -122,38 +119,12 @@ def test_a_check_that_runs_too_long(one: Workspace) -> None:
         one.pydock.run("rm", "-f", "slow")
 
 
-def _with_healthcheck(archive: bytes, check: dict[str, object], tag: str) -> bytes:
-    """A docker-archive of the same image with ``check`` as its ``Healthcheck`` and ``tag``."""
-    members: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                members[member.name] = extracted.read()
-    [manifest] = json.loads(members.pop("manifest.json"))
-    config = json.loads(members.pop(manifest["Config"]))
-    config["config"]["Healthcheck"] = check
-    data = json.dumps(config).encode()
-    name = hashlib.sha256(data).hexdigest() + ".json"
-    members[name] = data
-    manifest.update(Config=name, RepoTags=[tag])
-    members["manifest.json"] = json.dumps([manifest]).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for member_name, content in members.items():
-            info = tarfile.TarInfo(member_name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return out.getvalue()
-
-
 def test_the_images_healthcheck(one: Workspace) -> None:
     archive = subprocess.run(
         one.pydock.command("save", "busybox"), capture_output=True, check=True, timeout=120
     ).stdout
     check = {"Test": ["CMD", "true"], "Interval": 1_000_000_000, "Retries": 1}
-    one.pydock.ok("load", "-q", stdin=_with_healthcheck(archive, check, "checked:1"))
+    one.pydock.ok("load", "-q", stdin=with_config(archive, {"Healthcheck": check}, "checked:1"))
     try:
         one.pydock.ok("run", "-d", "--name", "img", "checked:1", "sleep", "120")
         one.pydock.ok("run", "-d", "--name", "off", "--no-healthcheck", "checked:1", "sleep", "120")

@@ -31,6 +31,7 @@ from .containers_support import (
     kill_leftovers,
     processes_of,
 )
+from .imagebuild import with_config
 from .netns_support import FETCH
 
 pytestmark = [
@@ -384,42 +385,14 @@ def test_new_networks_avoid_subnets_the_host_routes(net: tuple[NsPydock, Namespa
     pydock.ok("network", "rm", "other")
 
 
-def _with_exposed_port(archive: bytes, port: str, tag: str) -> bytes:
-    """A docker-archive of the same image with ``EXPOSE port`` and the tag ``tag``."""
-    import hashlib
-    import io
-    import tarfile
-
-    members: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                members[member.name] = extracted.read()
-    [manifest] = json.loads(members.pop("manifest.json"))
-    config = json.loads(members.pop(manifest["Config"]))
-    config["config"]["ExposedPorts"] = {port: {}}
-    data = json.dumps(config).encode()
-    name = hashlib.sha256(data).hexdigest() + ".json"
-    members[name] = data
-    manifest.update(Config=name, RepoTags=[tag])
-    members["manifest.json"] = json.dumps([manifest]).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for member_name, content in members.items():
-            info = tarfile.TarInfo(member_name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return out.getvalue()
-
-
 def test_publish_all_exposed_ports(net: tuple[NsPydock, Namespace], tmp_path: Path) -> None:
     pydock, namespace = net
     archive = subprocess.run(
         pydock.command("save", "busybox"), capture_output=True, check=True, timeout=120
     ).stdout
-    pydock.ok("load", "-q", stdin=_with_exposed_port(archive, "80/tcp", "exposed:1"))
+    pydock.ok(
+        "load", "-q", stdin=with_config(archive, {"ExposedPorts": {"80/tcp": {}}}, "exposed:1")
+    )
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text(PAGE)
