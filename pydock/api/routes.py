@@ -36,6 +36,7 @@ from pydock.api.streams import Client, Fds, Session
 from pydock.errors import ImageUnknownError, PydockError
 
 if TYPE_CHECKING:
+    import runtime
     from pydock.engine import Engine
     from pydock.store import ContainerRecord
 
@@ -1136,49 +1137,45 @@ async def exec_create(service: Service, http: HttpConnection, request: Request) 
     await http.json(201, {"Id": exec_id})
 
 
-def _exec_spec(engine: Engine, record: ExecRecord, detach: bool) -> tuple[object, bool, bool]:
-    """The exec's process spec (the container must be running), its tty and interactive."""
+def _exec_spec(engine: Engine, record: ExecRecord, detach: bool) -> runtime.ExecSpec:
+    """The exec's process spec (checked: the container must be running)."""
     from pydock.containers.execs import ExecOptions, exec_spec
 
     body = record.options
-    tty = bool(body.get("Tty"))
     options = ExecOptions(
         command=docker._strings(body.get("Cmd"), "Cmd"),
         env=tuple(item for item in docker._strings(body.get("Env"), "Env") if "=" in item),
         workdir=str(body.get("WorkingDir") or "") or None,
         user=str(body.get("User") or "") or None,
-        tty=tty,
+        tty=bool(body.get("Tty")),
         interactive=bool(body.get("AttachStdin")),
         detach=detach,
     )
-    return exec_spec(engine.containers, record.container_id, options), tty, options.interactive
+    return exec_spec(engine.containers, record.container_id, options)
 
 
 def _exec_launch(
-    engine: Engine, record: ExecRecord, prepared: tuple[object, bool, bool], detach: bool
+    engine: Engine, record: ExecRecord, spec: runtime.ExecSpec, detach: bool
 ) -> tuple[object, Fds]:
     """Start the exec's process; the service's ends of its streams."""
     from pydock.containers.execs import run_exec
 
-    spec, tty, interactive = prepared
     fds = Fds()
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     child = [null]
     stdio = [null, null, null]
     try:
-        if not tty and not detach:
+        if not record.options.get("Tty") and not detach:
             fds.stdout, out_write = os.pipe2(os.O_CLOEXEC)
             fds.stderr, err_write = os.pipe2(os.O_CLOEXEC)
             child += [out_write, err_write]
             stdio[1:] = [out_write, err_write]
-            if interactive:
+            if record.options.get("AttachStdin"):
                 in_read, fds.stdin = os.pipe2(os.O_CLOEXEC)
                 child.append(in_read)
                 stdio[0] = in_read
         process = run_exec(
-            spec,  # type: ignore[arg-type]
-            (stdio[0], stdio[1], stdio[2]),
-            where=f"executing in {record.container_id}",
+            spec, (stdio[0], stdio[1], stdio[2]), where=f"executing in {record.container_id}"
         )
         fds.console = process.console_fd
         process.console_fd = None
@@ -1202,9 +1199,9 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
     tty = bool(record.options.get("Tty"))
     record.running = True
     try:
-        prepared = await service.call(_exec_spec, record, detach)
+        spec = await service.call(_exec_spec, record, detach)
         if detach:
-            process, fds = await service.call(_exec_launch, record, prepared, detach)
+            process, fds = await service.call(_exec_launch, record, spec, detach)
     except BaseException:
         record.running = False
         record.exit_code = 126
@@ -1226,7 +1223,7 @@ async def exec_start(service: Service, http: HttpConnection, request: Request) -
     # and output sent right behind the head would be lost in that buffer.
     try:
         client.leftover = await http.hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
-        process, fds = await service.call(_exec_launch, record, prepared, detach)
+        process, fds = await service.call(_exec_launch, record, spec, detach)
     except PydockError as exc:
         record.running = False
         record.exit_code = 126
