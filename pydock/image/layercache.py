@@ -155,35 +155,41 @@ class LayerManager:
         try:
             image_id = self.content.write_bytes(config, before_publish=lease.publishing).digest
             record = ImageRecord(image_id, config.decode(), None, pending.chain_id, created, size)
-            for attempt in range(REGISTER_ATTEMPTS):
-                try:
-                    with self.store.transaction():
-                        self.finish(pending)
-                        self.store.images.add(record)
-                        if tag is not None:
-                            self.store.images.tag(tag, image_id, created=created)
-                    break
-                except LayerVanishedError:
-                    if attempt == REGISTER_ATTEMPTS - 1:
-                        raise
-                    # A prune took the copy being reused: unpack it again from the content
-                    # store, where the lease keeps the blob.
-                    pending = self.register(pending.diff_id, pending.parent)
         except BaseException:
             self.abandon(pending)
             raise
+
+        def record_image() -> None:
+            self.store.images.add(record)
+            if tag is not None:
+                self.store.images.tag(tag, image_id, created=created)
+
+        # The blob stays leased, so a layer registered again unpacks from the content store.
+        self.finish_retrying(pending, also=record_image)
         return image_id
 
     def register_finished(
         self, diff_id: str, parent: str | None, *, opener: LayerOpener | None = None
     ) -> PendingLayer:
-        """:meth:`register` then :meth:`finish` on their own, registering again when a
-        concurrent removal takes a reused copy in between."""
+        """:meth:`register` then :meth:`finish` on their own (see :meth:`finish_retrying`)."""
+        return self.finish_retrying(self.register(diff_id, parent, opener=opener), opener=opener)
+
+    def finish_retrying(
+        self,
+        pending: PendingLayer,
+        *,
+        also: Callable[[], None] = lambda: None,
+        opener: LayerOpener | None = None,
+    ) -> PendingLayer:
+        """:meth:`finish` ``pending`` and run ``also`` in one transaction; when a concurrent
+        prune or rmi took a reused copy in between, register the layer again (from
+        ``opener``, else the content store) and retry, up to ``REGISTER_ATTEMPTS`` times.
+        On failure the layer is abandoned. Returns the layer that was finished."""
         for attempt in range(REGISTER_ATTEMPTS):
-            pending = self.register(diff_id, parent, opener=opener)
             try:
                 with self.store.transaction():
                     self.finish(pending)
+                    also()
                 return pending
             except LayerVanishedError:
                 if attempt == REGISTER_ATTEMPTS - 1:
@@ -191,6 +197,7 @@ class LayerManager:
             except BaseException:
                 self.abandon(pending)
                 raise
+            pending = self.register(pending.diff_id, pending.parent, opener=opener)
         raise AssertionError("unreachable")
 
     def abandon(self, pending: PendingLayer) -> None:
