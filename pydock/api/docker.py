@@ -308,23 +308,14 @@ def port_entries(ports: dict[str, object]) -> list[dict[str, object]]:
     return entries
 
 
-def health_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
-    """``State.Health`` of a container with a healthcheck (once it has started)."""
-    from pydock.containers import health
-
-    config = ContainerConfig.from_json(record.config)
-    return health.current_state(config.healthcheck, manager.files(record.id).directory)
-
-
 def list_entry(
     manager: ContainerManager, record: ContainerRecord, now: dt.datetime
 ) -> dict[str, object]:
     """One entry of ``GET /containers/json``."""
-    from pydock.containers import views
+    from pydock.containers import health, views
     from pydock.network.views import network_view
 
     store = manager.store
-    state = health_state(manager, record)
     config = ContainerConfig.from_json(record.config)
     settings, _ = network_view(store, record)
     ports = settings["Ports"]
@@ -340,7 +331,7 @@ def list_entry(
         "Ports": port_entries(ports),
         "Labels": config.label_map,
         "State": str(record.state),
-        "Status": views.status_text(record, now, str((state or {}).get("Status", ""))),
+        "Status": views.status_text(record, now, health.current_status(manager, record)),
         "HostConfig": {"NetworkMode": config.network},
         "NetworkSettings": {"Networks": {name: _endpoint(e) for name, e in networks.items()}},
         "Mounts": [

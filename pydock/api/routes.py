@@ -623,7 +623,7 @@ async def container_create(service: Service, http: HttpConnection, request: Requ
 
 
 def _inspect(engine: Engine, name: str) -> dict[str, object]:
-    from pydock.containers import views
+    from pydock.containers import health, views
     from pydock.network.views import network_view
 
     record = _lookup(engine, name)
@@ -640,7 +640,7 @@ def _inspect(engine: Engine, name: str) -> dict[str, object]:
         log_path=log_path,
         network_settings=settings,
         port_bindings=bindings,
-        health=docker.health_state(manager, record),
+        health=health.current_state(manager, record),
     )
     docker.inspect_additions(document, record)
     return document

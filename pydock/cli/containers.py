@@ -147,7 +147,7 @@ def cmd_ps(engine: Engine, args: argparse.Namespace, out: TextIO) -> int:
         out.write("".join(f"{record.id[:12]}\n" for record in records))
         return 0
     sizes = {r.id: _size_text(manager, r) for r in records} if args.size else {}
-    healths = {r.id: _health_status(manager, r) for r in records}
+    healths = {r.id: health.current_status(manager, r) for r in records}
     rows = [
         views.ps_json(r, now, sizes.get(r.id, "0B"), ports[r.id], healths[r.id]) for r in records
     ]
@@ -365,18 +365,6 @@ def parse_signal(text: str) -> int:
     raise ContainerConfigError(f"parsing signal {text!r}: no such signal")
 
 
-def _health_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
-    """``State.Health`` of a container with an active healthcheck (none before its first
-    start)."""
-    config = manager.config_of(record)
-    return health.current_state(config.healthcheck, manager.files(record.id).directory)
-
-
-def _health_status(manager: ContainerManager, record: ContainerRecord) -> str:
-    state = _health_state(manager, record) if record.state == ContainerState.RUNNING else None
-    return str(state.get("Status", "")) if state is not None else ""
-
-
 def inspect_any(engine: Engine, name: str) -> dict[str, object]:
     """``inspect``: a container by name or id, else an image."""
     manager = engine.containers
@@ -396,5 +384,5 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
         log_path=log_path,
         network_settings=settings,
         port_bindings=bindings,
-        health=_health_state(manager, record),
+        health=health.current_state(manager, record),
     )

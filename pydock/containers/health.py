@@ -20,9 +20,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydock.clock import parse_go_duration
 from pydock.containers.errors import ContainerConfigError
+from pydock.containers.state import ContainerState
+
+if TYPE_CHECKING:
+    from pydock.containers.manager import ContainerManager
+    from pydock.store import ContainerRecord
 
 STATE_FILE = "health.json"
 # Docker's defaults and bounds, in nanoseconds.
@@ -179,13 +185,21 @@ def resolve(flags: HealthFlags, image: Healthcheck | None) -> Healthcheck | None
 # -- state ---------------------------------------------------------------------------------------
 
 
-def current_state(healthcheck: str, directory: Path) -> dict[str, object] | None:
-    """``State.Health`` of a container whose config holds ``healthcheck`` (its text form) and
-    whose files are in ``directory``; None without an active check or before its first start."""
-    check = Healthcheck.from_text(healthcheck)
+def current_state(manager: ContainerManager, record: ContainerRecord) -> dict[str, object] | None:
+    """``State.Health`` of a container (inspect); None without an active check or before its
+    first start."""
+    check = Healthcheck.from_text(manager.config_of(record).healthcheck)
     if check is None or not check.is_active:
         return None
-    return read_state(directory)
+    return read_state(manager.files(record.id).directory)
+
+
+def current_status(manager: ContainerManager, record: ContainerRecord) -> str:
+    """``State.Health.Status`` of a running container with a check, else ``""`` (ps)."""
+    if record.state != ContainerState.RUNNING:
+        return ""
+    state = current_state(manager, record)
+    return str(state.get("Status", "")) if state is not None else ""
 
 
 def state_path(directory: Path) -> Path:
