@@ -22,10 +22,12 @@ import contextlib
 import ipaddress
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import runtime.linux
 from pydock.network import nft, rootlessnet
 from pydock.network.driver import NetworkDriver
 from pydock.network.errors import NetworkError
@@ -35,6 +37,7 @@ from pydock.store.networks import EndpointRecord, NetworkRecord, PortBinding
 IPRoute = Any
 _EEXIST = 17
 _ENODEV = 19
+_NETLINK_ROUTE = 0
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -42,13 +45,43 @@ def _sysctl(path: str, value: str) -> None:
         Path("/proc/sys/net", path).write_text(value)
 
 
+def _socket_in(path: str) -> int:
+    """A NETLINK_ROUTE socket of the network namespace at ``path``: made by a thread of its
+    own that enters the namespace (setns moves only the calling thread) and then ends.
+
+    pyroute2's own way (``netns=``) forks the process; in the API service, a multi-threaded
+    trio program, a signal that reaches such a child runs trio's handler there, which can
+    wait forever on a lock another thread held at the fork, with the network lock held.
+    """
+    made: list[int] = []
+    failed: list[BaseException] = []
+
+    def enter_and_open() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                runtime.linux.setns(fd, runtime.linux.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+            made.append(sock.detach())
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=enter_and_open, name="pydock-netns")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
+
+
 @contextlib.contextmanager
 def _netlink(pid: int | None = None) -> Iterator[IPRoute]:
     from pyroute2 import IPRoute as Netlink  # type: ignore[import-untyped]
 
-    # flags=0: never let pyroute2 create a namespace for a path that is gone.
     pid = rootlessnet.holder() if pid is None else pid
-    ip = Netlink() if pid is None else Netlink(netns=rootlessnet.namespace_path(pid), flags=0)
+    ip = Netlink() if pid is None else Netlink(fileno=_socket_in(rootlessnet.namespace_path(pid)))
     try:
         yield ip
     finally:
