@@ -26,6 +26,10 @@ MARKER = b"pydock-fuse-server"
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ[_name] = "http://127.0.0.1:9"
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+# A container joins the bridge only when its test asks for one (--network, -p): the default
+# bridge would put a bridge and its nft rules in the host's namespace for every container.
+# The tests of the default itself run in network namespaces of their own and unset this.
+os.environ["PYDOCK_NETWORK"] = "none"
 
 
 def _servers() -> dict[int, list[bytes]]:

@@ -16,6 +16,7 @@ from pydock.api.http import HttpError
 from pydock.clock import parse_rfc3339
 from pydock.containers.config import ContainerConfig, RunOptions
 from pydock.containers.state import ContainerState
+from pydock.network import defaults
 from pydock.store import ContainerRecord
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from pydock.engine import Engine
 
 # HostConfig.NetworkMode "default" (or none given) is what ``pydock run`` does without
-# --network: network none, the bridge when ports are published.
+# --network: the default network (pydock.network.defaults), the bridge unless the host chose
+# another.
 DEFAULT_NETWORK = ("", "default")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 STORAGE_KEYS = ("driver", "storage")
@@ -228,6 +230,15 @@ def publish_options(host: dict[str, object]) -> tuple[str, ...]:
     return tuple(published)
 
 
+def network_warning(body: dict[str, object]) -> str | None:
+    """What ``Warnings`` says of the default network's fallback (see network_choice)."""
+    host = _dict(body, "HostConfig")
+    if str(host.get("NetworkMode") or "") not in DEFAULT_NETWORK:
+        return None
+    bridged = bool(publish_options(host)) or bool(host.get("PublishAllPorts"))
+    return defaults.choose(None, publishing=bridged).warning
+
+
 def network_choice(
     body: dict[str, object], host: dict[str, object], *, publishing: bool
 ) -> tuple[str, tuple[str, ...]]:
@@ -236,7 +247,7 @@ def network_choice(
     mode = str(host.get("NetworkMode") or "")
     if mode in DEFAULT_NETWORK:
         bridged = publishing or bool(host.get("PublishAllPorts"))
-        network = "bridge" if bridged else "none"
+        network = defaults.choose(None, publishing=bridged).network
     else:
         network = mode
     endpoints = _dict(_dict(body, "NetworkingConfig"), "EndpointsConfig")

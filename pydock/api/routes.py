@@ -619,7 +619,8 @@ async def container_create(service: Service, http: HttpConnection, request: Requ
         _create, request.arg("name") or None, body, storage=driver, storage_options=options
     )
     service.event("container", "create", record.id, name=record.name, image=str(body["Image"]))
-    await http.json(201, {"Id": record.id, "Warnings": []})
+    warning = docker.network_warning(body)
+    await http.json(201, {"Id": record.id, "Warnings": [warning] if warning else []})
 
 
 def _inspect(engine: Engine, name: str) -> dict[str, object]:

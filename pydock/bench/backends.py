@@ -11,8 +11,9 @@ unpack          ``apply_diff`` of the layer tar / ``tar -xf``
 snapshot        ``create_read_write`` on the data layer / ``cp -a`` of the tree
 mount           ``get`` + ``put`` of a layer on a chain / ``mount -t overlay`` or
                 ``fuse-overlayfs`` + unmount
-start           ``pydock run --rm busybox /bin/true`` / ``podman run --rm``, ``crun run``,
-                ``docker run --rm`` through ``pydock system service`` (pydock-api)
+start           ``pydock run --rm --network none busybox /bin/true`` / ``podman run --rm
+                --network none``, ``crun run``, ``docker run --rm --network none`` through
+                ``pydock system service`` (pydock-api)
 net             a busybox ``httpd`` container serving the seeded site on a port of
                 127.0.0.1: ``pydock run -d -p`` on the default bridge / ``pydock run -d
                 --network host`` (pydock-host), ``podman run -d -p`` on podman's default network
@@ -355,7 +356,8 @@ class DriverBackend(Backend):
             run_tool(self._pydock("import", "builtin:busybox", "busybox"))
 
     def start(self) -> float:
-        command = self._pydock("run", "--rm", "busybox", "/bin/true")
+        # No network, as the podman and crun references start theirs.
+        command = self._pydock("run", "--rm", "--network", "none", "busybox", "/bin/true")
         if not self._started:
             self._busybox()
             run_tool(command)  # the first run also unpacks the image for this driver
@@ -650,7 +652,7 @@ class PydockApiBackend(Backend):
     """The Docker client through ``pydock system service``: a start from a resident process."""
 
     name = "pydock-api"
-    description = "docker run --rm through pydock system service (the best driver)"
+    description = "docker run --rm --network none through pydock system service (the best driver)"
     operations = frozenset({"start"})
     docker = "/usr/bin/docker"
 
@@ -680,7 +682,7 @@ class PydockApiBackend(Backend):
             raise RuntimeError(f"pydock system service: {line.decode(errors='replace').strip()}")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
         self.env["DOCKER_HOST"] = uri
-        self.command = [self.docker, "run", "--rm", "busybox", "/bin/true"]
+        self.command = [self.docker, "run", "--rm", "--network", "none", "busybox", "/bin/true"]
         self._run()  # the first run also unpacks the image for the driver
 
     def _run(self) -> None:

@@ -124,7 +124,7 @@ def workloads(size: Size) -> list[Workload]:
         Workload("snapshot", "create a writable layer on top of the unpacked data", "snapshot",
                  lambda backend: backend.snapshot()),
         *(_mount_workload(depth) for depth in size.depths),
-        Workload("start", "run --rm busybox /bin/true, a whole container start to exit",
+        Workload("start", "run --rm --network none busybox /bin/true, start to exit",
                  "start", lambda backend: backend.start()),
         Workload("read-cold", "read the big file through a fresh mount, page cache dropped",
                  "view", read_cold, unit="MiB/s", cold=True),

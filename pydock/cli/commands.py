@@ -458,7 +458,7 @@ def _network(add: Add) -> None:
 def _network_options(sub: argparse.ArgumentParser) -> None:
     add = sub.add_argument
     add("--network", "--net", metavar="NETWORK",
-        help="none, host, bridge or a network name (default: none; bridge with -p)")  # fmt: skip
+        help="none, host, bridge or a network's name (default: bridge)")  # fmt: skip
     add("--add-host", action="append", default=[], metavar="NAME:IP",
         help="add a line to /etc/hosts")  # fmt: skip
     add("--dns", action="append", default=[], metavar="IP", help="name server for resolv.conf")

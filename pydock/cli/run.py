@@ -31,6 +31,7 @@ from pydock.engine import Engine
 from pydock.errors import ImageUnknownError, InvalidReferenceError, PydockError
 from pydock.image.reference import parse_reference
 from pydock.image.resolve import resolve_image
+from pydock.network import defaults
 from pydock.settings import EngineConfig
 from pydock.store import DATABASE_NAME, ContainerRecord, Store, is_owner_alive
 
@@ -45,6 +46,14 @@ def _command(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(command)
 
 
+def _network(args: argparse.Namespace) -> str:
+    """``--network``, else the default (the bridge); a fallback's warning goes to stderr."""
+    choice = defaults.choose(args.network, publishing=bool(args.publish or args.publish_all))
+    if choice.warning:
+        print(choice.warning, file=sys.stderr)
+    return choice.network
+
+
 def _options(args: argparse.Namespace) -> RunOptions:
     """The ``run``/``create`` options from the parsed command line."""
     return RunOptions(
@@ -55,7 +64,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         workdir=args.workdir,
         user=args.user,
         hostname=args.hostname,
-        network=args.network or ("bridge" if args.publish or args.publish_all else "none"),
+        network=_network(args),
         add_hosts=tuple(args.add_host),
         dns=tuple(args.dns),
         dns_search=tuple(args.dns_search),

@@ -24,13 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from .containers_support import clean_env
+
 DOCKER = "/usr/bin/docker"
 START_TIMEOUT_SECONDS = 30.0
 COMMAND_TIMEOUT_SECONDS = 120
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYDOCK_", "DOCKER_"))}
+    return {k: v for k, v in clean_env().items() if not k.startswith("DOCKER_")}
 
 
 @dataclass
@@ -81,12 +83,15 @@ class Service:
         """Start the service and return once it listens."""
         command = [sys.executable, "-m", "pydock", "--root", str(self.root)]
         command += ["--run-root", str(self.run_root), "system", "service", "--time", "0"]
+        env = _env()
         if self.own_network:
             # unshare and sh exec: the service keeps the pid; lo is up for 127.0.0.1.
             up = 'ip link set lo up && exec "$@"'
             command = ["unshare", "--net", "sh", "-c", up, "sh", *command]
+            # In a namespace of its own, the service keeps pydock's default network, the bridge.
+            env.pop("PYDOCK_NETWORK", None)
         self.process = subprocess.Popen(
-            [*command, self.uri], stderr=subprocess.PIPE, env=_env(), start_new_session=True
+            [*command, self.uri], stderr=subprocess.PIPE, env=env, start_new_session=True
         )
         assert self.process.stderr is not None
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -69,6 +69,10 @@ def require_driver(name: str, root: Path) -> None:
     pytest.fail(f"driver {name} must work on this machine but does not: {reason}")
 
 
+# The suite's own PYDOCK_* settings, which every command it runs keeps (tests/conftest.py).
+SUITE_SETTINGS = ("PYDOCK_NETWORK",)
+
+
 @dataclass(frozen=True)
 class Done:
     """A finished pydock command."""
@@ -79,8 +83,13 @@ class Done:
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment without PYDOCK_* settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYDOCK_")}
+    """The test's environment without PYDOCK_* settings, except the suite's own (the default
+    network it pins, see tests/conftest.py)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYDOCK_") or key in SUITE_SETTINGS
+    }
     return env | (extra or {})
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydock.cli import main
 
+from .containers_support import clean_env
+
 
 def cli(root: Path, *args: str) -> tuple[int, str, str]:
     """Run ``pydock --root ROOT --storage vfs ARGS`` in this process."""
@@ -33,7 +35,7 @@ def cli(root: Path, *args: str) -> tuple[int, str, str]:
 def cli_process(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run the same command as a subprocess."""
     command = [sys.executable, "-m", "pydock", "--root", str(root), "--storage", "vfs", *args]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    environment = clean_env()
     done = subprocess.run(
         command, capture_output=True, timeout=300, env=environment | (env or {}), check=False
     )

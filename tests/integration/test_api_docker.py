@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from .api_support import DOCKER, Service, running_service
+from .containers_support import clean_env
 from .registry_support import running_registry
 
 READ_TIMEOUT_SECONDS = 60.0
@@ -266,7 +267,7 @@ def test_socket_activation_and_idle_exit(service: Service, tmp_path: Path) -> No
     command = [activate, "-l", str(path), sys.executable, "-m", "pydock", "--root",
                str(service.root), "--run-root", str(service.run_root), "system", "service",
                "--time", "1"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYDOCK_", "DOCKER_"))}
+    env = {k: v for k, v in clean_env().items() if not k.startswith("DOCKER_")}
     activator = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
     try:
         assert activator.stderr is not None

@@ -9,7 +9,6 @@ through ``nsenter``, to 127.0.0.1 or to a container's address in that namespace.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import docker
 import pytest
 
 from .api_support import Service, running_service
+from .containers_support import clean_env
 from .netns_support import FETCH
 
 pytestmark = pytest.mark.skipif(
@@ -90,8 +90,13 @@ def test_a_published_port_serves_the_services_namespace(service: Service) -> Non
         assert (reached.returncode, reached.stdout) == (0, PAGE), reached.stderr
     finally:
         service.docker("rm", "-f", "web")
-    # Without --network or -p a container is on network none, as with `pydock run`.
-    alone = service.docker("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net")
+    # Without --network a container is on the default bridge, as with Docker and `pydock run`
+    # (the service runs without the suite's pinned default); --network none has only lo.
+    bridged = service.docker("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert (bridged.returncode, bridged.stdout) == (0, "eth0\nlo\n"), bridged.stderr
+    alone = service.docker(
+        "run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net"
+    )
     assert (alone.returncode, alone.stdout) == (0, "lo\n"), alone.stderr
 
 
@@ -238,7 +243,7 @@ def test_docker_compose_up_reaches_a_service_by_name(service: Service, tmp_path:
     network, a published port, a client that reaches the server by its service name."""
     (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PYDOCK_", "DOCKER_"))},
+        **{k: v for k, v in clean_env().items() if not k.startswith("DOCKER_")},
         "DOCKER_HOST": service.uri,
         "COMPOSE_PROJECT_NAME": "proj",
     }

@@ -27,6 +27,8 @@ import zstandard
 
 import graphdriver
 
+from .containers_support import clean_env
+
 pytestmark = pytest.mark.skipif(
     "vfs" not in graphdriver.registered(), reason="vfs driver not installed"
 )
@@ -66,10 +68,6 @@ def sha256(data: bytes) -> str:
 
 def pydock_command(root: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pydock", "--root", str(root), "--storage", "vfs", *args]
-
-
-def clean_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("PYDOCK_")}
 
 
 def run(

@@ -23,7 +23,7 @@ import pytest
 import graphdriver
 from pydock.store.db import BUSY_TIMEOUT_SECONDS
 
-from .containers_support import Workspace
+from .containers_support import Workspace, clean_env
 from .pydockrun import another_command, assert_fails, cli_process, ok, snapshot
 
 pytestmark = pytest.mark.skipif(
@@ -43,10 +43,6 @@ def root(tmp_path: Path) -> Path:
 
 def command(root: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pydock", "--root", str(root), "--storage", "vfs", *args]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
 
 
 def read_line(process: subprocess.Popen[bytes]) -> bytes:

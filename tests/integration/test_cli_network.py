@@ -91,14 +91,24 @@ class Namespace:
 
 
 class NsPydock(Pydock):
-    """``python -m pydock`` run inside the namespace."""
+    """``python -m pydock`` run inside the namespace; ``settings`` are environment variables
+    it is run with ("": unset), over the suite's."""
 
-    def __init__(self, root: Path, storage: str, namespace: Namespace) -> None:
+    def __init__(
+        self, root: Path, storage: str, namespace: Namespace, settings: dict[str, str] | None = None
+    ) -> None:
         super().__init__(root, storage)
         self.namespace = namespace
+        self.settings = settings or {}
 
     def command(self, *args: str) -> list[str]:
-        return self.namespace.argv(*super().command(*args))
+        env = ["env"]
+        for name, value in self.settings.items():
+            env += [f"{name}={value}"] if value else ["-u", name]
+        return self.namespace.argv(*env, *super().command(*args))
+
+    def with_settings(self, **settings: str) -> NsPydock:
+        return NsPydock(self.root, self.storage or "", self.namespace, settings)
 
 
 @pytest.fixture
@@ -275,6 +285,31 @@ def test_connect_and_disconnect_a_running_container(net: tuple[NsPydock, Namespa
         "network nosuch not found",
     )
     pydock.ok("rm", "-f", "a1", "c1")
+    assert_released(pydock, namespace)
+
+
+def test_the_default_network_is_the_bridge(net: tuple[NsPydock, Namespace]) -> None:
+    """Without --network a container joins the bridge, as in Docker: an address, /etc/hosts,
+    a peer reachable by address; ``PYDOCK_NETWORK`` chooses another default."""
+    pinned, namespace = net
+    pydock = pinned.with_settings(PYDOCK_NETWORK="")  # pydock's own default, not the suite's
+    server = pydock.ok("run", "-d", "--name", "server", "busybox", "sleep", "120").strip()
+    [info] = json.loads(pydock.ok("inspect", server))
+    assert info["HostConfig"]["NetworkMode"] == "bridge"
+    address = info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    assert address.startswith("172.17.0.")
+    hosts = pydock.ok("exec", "server", "cat", "/etc/hosts")
+    assert f"{address}\t{server[:12]}" in hosts
+    assert [n for n in namespace.links() if n.startswith("veth")] != []
+    assert "pydock0" in namespace.links()
+    # create, then start: the same default.
+    pydock.ok("create", "--name", "client", "busybox", "ping", "-c", "1", "-W", "5", address)
+    assert pydock.run("start", "-a", "client").status == 0
+    # The host's choice of default: none, from the environment.
+    chosen = pinned.with_settings(PYDOCK_NETWORK="none")
+    out = chosen.ok("run", "--rm", "busybox", "cat", "/proc/net/dev")
+    assert "eth0" not in out and "lo:" in out
+    pydock.ok("rm", "-f", "server", "client")
     assert_released(pydock, namespace)
 
 

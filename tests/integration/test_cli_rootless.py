@@ -24,10 +24,11 @@ import pytest
 
 import graphdriver
 
-from .containers_support import CONTAINER_ID, IMAGE_ID, Done, fails
+from .containers_support import CONTAINER_ID, IMAGE_ID, SUITE_SETTINGS, Done, fails
 from .unprivileged import installed, missing_prerequisite, remove_user
 
 DEV_FUSE = "/dev/fuse"
+TUN = "/dev/net/tun"
 
 pytestmark = [
     pytest.mark.root,
@@ -47,9 +48,20 @@ class User:
     uid: int
     home: Path
 
-    def pydock(self, *args: str, stdin: bytes | None = None, timeout: float = 90) -> Done:
-        """Run ``pydock ARGS`` as the user, with its default root."""
+    def pydock(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        timeout: float = 90,
+        unset: tuple[str, ...] = (),
+    ) -> Done:
+        """Run ``pydock ARGS`` as the user, with its default root, keeping the suite's own
+        settings (its default network) but those named in ``unset``."""
+        suite = [
+            f"{k}={os.environ[k]}" for k in SUITE_SETTINGS if k in os.environ and k not in unset
+        ]
         env = [
+            *suite,
             "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             f"HOME={self.home}",
             "PYTHONDONTWRITEBYTECODE=1",
@@ -216,6 +228,44 @@ def test_rootless_etc_files(user: User) -> None:
     )  # fmt: skip
     assert out.splitlines() == ["rl2", "10.0.0.7\tdb", "nameserver 192.0.2.1"]
     assert user.ok("ps", "-a", "-q") == ""
+    assert user.processes() == []
+
+
+@contextmanager
+def tun_closed_to_users() -> Iterator[None]:
+    """/dev/net/tun as some hosts (this one) create it, 0600; the mode is restored after."""
+    mode = stat.S_IMODE(os.stat(TUN).st_mode)
+    os.chmod(TUN, 0o600)
+    try:
+        yield
+    finally:
+        os.chmod(TUN, mode)
+
+
+@pytest.mark.skipif(not os.path.exists(TUN), reason=f"no {TUN}")
+def test_rootless_default_without_user_networking_is_no_network_with_a_warning(
+    user: User,
+) -> None:
+    """pydock's default is the bridge; rootless it needs pasta and /dev/net/tun. Without them
+    a plain run still runs, with no network, and says why in one line."""
+    with tun_closed_to_users():
+        done = user.pydock(
+            "run", "--name", "plain", "busybox", "cat", "/proc/net/dev", unset=("PYDOCK_NETWORK",)
+        )
+    assert done.status == 0, done
+    assert "lo:" in done.out and "eth0" not in done.out
+    [warning] = done.err.splitlines()
+    assert warning.startswith("WARNING: the container has no network: rootless networking needs")
+    assert TUN in warning or "pasta not found" in warning
+    [info] = json.loads(user.ok("inspect", "plain"))
+    assert info["HostConfig"]["NetworkMode"] == "none"
+    # An explicit --network none is a choice: no warning.
+    with tun_closed_to_users():
+        quiet = user.pydock(
+            "run", "--rm", "--network", "none", "busybox", "true", unset=("PYDOCK_NETWORK",)
+        )
+    assert (quiet.status, quiet.err) == (0, "")
+    user.ok("rm", "plain")
     assert user.processes() == []
 
 

@@ -19,6 +19,7 @@ import pytest
 
 import graphdriver
 
+from .containers_support import clean_env
 from .imagebuild import (
     layer_tar,
     seeded_layers,
@@ -146,7 +147,7 @@ def test_save_and_load_round_trip_in_both_formats(tmp_path: Path) -> None:
 
     # Through standard output and standard input, as the real command: the same bytes.
     piped = tmp_path / "piped.tar"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    env = clean_env()
     with piped.open("wb") as out:
         saved = subprocess.run(
             [sys.executable, "-m", "pydock", "--root", str(source), "--storage", "vfs",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .containers_support import clean_env
 from .unprivileged import installed
 
 pytestmark = [
@@ -24,10 +25,7 @@ pytestmark = [
 
 def pydock(root: Path, *args: str) -> str:
     """Run the installed command; assert it succeeds with a quiet stderr; return stdout."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")},
-        "PYTHONWARNINGS": "error::DeprecationWarning",
-    }
+    env = clean_env({"PYTHONWARNINGS": "error::DeprecationWarning"})
     done = subprocess.run(
         [str(installed("pydock")), "--root", str(root), *args],
         capture_output=True,

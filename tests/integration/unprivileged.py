@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .containers_support import SUITE_SETTINGS
+
 REPO = Path(__file__).resolve().parents[2]
 # pydock's environment: this session's interpreter, which the user must be able to run too.
 ENV_PYTHON = Path(sys.executable)
@@ -115,6 +117,8 @@ def run_as(
         "HOME": f"/home/{user}",
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",
+        # The suite's pinned default network (tests/conftest.py), as every command keeps it.
+        **{k: os.environ[k] for k in SUITE_SETTINGS if k in os.environ},
         **(env or {}),
     }
     done = subprocess.run(

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from integration.containers_support import processes_of
+from integration.containers_support import clean_env, processes_of
 
 from graphdriver.mountutil import mounts_under
 
@@ -26,7 +26,7 @@ def command(root: Path, *args: str) -> list[str]:
 
 
 def pydock(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    env = clean_env()
     return subprocess.run(
         command(root, *args), capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -40,7 +40,7 @@ def ok(root: Path, *args: str) -> str:
 
 def run_and_kill(root: Path, args: list[str], after: float) -> int | None:
     """Start ``pydock ARGS``, SIGKILL it after ``after`` seconds; its status if it ended first."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    env = clean_env()
     process = subprocess.Popen(
         command(root, *args),
         stdin=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import LONG, SEED, assert_nothing_left, command, ok
+from .support import LONG, SEED, assert_nothing_left, clean_env, command, ok
 
 pytestmark = [
     pytest.mark.root,
@@ -62,7 +62,7 @@ def test_eight_loops_of_mixed_commands(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "file").write_bytes(random.Random(SEED).randbytes(300_000))
     subprocess.run(["tar", "-cf", str(layer), "-C", str(tmp_path / "data"), "."], check=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYDOCK_")}
+    env = clean_env()
     failures: list[str] = []
     counts = [0] * LOOPS
     deadline = time.monotonic() + SECONDS

@@ -29,9 +29,9 @@ VERBS: dict[str, tuple[list[str], set[str]]] = {
     "info": (["info"], IMAGE_VERBS | {"pydock.cli.images"}),
     "ps": (["ps", "-a"], CONTAINER_VERBS),
     "inspect": (["inspect", "busybox"], CONTAINER_VERBS),
-    "create": (["create", "--name", "c", "busybox", "true"], CONTAINER_VERBS),
+    "create": (["create", "--name", "c", "--network", "none", "busybox", "true"], CONTAINER_VERBS),
     "start": (["start", "c"], CONTAINER_VERBS),
-    "run": (["run", "--rm", "busybox", "true"], CONTAINER_VERBS),
+    "run": (["run", "--rm", "--network", "none", "busybox", "true"], CONTAINER_VERBS),
 }
 
 
