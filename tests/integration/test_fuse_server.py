@@ -226,6 +226,55 @@ def test_a_failed_mount_reports_one_line_and_leaves_nothing_mounted(env) -> None
     mount(run_root, layers, 0)  # the server is still fine
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"options": "lowerdir=/l", "cwd": "/", "mountpoint": "/mnt"},
+        {"options": ["lowerdir=/l"], "mountpoint": "/mnt"},
+        {"options": ["lowerdir=/l"], "cwd": "/", "mountpoint": None},
+    ],
+    ids=["options-not-a-list", "no-cwd", "mountpoint-not-a-string"],
+)
+def test_a_malformed_request_is_answered_by_its_filesystem_process(env, request_) -> None:
+    run_root, layers = env
+    paths = client.ServerPaths.under(run_root)
+    client.private_directory(paths.directory)
+    client.start_server(paths)
+    pid, verdict = client._ask(paths, json.dumps(request_).encode() + b"\n", 30.0)
+    assert verdict == "malformed mount request"
+    wait_for(lambda: pid not in processes_of(run_root), "the filesystem process to exit")
+    mount(run_root, layers, 0)  # and the server still serves
+
+
+def test_an_unreadable_idle_time_falls_back_to_the_default(env, monkeypatch) -> None:
+    run_root, layers = env
+    monkeypatch.setenv(client.IDLE_ENV, "soon")
+    mount(run_root, layers, 0)
+    [server] = servers(run_root)
+    argv = Path(f"/proc/{server}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"--idle") + 1] == f"{client.DEFAULT_IDLE:g}".encode()
+
+
+def test_a_killed_spare_is_replaced_and_mounts_go_on(env) -> None:
+    run_root, layers = env
+    mount(run_root, layers, 0)
+    [server] = servers(run_root)
+    wait_for(lambda: len(spares(run_root, server)) == 1, "the server to fork a spare")
+    [spare] = spares(run_root, server)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: spare not in processes_of(run_root), "the server to reap its spare")
+    second = mount(run_root, layers, 1)  # forked for the connection, or by a new spare
+    assert processes_of(run_root)[second][0] == server
+    wait_for(lambda: len(spares(run_root, server)) == 1, "the server to fork a new spare")
+    assert spares(run_root, server) != [spare]
+
+
+def spares(run_root: Path, server: int) -> list[int]:
+    """The server's children still waiting for a mount (working directory /)."""
+    procs = processes_of(run_root)
+    return [pid for pid, (ppid, _, cwd) in procs.items() if ppid == server and cwd == "/"]
+
+
 def test_the_driver_mounts_through_the_server_and_reports_a_dead_mount(tmp_path: Path) -> None:
     run_root = tmp_path / "run"
     driver = get_driver("fuse", tmp_path / "home", {"fuse.run_root": str(run_root)})
