@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from drivers.fuse import client
-from graphdriver import get_driver
+from graphdriver import MountError, get_driver
 
 from .fusemount import is_mounted, missing_fuse, unmount
 from .unprivileged import ENV_PYTHON, REPO, missing_prerequisite, unprivileged_user
@@ -305,6 +305,46 @@ def test_without_the_server_the_driver_starts_the_command(tmp_path: Path) -> Non
         driver.get("top")
         assert processes_of(run_root) == {}
         assert driver.mount_problem("top") is None
+    finally:
+        driver.cleanup()
+
+
+def test_a_run_root_too_deep_for_a_socket_falls_back_to_the_command(tmp_path: Path) -> None:
+    run_root = tmp_path / ("r" * 100)  # the server's socket path would not fit in sun_path
+    options = {"run_root": str(run_root), "fsync": "false"}
+    driver = get_driver("fuse", tmp_path / "home", options)
+    driver.create("base", None)
+    driver.create_read_write("top", "base")
+    try:
+        merged = driver.get("top")
+        (merged / "f").write_text("x")
+        assert (driver.layout.diff_dir("top") / "f").read_text() == "x"
+        assert processes_of(run_root) == {} and not run_root.exists()
+        [pid] = client.standalone_pids(merged)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"-o") + 1].endswith(b",fsync=0")
+    finally:
+        driver.cleanup()
+
+
+def test_a_mount_the_command_cannot_make_is_reported_in_one_line(tmp_path: Path) -> None:
+    options = {"run_root": str(tmp_path / "run"), "mount_server": "false"}
+    driver = get_driver("fuse", tmp_path / "home", options)
+    driver.create("base", None)
+    driver.create_read_write("top", "base")
+    work = driver.layout.work_dir("top")
+    (work / "pydock-fuse").write_text("the filesystem's private dir, taken by a file")
+    try:
+        with pytest.raises(MountError) as caught:
+            driver.get("top")
+        assert str(caught.value) == (
+            f"mounting fuse overlay for layer top: preparing work dir {work}: Not a directory"
+        )
+        assert not is_mounted(driver.layout.merged_dir("top"))
+        (work / "pydock-fuse").unlink()
+        assert (driver.get("top") / ".").is_dir()  # refcount was not kept by the failure
+        driver.put("top")
+        assert not is_mounted(driver.layout.merged_dir("top"))
     finally:
         driver.cleanup()
 
