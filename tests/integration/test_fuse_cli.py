@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,19 @@ def test_a_source_argument_is_taken_and_a_third_path_refused(layers: Layers) -> 
     assert done.returncode == 2
     assert "unrecognized arguments: " in done.stderr
     assert not is_mounted(layers.mnt)
+
+
+def test_version_names_the_installed_distribution() -> None:
+    try:
+        expected = metadata.version("pydock")
+    except metadata.PackageNotFoundError:
+        expected = "unknown"
+    done = run_cli("--version")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"pydock-fuse-overlay {expected}\n",
+        "",
+    )
 
 
 # -- through mount(8): mount.fuse3 runs "PROGRAM SOURCE MOUNTPOINT -o OPTIONS" --------------------
