@@ -105,9 +105,21 @@ def env(tmp_path: Path) -> Iterator[tuple[Path, Layers]]:
     finally:
         for mountpoint in layers.mounts:
             unmount(mountpoint)
+        stop_servers(run_root)
         for pid in processes_of(run_root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def stop_servers(run_root: Path) -> None:
+    """Stop the run root's servers as the suite's end does (SIGTERM: they leave as when idle,
+    and a process measuring coverage keeps its data), within a bound; the caller kills the rest.
+    """
+    for pid in servers(run_root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not servers(run_root), "the servers to stop", timeout=10)
 
 
 def mount(run_root: Path, layers: Layers, i: int) -> int:
