@@ -82,19 +82,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve_and_report(spec: MountSpec, mountpoint: str, ready_fd: int | None) -> None:
+    """Mount and serve until unmounted; ``ready`` or the one-line failure goes to ``ready_fd``.
+
+    Without ``ready_fd`` a failure to mount is raised, from outside the nursery: raised inside
+    it, trio would wrap it in an exception group the caller's ``except`` does not catch.
+    """
+    failure: GraphDriverError | None = None
     async with trio.open_nursery() as nursery:
         try:
             await nursery.start(serve, spec.lowers, spec.upper, spec.work, mountpoint, spec.options)
         except GraphDriverError as exc:
-            if ready_fd is None:
-                raise
-            os.write(ready_fd, f"{exc}\n".encode())
-            os.close(ready_fd)
-            return
-        if ready_fd is not None:
-            os.write(ready_fd, READY)
-            os.close(ready_fd)
-            _detach_stdio()
+            failure = exc
+        else:
+            if ready_fd is not None:
+                os.write(ready_fd, READY)
+                os.close(ready_fd)
+                _detach_stdio()
+    if failure is None:
+        return
+    if ready_fd is None:
+        raise failure
+    os.write(ready_fd, f"{failure}\n".encode())
+    os.close(ready_fd)
 
 
 def _detach_stdio() -> None:

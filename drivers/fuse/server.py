@@ -107,12 +107,12 @@ async def _mount_process(control: socket.socket | None, conn_fd: int | None) -> 
     os.write(conn_fd, f"pid {os.getpid()}\n".encode())
     try:
         request = _read_request(conn_fd)
-        options, cwd, target = request["options"], request["cwd"], request["mountpoint"]
-        if not isinstance(options, list) or not isinstance(cwd, str):
+        options, cwd, target = request.get("options"), request.get("cwd"), request.get("mountpoint")
+        if not isinstance(options, list) or not isinstance(cwd, str) or not isinstance(target, str):
             raise ValueError("malformed mount request")
         spec = parse([str(o) for o in options], cwd=cwd)
-        mountpoint = os.path.abspath(os.path.join(cwd, str(target)))
-    except (GraphDriverError, OSError, ValueError, KeyError) as exc:
+        mountpoint = os.path.abspath(os.path.join(cwd, target))
+    except (GraphDriverError, OSError, ValueError) as exc:
         os.write(conn_fd, f"{exc}\n".encode())
         return 1
     # The covered directory as working directory names this process's mount in /proc

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,10 @@ def test_accepted_fuse_overlayfs_options(layers: Layers) -> None:
 
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs uid 0 to mount a ramfs")
-def test_upper_without_xattrs_is_refused(layers: Layers, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["-f"], ["-d"]], ids=["daemon", "foreground", "debug"])
+def test_upper_without_xattrs_is_refused(layers: Layers, tmp_path: Path, mode: list[str]) -> None:
+    # Found only when the filesystem is built, after the cheap checks: in the foreground too
+    # it is one line, not a traceback.
     ramfs = tmp_path / "ramfs"
     ramfs.mkdir()
     subprocess.run(["mount", "-t", "ramfs", "ramfs", str(ramfs)], check=True, timeout=30)
@@ -136,12 +140,13 @@ def test_upper_without_xattrs_is_refused(layers: Layers, tmp_path: Path) -> None
         (ramfs / "upper").mkdir()
         (ramfs / "work").mkdir()
         options = f"lowerdir={layers.bottom},upperdir={ramfs}/upper,workdir={ramfs}/work"
-        done = run_cli("-o", options, str(layers.mnt))
+        done = run_cli(*mode, "-o", options, str(layers.mnt))
         assert done.returncode == 1
         expected = f"upper dir {ramfs}/upper is on a filesystem without extended attributes"
         assert done.stderr.strip() == f"pydock-fuse-overlay: {expected}"
         assert not is_mounted(layers.mnt)
     finally:
+        unmount(layers.mnt)
         subprocess.run(["umount", "-l", str(ramfs)], timeout=30)
 
 
@@ -197,6 +202,19 @@ def test_a_source_argument_is_taken_and_a_third_path_refused(layers: Layers) -> 
     assert done.returncode == 2
     assert "unrecognized arguments: " in done.stderr
     assert not is_mounted(layers.mnt)
+
+
+def test_version_names_the_installed_distribution() -> None:
+    try:
+        expected = metadata.version("pydock")
+    except metadata.PackageNotFoundError:
+        expected = "unknown"
+    done = run_cli("--version")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"pydock-fuse-overlay {expected}\n",
+        "",
+    )
 
 
 # -- through mount(8): mount.fuse3 runs "PROGRAM SOURCE MOUNTPOINT -o OPTIONS" --------------------

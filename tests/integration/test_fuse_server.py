@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from drivers.fuse import client
-from graphdriver import get_driver
+from graphdriver import MountError, get_driver
 
 from .fusemount import is_mounted, missing_fuse, unmount
 from .unprivileged import ENV_PYTHON, REPO, missing_prerequisite, unprivileged_user
@@ -105,9 +105,21 @@ def env(tmp_path: Path) -> Iterator[tuple[Path, Layers]]:
     finally:
         for mountpoint in layers.mounts:
             unmount(mountpoint)
+        stop_servers(run_root)
         for pid in processes_of(run_root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def stop_servers(run_root: Path) -> None:
+    """Stop the run root's servers as the suite's end does (SIGTERM: they leave as when idle,
+    and a process measuring coverage keeps its data), within a bound; the caller kills the rest.
+    """
+    for pid in servers(run_root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not servers(run_root), "the servers to stop", timeout=10)
 
 
 def mount(run_root: Path, layers: Layers, i: int) -> int:
@@ -226,6 +238,55 @@ def test_a_failed_mount_reports_one_line_and_leaves_nothing_mounted(env) -> None
     mount(run_root, layers, 0)  # the server is still fine
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"options": "lowerdir=/l", "cwd": "/", "mountpoint": "/mnt"},
+        {"options": ["lowerdir=/l"], "mountpoint": "/mnt"},
+        {"options": ["lowerdir=/l"], "cwd": "/", "mountpoint": None},
+    ],
+    ids=["options-not-a-list", "no-cwd", "mountpoint-not-a-string"],
+)
+def test_a_malformed_request_is_answered_by_its_filesystem_process(env, request_) -> None:
+    run_root, layers = env
+    paths = client.ServerPaths.under(run_root)
+    client.private_directory(paths.directory)
+    client.start_server(paths)
+    pid, verdict = client._ask(paths, json.dumps(request_).encode() + b"\n", 30.0)
+    assert verdict == "malformed mount request"
+    wait_for(lambda: pid not in processes_of(run_root), "the filesystem process to exit")
+    mount(run_root, layers, 0)  # and the server still serves
+
+
+def test_an_unreadable_idle_time_falls_back_to_the_default(env, monkeypatch) -> None:
+    run_root, layers = env
+    monkeypatch.setenv(client.IDLE_ENV, "soon")
+    mount(run_root, layers, 0)
+    [server] = servers(run_root)
+    argv = Path(f"/proc/{server}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"--idle") + 1] == f"{client.DEFAULT_IDLE:g}".encode()
+
+
+def test_a_killed_spare_is_replaced_and_mounts_go_on(env) -> None:
+    run_root, layers = env
+    mount(run_root, layers, 0)
+    [server] = servers(run_root)
+    wait_for(lambda: len(spares(run_root, server)) == 1, "the server to fork a spare")
+    [spare] = spares(run_root, server)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: spare not in processes_of(run_root), "the server to reap its spare")
+    second = mount(run_root, layers, 1)  # forked for the connection, or by a new spare
+    assert processes_of(run_root)[second][0] == server
+    wait_for(lambda: len(spares(run_root, server)) == 1, "the server to fork a new spare")
+    assert spares(run_root, server) != [spare]
+
+
+def spares(run_root: Path, server: int) -> list[int]:
+    """The server's children still waiting for a mount (working directory /)."""
+    procs = processes_of(run_root)
+    return [pid for pid, (ppid, _, cwd) in procs.items() if ppid == server and cwd == "/"]
+
+
 def test_the_driver_mounts_through_the_server_and_reports_a_dead_mount(tmp_path: Path) -> None:
     run_root = tmp_path / "run"
     driver = get_driver("fuse", tmp_path / "home", {"fuse.run_root": str(run_root)})
@@ -256,6 +317,46 @@ def test_without_the_server_the_driver_starts_the_command(tmp_path: Path) -> Non
         driver.get("top")
         assert processes_of(run_root) == {}
         assert driver.mount_problem("top") is None
+    finally:
+        driver.cleanup()
+
+
+def test_a_run_root_too_deep_for_a_socket_falls_back_to_the_command(tmp_path: Path) -> None:
+    run_root = tmp_path / ("r" * 100)  # the server's socket path would not fit in sun_path
+    options = {"run_root": str(run_root), "fsync": "false"}
+    driver = get_driver("fuse", tmp_path / "home", options)
+    driver.create("base", None)
+    driver.create_read_write("top", "base")
+    try:
+        merged = driver.get("top")
+        (merged / "f").write_text("x")
+        assert (driver.layout.diff_dir("top") / "f").read_text() == "x"
+        assert processes_of(run_root) == {} and not run_root.exists()
+        [pid] = client.standalone_pids(merged)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"-o") + 1].endswith(b",fsync=0")
+    finally:
+        driver.cleanup()
+
+
+def test_a_mount_the_command_cannot_make_is_reported_in_one_line(tmp_path: Path) -> None:
+    options = {"run_root": str(tmp_path / "run"), "mount_server": "false"}
+    driver = get_driver("fuse", tmp_path / "home", options)
+    driver.create("base", None)
+    driver.create_read_write("top", "base")
+    work = driver.layout.work_dir("top")
+    (work / "pydock-fuse").write_text("the filesystem's private dir, taken by a file")
+    try:
+        with pytest.raises(MountError) as caught:
+            driver.get("top")
+        assert str(caught.value) == (
+            f"mounting fuse overlay for layer top: preparing work dir {work}: Not a directory"
+        )
+        assert not is_mounted(driver.layout.merged_dir("top"))
+        (work / "pydock-fuse").unlink()
+        assert (driver.get("top") / ".").is_dir()  # refcount was not kept by the failure
+        driver.put("top")
+        assert not is_mounted(driver.layout.merged_dir("top"))
     finally:
         driver.cleanup()
 

@@ -3,8 +3,13 @@ is, the private socket directory, the start report, and a server that answers wr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +159,143 @@ def test_server_refuses_a_malformed_request(sent: bytes, why: str) -> None:
             server._read_request(ours.fileno())
         sender.join(timeout=10)
         assert ours.fileno() >= 0  # the connection stays the caller's to answer on
+
+
+def test_a_server_that_never_answers_is_unavailable(tmp_path: Path) -> None:
+    paths = ServerPaths(tmp_path, "k")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(os.fspath(paths.socket))
+        listener.listen()  # connections queue and are never accepted
+        with pytest.raises(ServerUnavailableError, match=f"mount server at {paths.socket}"):
+            client._ask(paths, b"mount\n", 0.2)
+
+
+def test_a_server_that_drops_the_request_unread_is_unavailable(tmp_path: Path) -> None:
+    paths = ServerPaths(tmp_path, "k")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(os.fspath(paths.socket))
+        listener.listen()
+
+        def drop() -> None:
+            conn, _ = listener.accept()
+            conn.settimeout(10)
+            conn.recv(1, socket.MSG_PEEK)  # the request is there...
+            conn.close()  # ...and closed unread: the client's recv is reset
+
+        dropper = threading.Thread(target=drop)
+        dropper.start()
+        try:
+            with pytest.raises(ServerUnavailableError, match="closed the connection"):
+                client._ask(paths, b"mount\n", 10)
+        finally:
+            dropper.join(timeout=10)
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_unavailable(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    with pytest.raises(ServerUnavailableError, match=r"socket path .* is too long"):
+        client.mount(deep, ["lowerdir=/l"], tmp_path, 5)
+    assert not deep.exists()  # refused before anything was made
+    with pytest.raises(ServerUnavailableError, match=r"connecting to .*: AF_UNIX path too long"):
+        client._ask(ServerPaths(deep, "k"), b"mount\n", 1)
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
+    paths = ServerPaths(tmp_path, "1-2")  # namespaces this process is not in
+    with pytest.raises(ServerUnavailableError) as caught:
+        client.start_server(paths, idle=1)
+    assert (
+        str(caught.value) == "starting the fuse mount server: started in other namespaces than 1-2"
+    )
+    assert not paths.socket.exists() and not paths.lock.exists()
+
+
+@pytest.fixture
+def holding(tmp_path: Path) -> Iterator[tuple[Path, ServerPaths, threading.Event]]:
+    """A run root whose server socket answers every connection with ``pid <a live process>``
+    and holds it open until the event is set; the process is the test's to check."""
+    paths = ServerPaths.under(tmp_path)
+    paths.directory.mkdir(mode=0o700)
+    release = threading.Event()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.fspath(paths.socket))
+    listener.listen()
+
+    def hold() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                conn.recv(4096)
+                conn.sendall(f"pid {victim.pid}\n".encode())
+                release.wait(30)
+
+    victim = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        yield tmp_path, paths, release
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        release.set()
+        listener.close()
+        holder.join(timeout=10)
+        if victim.poll() is None:
+            victim.kill()
+        victim.wait(timeout=10)
+
+
+def test_a_filesystem_process_that_never_reports_is_killed(
+    holding: tuple[Path, ServerPaths, threading.Event],
+) -> None:
+    run_root, _, release = holding
+    with pytest.raises(client.NotReadyError, match="did not report ready in 1 s") as caught:
+        client.mount(run_root, ["lowerdir=/l"], run_root, 1.0)
+    release.set()
+    assert isinstance(caught.value.__cause__, client.MountTimeoutError)
+    # The fixture checks the process it named was killed.
+
+
+@pytest.fixture
+def refusing(tmp_path: Path) -> Iterator[ServerPaths]:
+    """A server in the test's own namespaces that holds the lock and refuses everyone."""
+    paths = ServerPaths.under(tmp_path)
+    paths.directory.mkdir(mode=0o700)
+    lock = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.fspath(paths.socket))
+    listener.listen()
+    stop = threading.Event()
+
+    def refuse() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(b"refused: this is not your server\n")
+
+    refuser = threading.Thread(target=refuse)
+    refuser.start()
+    try:
+        yield paths
+    finally:
+        stop.set()
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        refuser.join(timeout=10)
+        os.close(lock)
+
+
+def test_a_refusing_server_is_asked_three_times_and_its_refusal_returned(
+    refusing: ServerPaths,
+) -> None:
+    # Each refusal starts a server, which finds this one holding the lock and listening and
+    # leaves at once: the mount gives up after the third refusal, with nothing mounted.
+    with pytest.raises(ServerUnavailableError, match=r"^refused: this is not your server$"):
+        client.mount(refusing.directory.parent, ["lowerdir=/l"], refusing.directory, 5)
+    assert refusing.log.exists()  # a server was started, and left (the lock is still ours)

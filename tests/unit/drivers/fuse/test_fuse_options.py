@@ -58,6 +58,7 @@ def test_option_values_take_effect() -> None:
         ("lowerdir=/l,uidmapping=0:1:1", "option uidmapping is not supported"),
         ("lowerdir=/l,noxattrs=1", "option noxattrs=1 is not supported"),
         ("lowerdir=/l,fsync=yes", "option fsync needs a number, not 'yes'"),
+        ("lowerdir=/l,timeout=soon", "option timeout needs seconds, not 'soon'"),
         ("lowerdir=/l,redirect_dir=on", "option redirect_dir=on is not supported (only off)"),
         ("upperdir=/u,workdir=/w", "no lowerdir given (-o lowerdir=DIR[:DIR...])"),
         ("lowerdir=/l,workdir=/w", "upperdir and workdir must be given together"),
@@ -84,3 +85,9 @@ def test_options_mount_and_fstab_add_for_themselves_are_dropped_silently() -> No
     spec = parse(["rw,lowerdir=/l,_netdev,nofail,defaults,noauto,x-systemd.automount,dev,suid"])
     assert spec.warnings == ()
     assert spec.options.kernel == ("rw", "dev", "suid")
+
+
+def test_empty_items_are_skipped_and_fsname_and_subtype_reach_the_kernel() -> None:
+    spec = parse([",lowerdir=/l,,fsname=images,subtype=mine,"])
+    assert spec.lowers == ("/l",) and spec.warnings == ()
+    assert spec.options.kernel == ("fsname=images", "subtype=mine")
