@@ -213,15 +213,16 @@ class ProcessSpec(Protocol):
     def seccomp(self) -> SeccompProfile | None: ...
 
 
-def build_filter(spec: ProcessSpec) -> seccomp.Filter | None:
-    """Build the process's seccomp filter for its capabilities (libseccomp is loaded already)."""
+def build_filter(spec: ProcessSpec) -> seccomp.Program | None:
+    """The process's seccomp program for its capabilities (the caller compiled it before
+    forking, so this finds it made)."""
     if spec.seccomp is None:
         return None
-    return seccomp.build(spec.seccomp, spec.capabilities)
+    return seccomp.compile_program(spec.seccomp, spec.capabilities)
 
 
 def take_identity(
-    spec: ProcessSpec, *, setgroups_allowed: bool, confinement: seccomp.Filter | None = None
+    spec: ProcessSpec, *, setgroups_allowed: bool, confinement: seccomp.Program | None = None
 ) -> None:
     """A session of its own (the terminal as controlling tty), then limits, user, capabilities.
 
@@ -238,7 +239,7 @@ def take_identity(
     identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=setgroups_allowed)
 
 
-def enter_cwd(spec: ProcessSpec, *, confinement: seccomp.Filter | None = None) -> None:
+def enter_cwd(spec: ProcessSpec, *, confinement: seccomp.Program | None = None) -> None:
     """Change to the working directory, then drop the right to gain privileges if asked.
 
     With no-new-privileges set, loading a seccomp filter needs no privilege: ``confinement``

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import cgroups, channel, idmap, init, monitor, seccomp
 from .cgroups import Cgroup
 from .container import Container, report_error
-from .errors import ContainerError, InvalidSpecError, SetupError
+from .errors import ContainerError, InvalidSpecError, SeccompError, SetupError
 from .logindex import LogCopy
 from .spec import ContainerSpec
 
@@ -135,8 +135,17 @@ def create(
     mapping = (id_mapping or idmap.plan()) if use_userns else None
     root = _check(spec, mapping)
     if spec.seccomp is not None:
-        # Loaded here, so init has it after pivot_root, where only the image's files are left.
+        # Compiled here, so init has it after pivot_root, where only the image's files are
+        # left; a caller that starts many containers compiles each profile once.
         seccomp.library()
+        try:
+            seccomp.compile_program(spec.seccomp, spec.capabilities)
+        except SeccompError as exc:
+            raise SeccompError(
+                f"starting container {spec.container_id}: {exc}",
+                errno=exc.errno,
+                container_id=spec.container_id,
+            ) from exc
     here = idmap.current()
     cgroup = None
     if spec.cgroup is not None:
