@@ -208,6 +208,7 @@ def execute(
     if spec.seccomp is not None:
         # Before joining the container's mount namespace, where the host's library is gone.
         seccomp.library()
+        seccomp.compile_program(spec.seccomp, spec.capabilities)
     namespaces = _open_namespaces(spec.target_pid, spec.container_id)
     ours, theirs = channel.pair()
     try:

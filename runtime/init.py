@@ -1,8 +1,11 @@
 """The container's first process (pid 1 of its pid namespace), from set-up to exec.
 
-It is forked by the monitor after the user and pid namespaces exist, waits until the caller has
-put it in its cgroup, creates the remaining namespaces, builds the root filesystem, takes the
-command's identity, reports ``ready`` and executes the command when the caller says ``start``.
+It is forked by the monitor after the user and pid namespaces exist, creates the remaining
+namespaces but the cgroup one and builds the root filesystem while the caller puts it in its
+cgroup (on a cgroup v1 host the first move costs the kernel a 10-20 ms grace period), then waits
+until the caller says the move is done, enters a new cgroup namespace (rooted at that cgroup),
+takes the command's identity, reports ``ready`` and executes the command when the caller says
+``start``; so the command starts under the container's limits.
 Any failure is sent to the caller as one message and the process exits; it never returns into
 the caller's Python code.
 """
@@ -121,8 +124,6 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
         # Before the identity changes: lowering the score needs CAP_SYS_RESOURCE.
         write_oom_score_adj(spec.oom_score_adj)
     flags = linux.CLONE_NEWNS
-    if "cgroup" not in spec.host_namespaces:
-        flags |= linux.CLONE_NEWCGROUP
     if "uts" not in spec.host_namespaces:
         flags |= linux.CLONE_NEWUTS
     if "ipc" not in spec.host_namespaces:
@@ -151,6 +152,12 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     write_sysctls(spec.sysctls)
     rootfs.mask(spec.masked_paths)
     rootfs.make_readonly(spec.readonly_paths)
+    _expect(sock, "continue")  # in the container's cgroup now
+    if "cgroup" not in spec.host_namespaces:
+        try:
+            linux.unshare(linux.CLONE_NEWCGROUP)
+        except OSError as exc:
+            raise SetupError(f"creating namespaces: {exc.strerror}", errno=exc.errno) from exc
     stdio = plan.stdio
     if spec.tty:
         slave = _console(sock)
@@ -213,15 +220,16 @@ class ProcessSpec(Protocol):
     def seccomp(self) -> SeccompProfile | None: ...
 
 
-def build_filter(spec: ProcessSpec) -> seccomp.Filter | None:
-    """Build the process's seccomp filter for its capabilities (libseccomp is loaded already)."""
+def build_filter(spec: ProcessSpec) -> seccomp.Program | None:
+    """The process's seccomp program for its capabilities (the caller compiled it before
+    forking, so this finds it made)."""
     if spec.seccomp is None:
         return None
-    return seccomp.build(spec.seccomp, spec.capabilities)
+    return seccomp.compile_program(spec.seccomp, spec.capabilities)
 
 
 def take_identity(
-    spec: ProcessSpec, *, setgroups_allowed: bool, confinement: seccomp.Filter | None = None
+    spec: ProcessSpec, *, setgroups_allowed: bool, confinement: seccomp.Program | None = None
 ) -> None:
     """A session of its own (the terminal as controlling tty), then limits, user, capabilities.
 
@@ -238,7 +246,7 @@ def take_identity(
     identity.switch_user(spec.user, spec.capabilities, setgroups_allowed=setgroups_allowed)
 
 
-def enter_cwd(spec: ProcessSpec, *, confinement: seccomp.Filter | None = None) -> None:
+def enter_cwd(spec: ProcessSpec, *, confinement: seccomp.Program | None = None) -> None:
     """Change to the working directory, then drop the right to gain privileges if asked.
 
     With no-new-privileges set, loading a seccomp filter needs no privilege: ``confinement``
@@ -260,7 +268,6 @@ def run(plan: LaunchPlan, sock: socket.socket) -> NoReturn:
     """Set up and execute the container's command; report any failure on ``sock``."""
     status = SETUP_FAILED
     try:
-        _expect(sock, "continue")
         env = _setup(plan, sock)
         reset_signals()
         close_fds(sock.fileno())

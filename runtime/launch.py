@@ -3,7 +3,8 @@
 The caller answers each step over the seqpacket channel (see :mod:`runtime.channel`):
 
     monitor: "userns"   caller writes the id maps (runc's order: the user namespace first)
-    monitor: "pid"      caller moves init into the cgroup before init unshares its cgroup ns
+    monitor: "pid"      caller moves init into the cgroup while init builds the rootfs, then
+                        says "continue"; init unshares its cgroup ns only after that
     init:    "console"  with a tty: the master side of the container's terminal
     init:    "ready"    set-up done: ``create`` returns a CREATED container
     caller:  "start"    init executes the command: end-of-file, or "exec-error"
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -24,7 +26,7 @@ from pathlib import Path
 from . import cgroups, channel, idmap, init, monitor, seccomp
 from .cgroups import Cgroup
 from .container import Container, report_error
-from .errors import ContainerError, InvalidSpecError, SetupError
+from .errors import CgroupError, ContainerError, InvalidSpecError, SeccompError, SetupError
 from .logindex import LogCopy
 from .spec import ContainerSpec
 
@@ -77,6 +79,17 @@ def _expect(sock: socket.socket, kinds: tuple[str, ...], container_id: str) -> c
             container_id=container_id,
         )
     return message
+
+
+def _raise_reported(sock: socket.socket, container_id: str) -> None:
+    """Raise the failure init already reported, if any: init sets up while the caller moves it
+    into its cgroup, and a move fails once init has died of its own error."""
+    ready, _, _ = select.select([sock], [], [], 0)
+    if not ready:
+        return
+    message = channel.receive(sock)
+    if message is not None and message.kind in ("error", "exec-error"):
+        raise report_error(message, container_id)
 
 
 def _write_maps(pid: int, mapping: idmap.IdMapping, container_id: str) -> None:
@@ -135,8 +148,17 @@ def create(
     mapping = (id_mapping or idmap.plan()) if use_userns else None
     root = _check(spec, mapping)
     if spec.seccomp is not None:
-        # Loaded here, so init has it after pivot_root, where only the image's files are left.
+        # Compiled here, so init has it after pivot_root, where only the image's files are
+        # left; a caller that starts many containers compiles each profile once.
         seccomp.library()
+        try:
+            seccomp.compile_program(spec.seccomp, spec.capabilities)
+        except SeccompError as exc:
+            raise SeccompError(
+                f"starting container {spec.container_id}: {exc}",
+                errno=exc.errno,
+                container_id=spec.container_id,
+            ) from exc
     here = idmap.current()
     cgroup = None
     if spec.cgroup is not None:
@@ -192,8 +214,14 @@ def create(
         if pid is None:
             raise ContainerError(f"creating container {spec.container_id}: no pid reported")
         if cgroup is not None:
-            cgroup.add(pid)
-        channel.send(ours, "continue")
+            try:
+                cgroup.add(pid)
+            except CgroupError:
+                _raise_reported(ours, spec.container_id)
+                raise
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            # init may have failed meanwhile: its report, read next, says why.
+            channel.send(ours, "continue")
         steps = ("console", "ready")
         while (message := _expect(ours, steps, spec.container_id)).kind == "console":
             console = message.fd

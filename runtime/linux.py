@@ -50,9 +50,15 @@ PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 _CAP_VERSION_3 = 0x20080522
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 @dataclass(frozen=True)
@@ -190,3 +196,23 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     """Call prctl(2) and return its result."""
     args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
     return _call("prctl", None, _libc().prctl, ctypes.c_int(option), *args)
+
+
+def set_seccomp_filter(program: bytes) -> None:
+    """Install a seccomp BPF ``program`` (``struct sock_filter`` array) on the calling thread.
+
+    prctl's PR_SET_SECCOMP is seccomp(SECCOMP_SET_MODE_FILTER) with no flags, on every
+    architecture; it needs no_new_privs or CAP_SYS_ADMIN.
+    """
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
+    _call(
+        "prctl(PR_SET_SECCOMP)",
+        None,
+        _libc().prctl,
+        ctypes.c_int(PR_SET_SECCOMP),
+        ctypes.c_ulong(SECCOMP_MODE_FILTER),
+        ctypes.byref(fprog),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )

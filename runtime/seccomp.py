@@ -1,10 +1,13 @@
 """Loading a seccomp filter through libseccomp (Debian's ``libseccomp2``), with ctypes.
 
-The library is loaded once, on first use, with ``use_errno=True``. The caller loads it before
-forking (:func:`library`): after pivot_root the container's own files are all that is left,
-and an image need not carry libseccomp. The container's init then builds the filter from the
-rules that apply to its capabilities (:func:`build`) and loads it (:meth:`Filter.load`) as
-late as it can; see :mod:`runtime.init` for when.
+The library is loaded once, on first use, with ``use_errno=True``. The caller compiles the
+filter before forking (:func:`compile_program`): after pivot_root the container's own files are
+all that is left, and an image need not carry libseccomp. Compiling (the rules that apply to the
+capabilities, then libseccomp's BPF generation) takes 15-25 ms, so a program is kept per
+profile and capability set: a resident caller (the API service) pays it once, and the forked
+init finds it already made. Init loads the program (:meth:`Program.load`) as late as it can;
+see :mod:`runtime.init` for when. The program is exactly what ``seccomp_load`` would install:
+libseccomp exports the same instructions, and loads them with no flags.
 
 libseccomp is asked not to set no_new_privs itself (Docker leaves it off too), so loading
 needs CAP_SYS_ADMIN unless the container asked for no-new-privileges.
@@ -17,7 +20,9 @@ import functools
 import os
 import platform
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from . import linux
 from .errors import SeccompError
 from .seccomp_profile import Action, Operator, Rule, SeccompProfile, applicable, errno_of
 
@@ -100,6 +105,7 @@ def library() -> ctypes.CDLL:
     ]
     lib.seccomp_merge.argtypes = [ctx, ctx]
     lib.seccomp_load.argtypes = [ctx]
+    lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
     return lib
 
 
@@ -152,6 +158,46 @@ class Filter:
     def release(self) -> None:
         """Free libseccomp's memory (the loaded filter stays)."""
         self._context.release()
+
+    def export(self) -> bytes:
+        """The BPF program that :meth:`load` would install (``struct sock_filter`` array)."""
+        fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+        try:
+            _check(
+                self._context.lib.seccomp_export_bpf(self._context.handle, fd),
+                f"compiling seccomp profile {self.profile.name}",
+            )
+            size = os.lseek(fd, 0, os.SEEK_END)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled filter: BPF instructions that any process can load, no library needed."""
+
+    code: bytes
+    name: str
+
+    def load(self) -> None:
+        """Load the program: from now on this process and its children are confined."""
+        try:
+            linux.set_seccomp_filter(self.code)
+        except OSError as exc:
+            raise SeccompError(
+                f"loading seccomp profile {self.name}: {exc.strerror}", errno=exc.errno
+            ) from exc
+
+
+@functools.lru_cache(maxsize=32)
+def compile_program(profile: SeccompProfile, caps: frozenset[str]) -> Program:
+    """The program of ``profile`` for a process holding ``caps``, compiled once per pair."""
+    built = build(profile, caps)
+    try:
+        return Program(built.export(), profile.name)
+    finally:
+        built.release()
 
 
 def _add_rule(ctx: _Context, rule: Rule, default: int, native_only: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,27 @@ def test_pids_limit_is_enforced(runner: Runner) -> None:
 def test_failed_setup_leaves_no_cgroup(runner: Runner) -> None:
     before = pydock_cgroups()
     (runner.rootfs / "proc").symlink_to("/")
-    with pytest.raises(runtime.SetupError):
+    with pytest.raises(runtime.SetupError, match="/proc is a symlink in the image"):
         runner.run("true", cgroup=runtime.CgroupLimits(memory=64 * MIB, pids=8))
+    assert left_cgroups(sorted(before), sorted(pydock_cgroups())) == []
+
+
+def test_setup_failure_during_the_cgroup_move_is_reported(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init sets up while the caller moves it into its cgroup: when init has already failed
+    and is gone by the time of the move, its own report is raised, not the failed move."""
+    before = pydock_cgroups()
+    (runner.rootfs / "proc").symlink_to("/")
+    move = cgroups.Cgroup.add
+
+    def late_move(cgroup: cgroups.Cgroup, pid: int) -> None:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the monitor has reaped the failed init
+        move(cgroup, pid)
+
+    monkeypatch.setattr(cgroups.Cgroup, "add", late_move)
+    with pytest.raises(runtime.SetupError, match="/proc is a symlink in the image"):
+        runner.run("true", cgroup=runtime.CgroupLimits(pids=8))
     assert left_cgroups(sorted(before), sorted(pydock_cgroups())) == []

@@ -8,6 +8,7 @@ import ctypes
 import errno
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -239,23 +240,16 @@ def test_config_to_profile_and_capabilities() -> None:
     assert again.privileged and again == privileged
 
 
-def test_filter_loaded_in_a_child() -> None:
-    """The default filter, loaded under no_new_privs in a forked child, refuses and allows."""
-    try:
-        seccomp.library()
-    except SeccompError as exc:
-        pytest.skip(f"libseccomp is not installed: {exc}")
-    confinement = seccomp.build(DEFAULT_PROFILE, capabilities.DEFAULT_CAPABILITIES)
+def _verdicts_in_a_child(load: Callable[[], None]) -> dict[str, str]:
+    """What a forked child sees of a few syscalls after ``load()`` under no_new_privs."""
     numbers = {"unshare": 272, "keyctl": 250, "userfaultfd": 323, "clone3": 435, "getppid": 110}
-    if os.uname().machine != "x86_64":
-        pytest.skip("the syscall numbers below are x86_64's")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
             os.close(read_end)
             linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-            confinement.load()
+            load()
             libc = ctypes.CDLL(None, use_errno=True)
             results = {}
             for name, number in numbers.items():
@@ -268,11 +262,48 @@ def test_filter_loaded_in_a_child() -> None:
     with os.fdopen(read_end) as pipe:
         text = pipe.read()
     os.waitpid(pid, 0)
-    confinement.release()
-    assert json.loads(text) == {
-        "unshare": "EPERM",
-        "keyctl": "EPERM",
-        "userfaultfd": "EPERM",
-        "clone3": "ENOSYS",
-        "getppid": "ok",
-    }
+    verdicts: dict[str, str] = json.loads(text)
+    return verdicts
+
+
+DEFAULT_VERDICTS = {
+    "unshare": "EPERM",
+    "keyctl": "EPERM",
+    "userfaultfd": "EPERM",
+    "clone3": "ENOSYS",
+    "getppid": "ok",
+}
+
+
+def _need_libseccomp_on_x86_64() -> None:
+    try:
+        seccomp.library()
+    except SeccompError as exc:
+        pytest.skip(f"libseccomp is not installed: {exc}")
+    if os.uname().machine != "x86_64":
+        pytest.skip("the syscall numbers in _verdicts_in_a_child are x86_64's")
+
+
+def test_filter_loaded_in_a_child() -> None:
+    """The default filter, loaded by libseccomp in a forked child, refuses and allows."""
+    _need_libseccomp_on_x86_64()
+    confinement = seccomp.build(DEFAULT_PROFILE, capabilities.DEFAULT_CAPABILITIES)
+    try:
+        assert _verdicts_in_a_child(confinement.load) == DEFAULT_VERDICTS
+    finally:
+        confinement.release()
+
+
+def test_compiled_program_is_libseccomp_filter() -> None:
+    """The compiled program is the filter libseccomp exports, made once, and confines alike."""
+    _need_libseccomp_on_x86_64()
+    caps = capabilities.DEFAULT_CAPABILITIES
+    program = seccomp.compile_program(DEFAULT_PROFILE, caps)
+    assert seccomp.compile_program(DEFAULT_PROFILE, frozenset(caps)) is program
+    confinement = seccomp.build(DEFAULT_PROFILE, caps)
+    try:
+        assert program.code == confinement.export()
+    finally:
+        confinement.release()
+    assert len(program.code) % 8 == 0
+    assert _verdicts_in_a_child(program.load) == DEFAULT_VERDICTS
