@@ -149,10 +149,12 @@ class BridgeDriver(NetworkDriver):
         _sysctl("ipv4/ip_forward", "1")
         _sysctl(f"ipv4/conf/{network.interface}/route_localnet", "1")
         tag = nft.net_tag(network.id)
-        commands = nft.ensure_table()
-        if not any(rule.get("comment") == tag for rule in nft.rules()):
+        current = nft.table()
+        commands = nft.ensure_table(current)
+        if not any(rule.get("comment") == tag for rule in current.rules):
             commands += self._network_rules(network, tag)
-        nft.run(commands, doing=doing)
+        if commands:
+            nft.run(commands, doing=doing)
 
     @staticmethod
     def _network_rules(network: NetworkRecord, tag: str) -> list[nft.Json]:

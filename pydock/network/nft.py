@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import cast
 
 from pydock.network import rootlessnet
@@ -60,8 +61,16 @@ def run(commands: list[Json], *, doing: str) -> None:
         raise NetworkError(f"{doing}: nft: {why[0] if why else done.returncode}")
 
 
-def rules() -> list[Json]:
-    """The rules of pydock's table (none when it does not exist)."""
+@dataclass(frozen=True)
+class Table:
+    """What pydock's table holds now: its chains' names and its rules (none: no table)."""
+
+    chains: frozenset[str]
+    rules: list[Json]
+
+
+def table() -> Table:
+    """Read pydock's table with one ``nft -j list``."""
     try:
         done = subprocess.run(
             ["nft", "-j", "list", "table", FAMILY, TABLE],
@@ -73,19 +82,28 @@ def rules() -> list[Json]:
     except (OSError, subprocess.TimeoutExpired, subprocess.SubprocessError) as exc:
         raise NetworkError(f"reading nftables rules: {exc}") from exc
     if done.returncode != 0:
-        return []
+        return Table(frozenset(), [])
     items = json.loads(done.stdout).get("nftables", [])
-    return [cast(Json, item["rule"]) for item in items if "rule" in item]
+    chains = frozenset(str(cast(Json, item["chain"])["name"]) for item in items if "chain" in item)
+    return Table(chains, [cast(Json, item["rule"]) for item in items if "rule" in item])
 
 
-def ensure_table() -> list[Json]:
-    """Commands that make the table, its chains and the isolation rule exist."""
-    commands: list[Json] = [{"add": {"table": {"family": FAMILY, "name": TABLE}}}]
-    for name, (kind, hook, prio) in CHAINS.items():
-        chain = {"family": FAMILY, "table": TABLE, "name": name, "type": kind, "hook": hook,
-                 "prio": prio, "policy": "accept"}  # fmt: skip
-        commands.append({"add": {"chain": chain}})
-    if not any(rule.get("comment") == ISOLATION for rule in rules()):
+def rules() -> list[Json]:
+    """The rules of pydock's table (none when it does not exist)."""
+    return table().rules
+
+
+def ensure_table(current: Table) -> list[Json]:
+    """Commands that make the table, its chains and the isolation rule exist, given what
+    ``current`` holds: none when all of them do (a start then runs no nft to add nothing)."""
+    commands: list[Json] = []
+    if not current.chains >= set(CHAINS):
+        commands.append({"add": {"table": {"family": FAMILY, "name": TABLE}}})
+        for name, (kind, hook, prio) in CHAINS.items():
+            chain = {"family": FAMILY, "table": TABLE, "name": name, "type": kind,
+                     "hook": hook, "prio": prio, "policy": "accept"}  # fmt: skip
+            commands.append({"add": {"chain": chain}})
+    if not any(rule.get("comment") == ISOLATION for rule in current.rules):
         expr: list[Json] = [
             match_meta("iifname", BRIDGE_PATTERN),
             match_meta("oifname", BRIDGE_PATTERN),

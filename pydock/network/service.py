@@ -372,8 +372,9 @@ class Networks:
                 if network is not None:
                     kind = drivers.get_driver(network.driver)
                     kinds.add(network.driver)
-                    with contextlib.suppress(NetworkError):
-                        kind.unpublish(network, container_id)
+                    if ports:  # else there is nothing to unpublish (recovery finds strays)
+                        with contextlib.suppress(NetworkError):
+                            kind.unpublish(network, container_id)
                     kind.leave(network, endpoint)
                     if network.name != DEFAULT_BRIDGE:
                         peers.update(
