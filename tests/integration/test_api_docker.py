@@ -614,10 +614,11 @@ def test_networks(netns_service: Service) -> None:
         assert twice.returncode == 1 and "already exists" in twice.stderr
         custom = service.docker("network", "ls", "-q", "--no-trunc", "-f", "type=custom")
         assert custom.stdout.split() == [network_id]
-        # Without --network a container is on network none, as with `pydock create`; the CLI
-        # makes one on the default bridge, never started here, so that joining changes its
-        # configuration only.
-        created = service.docker("create", "--name", "isolated", "busybox", "true")
+        # One container on network none, and one the CLI makes on the default bridge, never
+        # started here, so that joining changes its configuration only.
+        created = service.docker(
+            "create", "--name", "isolated", "--network", "none", "busybox", "true"
+        )
         assert created.returncode == 0, created.stderr
         created = service.pydock("create", "--name", "member", "--network", "bridge", "busybox")
         assert created.returncode == 0, created.stderr
