@@ -654,6 +654,7 @@ async def container_inspect(service: Service, http: HttpConnection, request: Req
 def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str, Fds, int] | None:
     """Start container ``name``; with ``attached``, its streams come back to the service."""
     from pydock.containers import attach, lifecycle
+    from pydock.containers.config import parse_restart_policy
     from pydock.containers.errors import ContainerStartError
     from pydock.containers.state import ContainerState
 
@@ -663,6 +664,10 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
         return None
     config = manager.config_of(record)
     hook = lifecycle.exit_command(manager, record)
+    if parse_restart_policy(config.restart).name == "no":
+        # This service records the exit itself (_reap); the monitor's `pydock cleanup`, a
+        # whole Python start taken from the next container's CPU, runs only if it is gone.
+        hook = ("/bin/sh", "-c", _UNLESS_ALIVE, str(os.getpid()), *hook)
     files = manager.files(record.id)
     fds = Fds()
     child: list[int] = []
@@ -718,6 +723,11 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
             os.close(fd)
 
 
+# The exit command of a container this service starts without a restart policy: `pydock
+# cleanup` ($@) only when the service ($0) is gone (stopped, killed) by the time it exits.
+_UNLESS_ALIVE = 'kill -0 "$0" 2>/dev/null || exec "$@"'
+
+
 def _wait_child(pid: int) -> int:
     """The exit status of child ``pid`` (a monitor exits with its container's status)."""
     try:
@@ -729,11 +739,14 @@ def _wait_child(pid: int) -> int:
 
 
 async def _reap(service: Service, container_id: str, pid: int) -> None:
-    """Collect the monitor (this process's child) and keep its container's status."""
+    """Collect the monitor (this process's child), keep its container's status, and record
+    the exit (its release and ``--rm``) as the monitor's exit command would have."""
     status = await trio.to_thread.run_sync(_wait_child, pid, abandon_on_cancel=True)
     if status >= 0:
         service.exits[container_id] = status
     service.exited(container_id).set()
+    with contextlib.suppress(PydockError):
+        await service.call(_state, container_id)
 
 
 async def start_container(service: Service, name: str) -> bool:

@@ -10,10 +10,12 @@ removed with the CLI, whether the test passed or not.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -157,3 +159,19 @@ def running_service(workdir: Path, *, own_network: bool = False) -> Iterator[Ser
         listed = service.pydock("ps", "-aq")
         for container in listed.stdout.split():
             service.pydock("rm", "-f", container)
+
+
+def stored_state(service: Service, container_id: str) -> str | None:
+    """The container's state as the store holds it, read without a pydock command (which
+    would record a finished run itself); ``None`` once it is removed."""
+    conn = sqlite3.connect(f"file:{service.root / 'pydock.db'}?mode=ro", uri=True)
+    with contextlib.closing(conn):
+        row = conn.execute("SELECT state FROM containers WHERE id = ?", [container_id]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def wait_for_state(service: Service, container_id: str, wanted: str | None) -> None:
+    deadline = time.monotonic() + 30
+    while (state := stored_state(service, container_id)) != wanted:
+        assert time.monotonic() < deadline, f"still {state}, not {wanted}"
+        time.sleep(0.05)

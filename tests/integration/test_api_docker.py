@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .api_support import DOCKER, Service, running_service
+from .api_support import DOCKER, Service, running_service, wait_for_state
 from .containers_support import clean_env
 from .registry_support import running_registry
 
@@ -256,6 +256,28 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
         )
     finally:
         service.docker("rm", "-f", "survivor")
+
+
+def test_a_killed_service_leaves_exits_to_the_monitors(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With the service gone (SIGKILL), a container that ends later is recorded by its
+    monitor's exit command, as a container the CLI started is."""
+    workdir = tmp_path_factory.mktemp("api-killed")
+    gate = workdir / "gate"
+    gate.mkdir()
+    with running_service(workdir) as service:
+        wait = "while [ ! -e /gate/go ]; do sleep 0.05; done"
+        started = service.docker(
+            "run", "-d", "-v", f"{gate}:/gate", "busybox", "sh", "-c", wait
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        container_id = started.stdout.strip()
+        assert service.process is not None
+        service.process.kill()
+        service.process.wait(timeout=30)
+        (gate / "go").touch()
+        wait_for_state(service, container_id, "exited")
 
 
 def test_socket_activation_and_idle_exit(service: Service, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import docker
 import docker.errors
 import pytest
 
-from .api_support import Service, running_service
+from .api_support import Service, running_service, wait_for_state
 from .registry_support import running_registry
 
 
@@ -28,6 +28,22 @@ def client(service: Service) -> Iterator[docker.DockerClient]:
         yield made
     finally:
         made.close()
+
+
+def test_the_service_records_an_exit_nobody_waits_for(
+    service: Service, client: docker.DockerClient
+) -> None:
+    """docker-py's detached run sends no wait: the service reaps the monitor and records the
+    exit (and --rm) itself; the monitor's `pydock cleanup` stands down while the service lives."""
+    removed = client.containers.run("busybox", ["true"], detach=True, auto_remove=True)
+    wait_for_state(service, removed.id, None)
+    kept = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True)
+    try:
+        wait_for_state(service, kept.id, "exited")
+        kept.reload()
+        assert kept.attrs["State"]["ExitCode"] == 3
+    finally:
+        kept.remove(force=True)
 
 
 def test_version_is_negotiated(client: docker.DockerClient) -> None:
