@@ -10,7 +10,9 @@ lock and log files those servers kept go too.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +78,28 @@ def stop_mount_servers() -> Iterator[None]:
         for argv in started.values():
             for path in _files_of(argv):
                 path.unlink(missing_ok=True)
+
+
+# pydock's default bridge and nft table in this machine's own network namespace: no test may
+# leave them (the network tests make theirs in namespaces of their own, see PYDOCK_NETWORK).
+HOST_BRIDGE = Path("/sys/class/net/pydock0")
+
+
+def _host_table() -> bool:
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        return False
+    listed = subprocess.run(["nft", "list", "table", "ip", "pydock"], capture_output=True)
+    return listed.returncode == 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_network_untouched() -> Iterator[None]:
+    """Fail the session when a test made pydock's bridge or nft table in the host's network
+    namespace, and remove them (a host that had them before the session is not judged)."""
+    before = HOST_BRIDGE.exists() or _host_table()
+    yield
+    if before or not (HOST_BRIDGE.exists() or _host_table()):
+        return
+    subprocess.run(["ip", "link", "del", "pydock0"], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", "pydock"], capture_output=True)
+    pytest.fail("a test made pydock's bridge or nft table in the host's network namespace")

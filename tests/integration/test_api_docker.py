@@ -295,7 +295,9 @@ def test_socket_activation_and_idle_exit(service: Service, tmp_path: Path) -> No
         assert activator.stderr is not None
         assert b"Listening on" in activator.stderr.readline()  # the socket exists now
         env["DOCKER_HOST"] = f"unix://{path}"
-        ran = subprocess.run([DOCKER, "run", "--rm", "busybox", "echo", "activated"],
+        # --network none: the activator passes the service none of this suite's environment.
+        ran = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "busybox", "echo",
+                              "activated"],
                              capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
         assert ran.stdout == "activated\n", ran.stderr
         # Nothing more to do: the service (exec'd in the activator's place) leaves by itself.
