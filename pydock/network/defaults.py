@@ -102,6 +102,6 @@ def choose(
         return Choice(default)  # publishing: the bridge was asked for, its error stands
     return Choice(
         "none",
-        f"WARNING: the container has no network: rootless networking needs {problem}"
-        f" (say --network none, or set {ENV}=none, to choose that)",
+        f"WARNING: the container has no network: rootless networking is unavailable here"
+        f" ({problem}); say --network none, or set {ENV}=none, to choose that",
     )

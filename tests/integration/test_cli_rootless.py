@@ -255,7 +255,7 @@ def test_rootless_default_without_user_networking_is_no_network_with_a_warning(
     assert done.status == 0, done
     assert "lo:" in done.out and "eth0" not in done.out
     [warning] = done.err.splitlines()
-    assert warning.startswith("WARNING: the container has no network: rootless networking needs")
+    assert warning.startswith("WARNING: the container has no network: rootless networking is")
     assert TUN in warning or "pasta not found" in warning
     [info] = json.loads(user.ok("inspect", "plain"))
     assert info["HostConfig"]["NetworkMode"] == "none"
