@@ -624,25 +624,10 @@ async def container_create(service: Service, http: HttpConnection, request: Requ
 
 
 def _inspect(engine: Engine, name: str) -> dict[str, object]:
-    from pydock.containers import health, views
-    from pydock.network.views import network_view
+    from pydock.containers import views
 
     record = _lookup(engine, name)
-    manager = engine.containers
-    storage = manager.storage(record.storage)
-    graph: dict[str, object] = {"Name": record.storage, "Data": {}}
-    if storage.driver.exists(record.rw_layer):
-        graph["Data"] = storage.driver.metadata(record.rw_layer)
-    log_path = str(manager.files(record.id).stdout_log)
-    settings, bindings = network_view(manager.store, record)
-    document = views.inspect_document(
-        record,
-        graph,
-        log_path=log_path,
-        network_settings=settings,
-        port_bindings=bindings,
-        health=health.current_state(manager, record),
-    )
+    document = views.container_inspect(engine.containers, record)
     docker.inspect_additions(document, record)
     return document
 

@@ -26,7 +26,7 @@ from pydock.errors import PydockError, UsageError
 from pydock.filters import labels_match, parse_filters
 from pydock.format import human_size
 from pydock.image.resolve import resolve_image
-from pydock.network.views import network_view, ports_text
+from pydock.network.views import ports_text
 from pydock.store import ContainerRecord
 from pydock.template import Row, TemplateError, render_rows, template_step
 from pydock.template import parse as parse_template
@@ -372,17 +372,4 @@ def inspect_any(engine: Engine, name: str) -> dict[str, object]:
         return engine.images.inspect_image(name)
     record = manager.lookup(name, doing="inspecting")
     record = lifecycle.refresh(manager, record) or record
-    storage = manager.storage(record.storage)
-    graph: dict[str, object] = {"Name": record.storage, "Data": {}}
-    if storage.driver.exists(record.rw_layer):
-        graph["Data"] = storage.driver.metadata(record.rw_layer)
-    log_path = str(manager.files(record.id).stdout_log)
-    settings, bindings = network_view(manager.store, record)
-    return views.inspect_document(
-        record,
-        graph,
-        log_path=log_path,
-        network_settings=settings,
-        port_bindings=bindings,
-        health=health.current_state(manager, record),
-    )
+    return views.container_inspect(manager, record)

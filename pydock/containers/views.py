@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from pydock.clock import parse_rfc3339
 from pydock.containers import hostopts
 from pydock.containers.config import ContainerConfig, Volume, security_opt_view
-from pydock.containers.health import Healthcheck
+from pydock.containers.health import Healthcheck, current_state
 from pydock.containers.state import ContainerState
 from pydock.format import human_age, human_duration
+from pydock.network.views import network_view
 from pydock.store import ContainerRecord
 from runtime.spec import DEFAULT_SHM_SIZE
+
+if TYPE_CHECKING:
+    from pydock.containers.manager import ContainerManager
 
 COMMAND_WIDTH = 20
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -259,3 +264,21 @@ def inspect_document(
             **_healthcheck_view(config),
         },
     }
+
+
+def container_inspect(manager: ContainerManager, record: ContainerRecord) -> dict[str, object]:
+    """``inspect`` of a container as the CLI and the API show it: the record with its storage
+    driver's data, log path, networks, ports and health."""
+    storage = manager.storage(record.storage)
+    graph: dict[str, object] = {"Name": record.storage, "Data": {}}
+    if storage.driver.exists(record.rw_layer):
+        graph["Data"] = storage.driver.metadata(record.rw_layer)
+    settings, bindings = network_view(manager.store, record)
+    return inspect_document(
+        record,
+        graph,
+        log_path=str(manager.files(record.id).stdout_log),
+        network_settings=settings,
+        port_bindings=bindings,
+        health=current_state(manager, record),
+    )
