@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 import graphdriver
 
 from .containers_support import CONTAINER_ID, IMAGE_ID, SUITE_SETTINGS, Done, fails
-from .unprivileged import installed, missing_prerequisite, remove_user
+from .unprivileged import device_mode, installed, missing_prerequisite, remove_user
 
 DEV_FUSE = "/dev/fuse"
 TUN = "/dev/net/tun"
@@ -133,22 +132,12 @@ def _rootless_drivers() -> list[object]:
 
 @contextmanager
 def fuse_open_to_users(driver: str) -> Iterator[None]:
-    """For the fuse case: /dev/fuse readable and writable by every user, as Debian ships it.
-
-    Some hosts create it 0600; the test widens it for its own run and restores the mode.
-    """
+    """For the fuse case: /dev/fuse readable and writable by every user, as Debian ships it."""
     if driver != "fuse":
         yield
         return
-    mode = stat.S_IMODE(os.stat(DEV_FUSE).st_mode)
-    if mode & 0o006 == 0o006:
+    with device_mode(DEV_FUSE, open_to_users=True):
         yield
-        return
-    os.chmod(DEV_FUSE, mode | 0o666)
-    try:
-        yield
-    finally:
-        os.chmod(DEV_FUSE, mode)
 
 
 @pytest.mark.parametrize("driver", _rootless_drivers())
@@ -231,24 +220,13 @@ def test_rootless_etc_files(user: User) -> None:
     assert user.processes() == []
 
 
-@contextmanager
-def tun_closed_to_users() -> Iterator[None]:
-    """/dev/net/tun as some hosts (this one) create it, 0600; the mode is restored after."""
-    mode = stat.S_IMODE(os.stat(TUN).st_mode)
-    os.chmod(TUN, 0o600)
-    try:
-        yield
-    finally:
-        os.chmod(TUN, mode)
-
-
 @pytest.mark.skipif(not os.path.exists(TUN), reason=f"no {TUN}")
 def test_rootless_default_without_user_networking_is_no_network_with_a_warning(
     user: User,
 ) -> None:
     """pydock's default is the bridge; rootless it needs pasta and /dev/net/tun. Without them
     a plain run still runs, with no network, and says why in one line."""
-    with tun_closed_to_users():
+    with device_mode(TUN, open_to_users=False):
         done = user.pydock(
             "run", "--name", "plain", "busybox", "cat", "/proc/net/dev", unset=("PYDOCK_NETWORK",)
         )
@@ -260,7 +238,7 @@ def test_rootless_default_without_user_networking_is_no_network_with_a_warning(
     [info] = json.loads(user.ok("inspect", "plain"))
     assert info["HostConfig"]["NetworkMode"] == "none"
     # An explicit --network none is a choice: no warning.
-    with tun_closed_to_users():
+    with device_mode(TUN, open_to_users=False):
         quiet = user.pydock(
             "run", "--rm", "--network", "none", "busybox", "true", unset=("PYDOCK_NETWORK",)
         )

@@ -14,12 +14,10 @@ import os
 import pwd
 import random
 import shutil
-import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import pytest
 
 from .containers_support import Done
 from .netns_support import FETCH
-from .unprivileged import installed, missing_prerequisite, remove_user
+from .unprivileged import device_mode, installed, missing_prerequisite, remove_user
 
 TUN = "/dev/net/tun"
 PORT = 18080
@@ -140,27 +138,12 @@ class User:
         return found
 
 
-@contextmanager
-def tun_open_to_users() -> Iterator[None]:
-    """/dev/net/tun usable by every user, as Debian ships it (pasta opens it); some hosts
-    create it 0600: the test widens it for its own run and restores the mode."""
-    mode = stat.S_IMODE(os.stat(TUN).st_mode)
-    if mode & 0o006 == 0o006:
-        yield
-        return
-    os.chmod(TUN, mode | 0o666)
-    try:
-        yield
-    finally:
-        os.chmod(TUN, mode)
-
-
 @pytest.fixture
 def user() -> Iterator[User]:
     if _why is not None:
         pytest.skip(_why)
     name = f"pdrn{os.getpid() % 100000}"
-    with tun_open_to_users():
+    with device_mode(TUN, open_to_users=True):
         namespace = Namespace()
         try:
             subprocess.run(["useradd", "--create-home", name], check=True, capture_output=True)

@@ -25,7 +25,13 @@ from drivers.fuse import client
 from graphdriver import MountError, get_driver
 
 from .fusemount import is_mounted, missing_fuse, unmount
-from .unprivileged import ENV_PYTHON, REPO, missing_prerequisite, unprivileged_user
+from .unprivileged import (
+    ENV_PYTHON,
+    REPO,
+    device_mode,
+    missing_prerequisite,
+    unprivileged_user,
+)
 
 _why = missing_fuse()
 pytestmark = [
@@ -375,17 +381,6 @@ print(json.dumps({"pid": pid, "hello": (Path(mnt) / "hello").read_text()}))
 """
 
 
-@contextlib.contextmanager
-def dev_fuse_open_to_all() -> Iterator[None]:
-    """/dev/fuse opened up for the test user while the test runs, and put back."""
-    mode = os.stat("/dev/fuse").st_mode & 0o7777
-    os.chmod("/dev/fuse", 0o666)
-    try:
-        yield
-    finally:
-        os.chmod("/dev/fuse", mode)
-
-
 @pytest.mark.skipif(_unprivileged is not None, reason=_unprivileged or "")
 def test_each_user_has_their_own_server_and_no_other_uid_gets_in(env) -> None:
     root_run, layers = env
@@ -395,7 +390,7 @@ def test_each_user_has_their_own_server_and_no_other_uid_gets_in(env) -> None:
     base = Path(tempfile.mkdtemp(prefix="pydock-fuse-server-", dir="/tmp"))
     user_run = base / "run"
     try:
-        with unprivileged_user() as user, dev_fuse_open_to_all():
+        with unprivileged_user() as user, device_mode("/dev/fuse", open_to_users=True):
             entry = pwd.getpwnam(user)
             for name in ("lower", "upper", "work", "mnt"):
                 (base / name).mkdir()

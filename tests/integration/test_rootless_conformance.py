@@ -5,6 +5,8 @@ privilege (device nodes, files owned by other users, file capabilities)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ import pytest
 from .unprivileged import (
     ENV_PYTHON,
     copy_of_tests,
+    device_mode,
     missing_prerequisite,
     run_as,
     unprivileged_user,
@@ -24,6 +27,7 @@ from .unprivileged import (
 pytestmark = [pytest.mark.userns, pytest.mark.slow, pytest.mark.timeout(900)]
 
 _why = missing_prerequisite()
+DEV_FUSE = "/dev/fuse"
 PRIVILEGED_SKIPS = ("needs uid 0", "cannot set file capabilities here")
 
 
@@ -35,15 +39,12 @@ def test_conformance_unprivileged(driver: str, userns: bool) -> None:
     # Not under pytest's own tmp dirs: those are private to root and pruned by other runs.
     base = Path(tempfile.mkdtemp(prefix=f"pydock-rootless-{driver}-", dir="/tmp"))
     base.chmod(0o755)
-    dev_fuse = Path("/dev/fuse")
-    fuse_mode = dev_fuse.stat().st_mode if dev_fuse.exists() else None
+    # /dev/fuse opened up for the test user only while the suite runs.
+    opened = driver == "fuse" and os.path.exists(DEV_FUSE)
     try:
-        if driver == "fuse" and fuse_mode is not None:
-            dev_fuse.chmod(0o666)  # opened up for the test user only while the suite runs
-        _run_suite(base, driver, userns)
+        with device_mode(DEV_FUSE, open_to_users=True) if opened else contextlib.nullcontext():
+            _run_suite(base, driver, userns)
     finally:
-        if fuse_mode is not None:
-            dev_fuse.chmod(fuse_mode & 0o7777)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(f"/tmp/pydock-rootless-{driver}-{base.name}", ignore_errors=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,3 +126,20 @@ def run_as(
         prefix + args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
     return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+@contextmanager
+def device_mode(path: str, *, open_to_users: bool) -> Iterator[None]:
+    """The device node ``path`` readable and writable by every user (as Debian ships
+    /dev/fuse and /dev/net/tun), or by root only (as some hosts, this one, create them), for the
+    test's own run; the mode it had is restored after."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    wanted = mode | 0o666 if open_to_users else mode & ~0o066
+    if wanted == mode:
+        yield
+        return
+    os.chmod(path, wanted)
+    try:
+        yield
+    finally:
+        os.chmod(path, mode)
