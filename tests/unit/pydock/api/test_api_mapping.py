@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
@@ -11,6 +13,7 @@ from pydock.api.http import HttpConnection, HttpError, frame, parse_target
 from pydock.api.service import describe
 from pydock.containers.errors import ContainerConflictError, ContainerStartError
 from pydock.errors import ImageUnknownError
+from pydock.network import defaults
 
 
 def test_a_version_prefix_is_taken_off() -> None:
@@ -55,8 +58,17 @@ def test_a_create_body_becomes_run_options() -> None:
     assert options.cap_add == ("NET_ADMIN",)
 
 
-def test_the_default_network_is_the_clis_default() -> None:
-    """As ``pydock run`` without --network: none, the bridge when ports are published."""
+def test_the_default_network_is_the_clis_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As ``pydock run`` without --network: the default network (the bridge, unless the host
+    chose another); a default of none joins the bridge when ports are published."""
+    monkeypatch.setattr(defaults, "is_rootless", lambda: False)
+    monkeypatch.setattr(defaults, "SYSTEM_CONFIG", tmp_path / "pydock.conf")  # none here
+    monkeypatch.delenv("PYDOCK_NETWORK", raising=False)
+    plain = run_options(None, {"Image": "busybox", "HostConfig": {"NetworkMode": "default"}})
+    assert (plain.network, plain.publish) == ("bridge", ())
+    monkeypatch.setenv("PYDOCK_NETWORK", "none")
     plain = run_options(None, {"Image": "busybox", "HostConfig": {"NetworkMode": "default"}})
     assert (plain.network, plain.publish) == ("none", ())
     published = run_options(
