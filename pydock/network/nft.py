@@ -79,7 +79,7 @@ def table() -> Table:
             timeout=30,
             preexec_fn=rootlessnet.entering(rootlessnet.holder()),
         )
-    except (OSError, subprocess.TimeoutExpired, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         raise NetworkError(f"reading nftables rules: {exc}") from exc
     if done.returncode != 0:
         return Table(frozenset(), [])
