@@ -206,8 +206,8 @@ def execute(
     where = f"executing in container {spec.container_id}"
     stdio = (stdin, stdout, stderr)
     if spec.seccomp is not None:
-        # Before joining the container's mount namespace, where the host's library is gone.
-        seccomp.library()
+        # Compiled (libseccomp loaded on the way) before joining the container's mount
+        # namespace, where the host's library is gone.
         seccomp.compile_program(spec.seccomp, spec.capabilities)
     namespaces = _open_namespaces(spec.target_pid, spec.container_id)
     ours, theirs = channel.pair()
