@@ -214,6 +214,33 @@ class Cgroup:
                     path=directory,
                 ) from exc
 
+    def join_handles(self) -> tuple[int, ...]:
+        """Descriptors through which a process of one thread moves itself in (:func:`join`);
+        ``()`` on v2, where the caller moves it (:meth:`add`).
+
+        On v1 a thread that writes 0 to a hierarchy's ``tasks`` moves only itself, which the
+        kernel does without write-locking every thread group; a pid written to
+        ``cgroup.procs`` takes that lock, and its first taking waits an RCU grace period
+        (10-20 ms on a hybrid host). v2 moves processes only, through ``cgroup.procs``.
+        The descriptors are opened here, by the caller (the kernel checks the opener's
+        credentials), close on exec, and are the caller's to close.
+        """
+        if self.version != 1:
+            return ()
+        handles: list[int] = []
+        try:
+            for directory in sorted(set(self.directories.values())):
+                handles.append(os.open(directory / "tasks", os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in handles:
+                os.close(fd)
+            raise CgroupError(
+                f"opening cgroup {exc.filename} for container {self.container_id}: {exc.strerror}",
+                container_id=self.container_id,
+                path=exc.filename,
+            ) from exc
+        return tuple(handles)
+
     def read(self, controller: str, name: str) -> str:
         """Return the stripped contents of one control file."""
         return (self.directories[controller] / name).read_text().strip()
@@ -440,6 +467,17 @@ def cgroup_version() -> int:
     hierarchies = mounted_hierarchies(_read(Path("/proc/self/mountinfo")))
     unified = any(h.mountpoint == CGROUP_ROOT and h.version == 2 for h in hierarchies)
     return 2 if unified else 1
+
+
+def join(handles: tuple[int, ...]) -> None:
+    """Move the calling process, which must have one thread, into the cgroups whose ``tasks``
+    files ``handles`` are (see :meth:`Cgroup.join_handles`); closes them."""
+    try:
+        for fd in handles:
+            os.write(fd, b"0")
+    finally:
+        for fd in handles:
+            os.close(fd)
 
 
 def create_tracked(

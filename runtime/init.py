@@ -1,11 +1,12 @@
 """The container's first process (pid 1 of its pid namespace), from set-up to exec.
 
-It is forked by the monitor after the user and pid namespaces exist, creates the remaining
-namespaces but the cgroup one and builds the root filesystem while the caller puts it in its
-cgroup (on a cgroup v1 host the first move costs the kernel a 10-20 ms grace period), then waits
-until the caller says the move is done, enters a new cgroup namespace (rooted at that cgroup),
-takes the command's identity, reports ``ready`` and executes the command when the caller says
-``start``; so the command starts under the container's limits.
+It is forked by the monitor after the user and pid namespaces exist. On a cgroup v1 host it
+first moves itself into the container's cgroups (through ``tasks`` files the caller opened,
+which spares the kernel's grace period of a move by pid); it creates the remaining namespaces
+but the cgroup one and builds the root filesystem, meanwhile on v2 the caller moves it into its
+cgroup; then it waits until the caller says the move is done, enters a new cgroup namespace
+(rooted at that cgroup), takes the command's identity, reports ``ready`` and executes the
+command when the caller says ``start``; so the command starts under the container's limits.
 Any failure is sent to the caller as one message and the process exits; it never returns into
 the caller's Python code.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from . import channel, identity, linux, network, reaper, rootfs, seccomp
+from . import cgroups, channel, identity, linux, network, reaper, rootfs, seccomp
 from .errors import SetupError
 from .seccomp_profile import SeccompProfile
 from .spec import ContainerSpec, NetworkMode, Rlimit, User, environment
@@ -47,6 +48,9 @@ class LaunchPlan:
     setgroups_allowed: bool
     pts_gid: int | None
     stdio: tuple[int, int, int]
+    # Open ``tasks`` files of the container's v1 cgroups: init moves itself in through them
+    # (cgroups.join); empty when the caller moves it.
+    cgroup_handles: tuple[int, ...] = ()
 
 
 class ExecFailure(Exception):
@@ -120,6 +124,14 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     """Everything between fork and exec; returns the command's environment."""
     spec = plan.spec
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if plan.cgroup_handles:
+        # First, so the namespaces and mounts made next are charged to the container.
+        try:
+            cgroups.join(plan.cgroup_handles)
+        except OSError as exc:
+            raise SetupError(
+                f"joining the container's cgroup: {exc.strerror}", errno=exc.errno
+            ) from exc
     if spec.oom_score_adj is not None:
         # Before the identity changes: lowering the score needs CAP_SYS_RESOURCE.
         write_oom_score_adj(spec.oom_score_adj)

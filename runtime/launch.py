@@ -3,8 +3,9 @@
 The caller answers each step over the seqpacket channel (see :mod:`runtime.channel`):
 
     monitor: "userns"   caller writes the id maps (runc's order: the user namespace first)
-    monitor: "pid"      caller moves init into the cgroup while init builds the rootfs, then
-                        says "continue"; init unshares its cgroup ns only after that
+    monitor: "pid"      v2: caller moves init into the cgroup while init builds the rootfs
+                        (v1: init moved itself), then says "continue"; init unshares its
+                        cgroup ns only after that
     init:    "console"  with a tty: the master side of the container's terminal
     init:    "ready"    set-up done: ``create`` returns a CREATED container
     caller:  "start"    init executes the command: end-of-file, or "exec-error"
@@ -161,8 +162,15 @@ def create(
             ) from exc
     here = idmap.current()
     cgroup = None
+    handles: tuple[int, ...] = ()
     if spec.cgroup is not None:
         cgroup = cgroups.create_tracked(spec.container_id, spec.cgroup, parent=cgroup_parent)
+        if cgroup is not None:
+            try:
+                handles = cgroup.join_handles()
+            except CgroupError:
+                cgroup.remove()
+                raise
     plan = init.LaunchPlan(
         spec=spec,
         root=root,
@@ -177,6 +185,7 @@ def create(
             1 if stdout is None else stdout,
             2 if stderr is None else stderr,
         ),
+        cgroup_handles=handles,
     )
     ours, theirs = channel.pair()
     try:
@@ -184,6 +193,8 @@ def create(
     except OSError as exc:
         ours.close()
         theirs.close()
+        for fd in handles:
+            os.close(fd)
         if cgroup is not None:
             cgroup.remove()
         raise ContainerError(
@@ -202,6 +213,8 @@ def create(
             log_copies=log_copies,
         )
     theirs.close()
+    for fd in handles:  # init's copies are the monitor's until it forks init
+        os.close(fd)
     ours.settimeout(timeout)
     pid: int | None = None
     console: int | None = None
@@ -213,7 +226,7 @@ def create(
         pid = _expect(ours, ("pid",), spec.container_id).number("pid")
         if pid is None:
             raise ContainerError(f"creating container {spec.container_id}: no pid reported")
-        if cgroup is not None:
+        if cgroup is not None and not handles:
             try:
                 cgroup.add(pid)
             except CgroupError:

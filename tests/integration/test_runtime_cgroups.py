@@ -104,6 +104,57 @@ def test_setup_failure_during_the_cgroup_move_is_reported(
         move(cgroup, pid)
 
     monkeypatch.setattr(cgroups.Cgroup, "add", late_move)
+    # On v1 init moves itself in; here the caller moves it, as on v2.
+    monkeypatch.setattr(cgroups.Cgroup, "join_handles", lambda cgroup: ())
     with pytest.raises(runtime.SetupError, match="/proc is a symlink in the image"):
+        runner.run("true", cgroup=runtime.CgroupLimits(pids=8))
+    assert left_cgroups(sorted(before), sorted(pydock_cgroups())) == []
+
+
+def _v1_only() -> None:
+    probe = cgroups.create_tracked(f"probe-{os.getpid()}", runtime.CgroupLimits(pids=8))
+    assert probe is not None
+    probe.remove()
+    if probe.version != 1:
+        pytest.skip("a cgroup v2 host: the caller moves init, by pid")
+
+
+def test_on_v1_init_moves_itself_into_every_hierarchy(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On v1 init joins through the ``tasks`` files the caller opened (a move by pid waits a
+    grace period of the kernel): the caller never moves it, and it is in each directory."""
+    _v1_only()
+
+    def no_move(cgroup: cgroups.Cgroup, pid: int) -> None:
+        raise AssertionError(f"the caller moved {pid} by pid")
+
+    monkeypatch.setattr(cgroups.Cgroup, "add", no_move)
+    spec = runner.spec("sleep", "30", cgroup=runtime.CgroupLimits(memory=64 * MIB, pids=16))
+    container = runner.create(spec)
+    cgroup = container.cgroup
+    assert cgroup is not None and cgroup.version == 1
+    try:
+        for directory in set(cgroup.directories.values()):
+            assert (directory / "cgroup.procs").read_text().split() == [str(container.pid)]
+        container.start()
+    finally:
+        container.kill(signal.SIGKILL)
+        container.wait(timeout=10)
+    assert not any(d.exists() for d in cgroup.directories.values())
+
+
+def test_a_cgroup_init_cannot_join_is_reported_and_removed(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _v1_only()
+    before = pydock_cgroups()
+
+    def unwritable(cgroup: cgroups.Cgroup) -> tuple[int, ...]:
+        directory = sorted(set(cgroup.directories.values()))[0]
+        return (os.open(directory / "tasks", os.O_RDONLY | os.O_CLOEXEC),)
+
+    monkeypatch.setattr(cgroups.Cgroup, "join_handles", unwritable)
+    with pytest.raises(runtime.SetupError, match="joining the container's cgroup: Bad file"):
         runner.run("true", cgroup=runtime.CgroupLimits(pids=8))
     assert left_cgroups(sorted(before), sorted(pydock_cgroups())) == []
