@@ -159,6 +159,10 @@ class OverlayLayoutDriver(Driver):
 
     def put(self, layer_id: str) -> None:
         if not self.layout.exists(layer_id):
+            # Removed by another driver on this home (another thread's engine, a process):
+            # there is no mount of it left to take down, nor a reference to keep.
+            with self.counter.locked(layer_id):
+                self.counter.forget(layer_id)
             return
         merged = self.layout.merged_dir(layer_id)
         with self.counter.locked(layer_id):

@@ -174,3 +174,28 @@ def test_mount_adopted_after_restart(driver_name: str, tmp_path: Path) -> None:
         second.put("rw")
     finally:
         close_driver(second if second is not None else first, home)
+
+
+def test_put_after_another_driver_removed_the_layer(driver_name: str, tmp_path: Path) -> None:
+    """A reference held while another driver on the same home (another thread's engine, or
+    another process) takes the mount down and removes the layer is dropped by the next put:
+    the layer is gone, and a caller that puts until the layer is unmounted must get there."""
+    home = tmp_path / "shared-home"
+    first = open_driver(driver_name, home)
+    second: graphdriver.Driver | None = None
+    try:
+        first.create("base", None)
+        first.create_read_write("rw", "base")
+        first.get("rw")
+        second = open_driver(driver_name, home)
+        second.get("rw")  # adopts the first one's mount
+        second.put("rw")  # its last reference: the mount goes
+        second.remove("rw")
+        assert not first.exists("rw")
+        first.put("rw")
+        assert not first.is_mounted("rw")
+        assert mounts_under(home) == []
+    finally:
+        if second is not None:
+            second.cleanup()
+        close_driver(first, home)
