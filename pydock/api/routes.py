@@ -730,8 +730,11 @@ async def _reap(service: Service, container_id: str, pid: int) -> None:
     if status >= 0:
         service.exits[container_id] = status
     service.exited(container_id).set()
-    with contextlib.suppress(PydockError):
-        await service.call(_state, container_id)
+    try:
+        with contextlib.suppress(PydockError):
+            await current_state(service, container_id)
+    finally:
+        service.notify(container_id)  # recorded (and removed, with --rm)
 
 
 async def start_container(service: Service, name: str) -> bool:
@@ -751,8 +754,7 @@ async def start_container(service: Service, name: str) -> bool:
     service.exit_events.pop(container_id, None)
     service.exits.pop(container_id, None)
     service.exited(container_id)
-    service.started(container_id).set()
-    service.start_events.pop(container_id, None)
+    service.notify(container_id)
     service.forget_old_runs()
     service.nursery.start_soon(_reap, service, container_id, monitor)
     service.event("container", "start", container_id, name=record.name)
@@ -839,6 +841,7 @@ def _remove(engine: Engine, name: str, force: bool) -> str:
 
 async def container_remove(service: Service, http: HttpConnection, request: Request) -> None:
     container_id = await service.call(_remove, request.params["name"], request.flag("force"))
+    service.notify(container_id)
     service.event("container", "destroy", container_id)
     await http.respond(204)
 
@@ -877,6 +880,13 @@ def _state(engine: Engine, container_id: str) -> tuple[str, int | None, str] | N
     return str(current.state), current.exit_code, current.started or ""
 
 
+async def current_state(service: Service, container_id: str) -> tuple[str, int | None, str] | None:
+    """:func:`_state` of the container, one refresh of it at a time: two threads recording
+    the same exit (a waiter's and the monitor's reaper's) raced on its mount and removal."""
+    async with service.refresh_lock(container_id):
+        return await service.call(_state, container_id)
+
+
 def _wait_exit(engine: Engine, container_id: str) -> int | None:
     """The status of the container's run once it ends (within a second), else None."""
     from pydock.containers import lifecycle
@@ -899,7 +909,8 @@ async def container_wait(service: Service, http: HttpConnection, request: Reques
     seen_running = str(record.state) == "running"
     exit_code: int | None = record.exit_code
     while True:
-        state = await service.call(_state, container_id)
+        change = service.changed(container_id)
+        state = await current_state(service, container_id)
         if state is None:
             if container_id in service.exit_events:  # started here: its monitor's status
                 with trio.move_on_after(5):
@@ -925,8 +936,8 @@ async def container_wait(service: Service, http: HttpConnection, request: Reques
             done = True
         if done and condition != "removed":
             break
-        with trio.move_on_after(POLL):  # or at once when this service starts it
-            await service.started(container_id).wait()
+        with trio.move_on_after(POLL):  # or at once when this service changes it
+            await change.wait()
     body = {"StatusCode": exit_code if exit_code is not None else 0, "Error": None}
     await http.write(json_dumps(body))
     await http.end_stream()
@@ -969,7 +980,7 @@ async def _follow_logs(service: Service, client: Client, container_id: str, tty:
     files = await service.call(lambda engine: engine.containers.files(container_id))
     offsets = [0, 0]
     while True:
-        state = await service.call(_state, container_id)
+        state = await current_state(service, container_id)
         for index, path in enumerate((files.stdout_log, files.stderr_log)):
             data = await trio.to_thread.run_sync(_read_from, path, offsets[index])
             offsets[index] += len(data)
@@ -1031,7 +1042,7 @@ async def container_logs(service: Service, http: HttpConnection, request: Reques
     await http.start_stream(200, RAW_STREAM if tty else MULTIPLEXED_STREAM)
     follow = request.flag("follow")
     while True:
-        state = await service.call(_state, record.id)
+        state = await current_state(service, record.id)
         running = follow and state is not None and state[0] == "running"
         running = running and not all(reader.finished for reader in readers)
         copied = [await trio.to_thread.run_sync(reader.drain) for reader in readers]

@@ -108,7 +108,8 @@ class Service:
     watchers: list[trio.MemorySendChannel[dict[str, object]]] = field(default_factory=list)
     exits: dict[str, int] = field(default_factory=dict)
     exit_events: dict[str, trio.Event] = field(default_factory=dict)
-    start_events: dict[str, trio.Event] = field(default_factory=dict)
+    change_events: dict[str, trio.Event] = field(default_factory=dict)
+    refresh_locks: dict[str, trio.Lock] = field(default_factory=dict)
     busy: int = 0
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pydock-api")
@@ -158,14 +159,29 @@ class Service:
         return self.exit_events.setdefault(container_id, trio.Event())
 
     def forget_old_runs(self, keep: int = 1000) -> None:
-        """Drop the oldest exit records past ``keep`` (a long-lived service starts many)."""
-        for table in (self.exits, self.exit_events):
+        """Drop the oldest exit records past ``keep`` (a long-lived service starts many); a
+        wait whose change event goes polls instead."""
+        for table in (self.exits, self.exit_events, self.change_events):
             for stale in list(table)[:-keep]:
                 del table[stale]
+        for stale in list(self.refresh_locks)[:-keep]:
+            if not self.refresh_locks[stale].locked():
+                del self.refresh_locks[stale]
 
-    def started(self, container_id: str) -> trio.Event:
-        """Set when this service starts the container (for waits that began before)."""
-        return self.start_events.setdefault(container_id, trio.Event())
+    def changed(self, container_id: str) -> trio.Event:
+        """Set at the next change this service makes to the container: a start, an exit it
+        recorded, a removal. Take it before reading the state, so no change is missed."""
+        return self.change_events.setdefault(container_id, trio.Event())
+
+    def refresh_lock(self, container_id: str) -> trio.Lock:
+        """Held while the container's state is brought up to date (its exit recorded)."""
+        return self.refresh_locks.setdefault(container_id, trio.Lock())
+
+    def notify(self, container_id: str) -> None:
+        """Wake whoever waits on :meth:`changed` for the container."""
+        event = self.change_events.pop(container_id, None)
+        if event is not None:
+            event.set()
 
     # -- events -------------------------------------------------------------------------------
 

@@ -239,3 +239,31 @@ def test_an_error_answer_to_head_has_no_body() -> None:
         assert connection.next_request_allowed()
 
     trio.run(main)
+
+
+def test_a_change_wakes_the_waits_that_took_its_event_before() -> None:
+    """A wait takes the container's change event, then reads the state: a change made after
+    the event was taken wakes it (none is lost), and the next wait gets a fresh event."""
+    from pydock.api.service import Service
+    from pydock.settings import EngineConfig
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            service = Service(EngineConfig(Path("/nonexistent"), Path("/nonexistent")), nursery)
+            taken = service.changed("c1")
+            assert service.changed("c1") is taken
+            other = service.changed("c2")
+            service.notify("c1")
+            assert taken.is_set()
+            assert not other.is_set()
+            fresh = service.changed("c1")
+            assert fresh is not taken and not fresh.is_set()
+            service.notify("gone")  # nobody waits: nothing to do
+            with trio.fail_after(5):
+                async with trio.open_nursery() as waiters:
+                    waiters.start_soon(fresh.wait)
+                    await trio.testing.wait_all_tasks_blocked()
+                    service.notify("c1")
+            service.pool.shutdown()
+
+    trio.run(main)
