@@ -7,14 +7,37 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
+from sqlite_utils.db import Table
 
 from pydock.errors import StoreError
 from pydock.store.migrations import MIGRATIONS
 
 # A second pydock writing at the same moment waits this long for the write lock.
 BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class StoreDatabase(Database):
+    """sqlite-utils' database with one :class:`Table` object kept per name.
+
+    The stock ``table()`` asks sqlite_master whether the name is a view on every call, and a
+    container's start makes dozens of calls; the store defines no views, and a Table object
+    holds nothing but its name (every query it makes reads the schema afresh).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self._tables: dict[str, Table] = {}
+
+    def table(self, table_name: str, **kwargs: Any) -> Table:
+        if kwargs:
+            return super().table(table_name, **kwargs)
+        found = self._tables.get(table_name)
+        if found is None:
+            found = self._tables[table_name] = super().table(table_name)
+        return found
 
 
 def open_database(path: Path | None) -> Database:
@@ -31,7 +54,7 @@ def open_database(path: Path | None) -> Database:
         if path is not None:
             conn = _enable_wal(conn, where)
         conn.execute("PRAGMA foreign_keys = ON")
-        db = Database(conn, execute_plugins=False)
+        db = StoreDatabase(conn, execute_plugins=False)
         migrate(db)
     except sqlite3.Error as exc:
         conn.close()

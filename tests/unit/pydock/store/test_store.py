@@ -280,3 +280,22 @@ def test_two_processes_write_at_the_same_time(tmp_path: Path) -> None:
         assert len(layers) == 80
         assert check.migrations() == [migration.name for migration in MIGRATIONS._migrations]
         assert len(check.layers.caches(driver="vfs")) == 80
+
+
+def test_table_objects_are_kept_and_follow_the_schema(tmp_path: Path) -> None:
+    """One Table object per name, taken before its table exists, still sees the table once it
+    is made, its rows, and its end; a lookup with options is not kept."""
+    from pydock.store.db import open_database
+
+    db = open_database(tmp_path / "kept.db")
+    early = db.table("later")
+    assert db.table("later") is early
+    assert not early.exists()
+    db.execute("CREATE TABLE later (id TEXT PRIMARY KEY, n INTEGER)")
+    db.execute("INSERT INTO later VALUES ('a', 1)")
+    assert early.exists()
+    assert [row["n"] for row in db.table("later").rows_where("id = ?", ["a"])] == [1]
+    db.execute("DROP TABLE later")
+    assert not db.table("later").exists()
+    assert db.table("later", pk="id") is not early
+    db.conn.close()
