@@ -8,6 +8,7 @@ import os
 import select
 import signal
 import socket
+from pathlib import Path
 
 from . import channel
 from .cgroups import Cgroup
@@ -18,6 +19,7 @@ from .errors import (
     ExecError,
     SetupError,
 )
+from .monitor import read_exit_file
 from .spec import ContainerSpec
 from .state import Event, State, transition
 
@@ -34,7 +36,11 @@ class Container:
         sock: socket.socket,
         cgroup: Cgroup | None,
         console_fd: int | None,
+        monitor_pidfd: int | None = None,
+        exit_file: Path | None = None,
     ) -> None:
+        """``monitor_pidfd`` is given for a monitor that is not this process's child (a
+        spawner's): its status is then read from ``exit_file``."""
         self.spec = spec
         self.monitor_pid = monitor_pid
         self.pid = pid
@@ -43,8 +49,9 @@ class Container:
         self.state = State.CREATED
         self.exit_code: int | None = None
         self._sock: socket.socket | None = sock
+        self.exit_file = exit_file
         self._pidfd = os.pidfd_open(pid)
-        self._monitor_pidfd = os.pidfd_open(monitor_pid)
+        self._monitor_pidfd = os.pidfd_open(monitor_pid) if monitor_pidfd is None else monitor_pidfd
 
     @property
     def container_id(self) -> str:
@@ -82,12 +89,7 @@ class Container:
         ready, _, _ = select.select([self._monitor_pidfd], [], [], timeout)
         if not ready:
             raise TimeoutError(f"container {self.container_id} still runs after {timeout} s")
-        _, wait_status = os.waitpid(self.monitor_pid, 0)
-        if os.WIFSIGNALED(wait_status):
-            # The monitor was killed; init died with it (parent-death signal).
-            self.exit_code = 128 + signal.SIGKILL
-        else:
-            self.exit_code = os.waitstatus_to_exitcode(wait_status)
+        self.exit_code = monitor_status(self._monitor_pidfd, self.exit_file)
         self._event(Event.EXIT)
         self._release()
         return self.exit_code
@@ -98,6 +100,17 @@ class Container:
             return self.wait(timeout=0)
         except TimeoutError:
             return None
+
+    def take_monitor(self) -> tuple[int, int]:
+        """Hand over the monitor (its pid and a pidfd, the caller's to close) to a caller that
+        waits for it elsewhere; this handle lets go of its descriptors."""
+        pidfd = self._monitor_pidfd
+        os.close(self._pidfd)
+        self._pidfd = self._monitor_pidfd = -1
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        return self.monitor_pid, pidfd
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the container's init; a no-op once it has exited."""
@@ -127,6 +140,29 @@ class Container:
             self._sock = None
         if self.cgroup is not None:
             self.cgroup.remove()
+
+
+def reap_status(pidfd: int) -> int | None:
+    """Reap the ended monitor that ``pidfd`` refers to and return its Docker exit status;
+    ``None`` when it is not this process's child (a spawner reaps its own)."""
+    try:
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    except ChildProcessError:
+        return None
+    if result is None or result.si_code != os.CLD_EXITED:
+        # The monitor was killed; init died with it (parent-death signal).
+        return 128 + signal.SIGKILL
+    return result.si_status
+
+
+def monitor_status(pidfd: int, exit_file: Path | None) -> int:
+    """The Docker exit status of a monitor that has ended: its wait status when it is this
+    process's child, else the status it recorded in ``exit_file``."""
+    status = reap_status(pidfd)
+    if status is None and exit_file is not None:
+        status = read_exit_file(exit_file)
+    # No status recorded: the monitor was killed, and init died with it.
+    return 128 + signal.SIGKILL if status is None else status
 
 
 def report_error(message: channel.Message, container_id: str) -> ContainerError:

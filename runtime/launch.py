@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import cgroups, channel, idmap, init, monitor, seccomp
+from . import spawner as spawners
 from .cgroups import Cgroup
 from .container import Container, report_error
 from .errors import CgroupError, ContainerError, InvalidSpecError, SeccompError, SetupError
@@ -110,13 +111,18 @@ def _write_maps(pid: int, mapping: idmap.IdMapping, container_id: str) -> None:
         ) from exc
 
 
-def _abandon(monitor_pid: int, pid: int | None, cgroup: Cgroup | None, sock: socket.socket) -> None:
-    """Undo a failed create: kill init and the monitor, reap, remove the cgroup."""
-    for target in (pid, monitor_pid):
-        if target is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(target, signal.SIGKILL)
-    os.waitpid(monitor_pid, 0)
+def _abandon(monitor: int, pid: int | None, cgroup: Cgroup | None, sock: socket.socket) -> None:
+    """Undo a failed create: kill init and the monitor (``monitor`` is a pidfd of it, closed
+    here), reap it (a spawner reaps its own), remove the cgroup."""
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(monitor, signal.SIGKILL)
+    select.select([monitor], [], [])
+    with contextlib.suppress(ChildProcessError):
+        os.waitid(os.P_PIDFD, monitor, os.WEXITED)
+    os.close(monitor)
     sock.close()
     if cgroup is not None:
         cgroup.remove()
@@ -188,15 +194,30 @@ def create(
         cgroup_handles=handles,
     )
     ours, theirs = channel.pair()
+    monitor_pidfd: int | None = None
+    spawner = spawners.installed()
     try:
-        monitor_pid = os.fork()
-    except OSError as exc:
+        if spawner is not None:
+            monitor_pid, monitor_pidfd = spawner.spawn(
+                plan,
+                theirs,
+                cgroup=cgroup,
+                exit_file=exit_file,
+                detach=detach,
+                exit_command=exit_command,
+                log_copies=log_copies,
+            )
+        else:
+            monitor_pid = os.fork()
+    except (OSError, ContainerError) as exc:
         ours.close()
         theirs.close()
         for fd in handles:
             os.close(fd)
         if cgroup is not None:
             cgroup.remove()
+        if isinstance(exc, ContainerError):
+            raise
         raise ContainerError(
             f"creating container {spec.container_id}: fork: {exc.strerror}",
             container_id=spec.container_id,
@@ -215,6 +236,8 @@ def create(
     theirs.close()
     for fd in handles:  # init's copies are the monitor's until it forks init
         os.close(fd)
+    if monitor_pidfd is None:
+        monitor_pidfd = os.pidfd_open(monitor_pid)
     ours.settimeout(timeout)
     pid: int | None = None
     console: int | None = None
@@ -239,12 +262,19 @@ def create(
         while (message := _expect(ours, steps, spec.container_id)).kind == "console":
             console = message.fd
         return Container(
-            spec, monitor_pid=monitor_pid, pid=pid, sock=ours, cgroup=cgroup, console_fd=console
+            spec,
+            monitor_pid=monitor_pid,
+            pid=pid,
+            sock=ours,
+            cgroup=cgroup,
+            console_fd=console,
+            monitor_pidfd=monitor_pidfd,
+            exit_file=exit_file,
         )
     except BaseException:
         if console is not None:
             os.close(console)
-        _abandon(monitor_pid, pid, cgroup, ours)
+        _abandon(monitor_pidfd, pid, cgroup, ours)
         raise
 
 

@@ -671,7 +671,7 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
                 detached.started(started.container)
             finally:
                 detached.close()
-            return record.id, fds, started.container.monitor_pid
+            return record.id, fds, _monitor_pidfd(started.container)
         files.create()
         fds.logs = (files.open_log(files.stdout_log), files.open_log(files.stderr_log))
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -691,7 +691,7 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
         )
         fds.console = started.container.console_fd
         started.container.console_fd = None
-        return record.id, fds, started.container.monitor_pid
+        return record.id, fds, _monitor_pidfd(started.container)
     except ContainerStartError:
         fds.close()
         if config.auto_remove:
@@ -713,27 +713,28 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
 _UNLESS_ALIVE = 'kill -0 "$0" 2>/dev/null || exec "$@"'
 
 
-def _wait_child(pid: int) -> int:
-    """The exit status of child ``pid`` (a monitor exits with its container's status)."""
+def _monitor_pidfd(container: runtime.Container) -> int:
+    """The started container's monitor as a pidfd, the service's to wait on and close."""
+    return container.take_monitor()[1]
+
+
+async def _reap(service: Service, container_id: str, pidfd: int) -> None:
+    """Wait for the monitor, keep its container's status, and record the exit (its release
+    and ``--rm``) as the monitor's exit command would have."""
+    from runtime.container import reap_status
+
     try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return -1
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-async def _reap(service: Service, container_id: str, pid: int) -> None:
-    """Collect the monitor (this process's child), keep its container's status, and record
-    the exit (its release and ``--rm``) as the monitor's exit command would have."""
-    status = await trio.to_thread.run_sync(_wait_child, pid, abandon_on_cancel=True)
-    if status >= 0:
+        await trio.lowlevel.wait_readable(pidfd)
+        status = await trio.to_thread.run_sync(reap_status, pidfd)
+    finally:
+        os.close(pidfd)
+    if status is not None:  # else a spawner's monitor: the refresh reads its exit file
         service.exits[container_id] = status
-    service.exited(container_id).set()
     try:
         with contextlib.suppress(PydockError):
             await current_state(service, container_id)
     finally:
+        service.exited(container_id).set()
         service.notify(container_id)  # recorded (and removed, with --rm)
 
 
@@ -866,25 +867,35 @@ async def containers_prune(service: Service, http: HttpConnection, request: Requ
     await http.json(200, {"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 
-def _state(engine: Engine, container_id: str) -> tuple[str, int | None, str] | None:
-    """``(state, exit code, start time)`` of a container, brought up to date; None if gone."""
+def _state(
+    engine: Engine, container_id: str
+) -> tuple[tuple[str, int | None, str] | None, int | None]:
+    """``(state, exit code, start time)`` of a container brought up to date (None if gone),
+    and the status of a run found ended on the way (which ``--rm`` may have taken along)."""
     from pydock.containers import lifecycle
+    from pydock.containers.state import ContainerState
 
     manager = engine.containers
     record = manager.store.containers.get(container_id)
     if record is None:
-        return None
+        return None, None
+    ended = None
+    if record.state == ContainerState.RUNNING:
+        ended = lifecycle.exit_status(manager, record)
     current = lifecycle.refresh(manager, record)
     if current is None:
-        return None
-    return str(current.state), current.exit_code, current.started or ""
+        return None, ended
+    return (str(current.state), current.exit_code, current.started or ""), ended
 
 
 async def current_state(service: Service, container_id: str) -> tuple[str, int | None, str] | None:
     """:func:`_state` of the container, one refresh of it at a time: two threads recording
     the same exit (a waiter's and the monitor's reaper's) raced on its mount and removal."""
     async with service.refresh_lock(container_id):
-        return await service.call(_state, container_id)
+        state, ended = await service.call(_state, container_id)
+    if ended is not None:
+        service.exits[container_id] = ended
+    return state
 
 
 def _wait_exit(engine: Engine, container_id: str) -> int | None:

@@ -22,6 +22,7 @@ import re
 import signal
 import socket
 import stat
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ from pydock.errors import (
     UsageError,
 )
 from pydock.settings import EngineConfig
+from runtime import spawner as runtime_spawner
 
 if TYPE_CHECKING:
     from pydock.engine import Engine
@@ -444,6 +446,7 @@ async def serve(
         sock = bind_socket(path)
         where = f"unix://{path}"
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    spawner = _start_spawner()
     try:
         async with trio.open_nursery() as nursery:
             service = Service(config, nursery)
@@ -458,9 +461,27 @@ async def serve(
                 nursery.cancel_scope.cancel()
                 service.pool.shutdown(wait=False, cancel_futures=True)
     finally:
+        if spawner is not None:
+            runtime_spawner.install(None)
+            spawner.close()
         if path is not None:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _start_spawner() -> runtime_spawner.Spawner | None:
+    """The process that forks the monitors of the containers this service starts (forking
+    the service itself costs more, and each monitor would keep a copy of its memory); without
+    one, the service forks them itself."""
+    try:
+        spawner = runtime_spawner.Spawner()
+    except OSError as exc:
+        print(
+            f"pydock: WARNING: no monitor spawner ({exc}): forking monitors here", file=sys.stderr
+        )
+        return None
+    runtime_spawner.install(spawner)
+    return spawner
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:

@@ -245,6 +245,12 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
     started = service.docker("run", "-d", "--name", "survivor", "busybox", "sleep", "300")
     assert started.returncode == 0, started.stderr
     try:
+        # Its monitor was forked by the service's spawner, a small process of its own.
+        pid = int(service.docker("inspect", "-f", "{{.State.Pid}}", "survivor").stdout)
+        spawner = _parent(_parent(pid))
+        assert service.process is not None and spawner != service.process.pid
+        assert _parent(spawner) == service.process.pid
+        assert "runtime.spawner" in Path(f"/proc/{spawner}/cmdline").read_text()
         service.stop()
         service.start()
         listed = service.docker("ps", "--format", "{{.Names}} {{.State}}")
@@ -256,6 +262,13 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
         )
     finally:
         service.docker("rm", "-f", "survivor")
+
+
+def _parent(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
 
 
 def test_a_killed_service_leaves_exits_to_the_monitors(
