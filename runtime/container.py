@@ -39,8 +39,9 @@ class Container:
         monitor_pidfd: int | None = None,
         exit_file: Path | None = None,
     ) -> None:
-        """``monitor_pidfd`` is given for a monitor that is not this process's child (a
-        spawner's): its status is then read from ``exit_file``."""
+        """``monitor_pidfd`` is a pidfd of the monitor (opened here if not given); the status
+        of a monitor that is not this process's child (a spawner's) is read from
+        ``exit_file``."""
         self.spec = spec
         self.monitor_pid = monitor_pid
         self.pid = pid

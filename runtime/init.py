@@ -124,14 +124,6 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
     """Everything between fork and exec; returns the command's environment."""
     spec = plan.spec
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if plan.cgroup_handles:
-        # First, so the namespaces and mounts made next are charged to the container.
-        try:
-            cgroups.join(plan.cgroup_handles)
-        except OSError as exc:
-            raise SetupError(
-                f"joining the container's cgroup: {exc.strerror}", errno=exc.errno
-            ) from exc
     if spec.oom_score_adj is not None:
         # Before the identity changes: lowering the score needs CAP_SYS_RESOURCE.
         write_oom_score_adj(spec.oom_score_adj)
@@ -142,9 +134,11 @@ def _setup(plan: LaunchPlan, sock: socket.socket) -> list[str]:
         flags |= linux.CLONE_NEWIPC
     if spec.network is NetworkMode.NONE:
         flags |= linux.CLONE_NEWNET
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("creating namespaces", lambda: linux.unshare(flags)),
-    ]
+    steps: list[tuple[str, Callable[[], None]]] = []
+    if plan.cgroup_handles:
+        # First, so the namespaces and mounts made next are charged to the container.
+        steps.append(("joining the container's cgroup", lambda: cgroups.join(plan.cgroup_handles)))
+    steps.append(("creating namespaces", lambda: linux.unshare(flags)))
     if "uts" not in spec.host_namespaces:
         steps.append(("setting the hostname", lambda: linux.sethostname(spec.effective_hostname)))
     if spec.domainname:

@@ -1,5 +1,8 @@
 """``create`` and ``run``: fork the monitor and walk it and init through the set-up.
 
+The monitor is forked here, or by the spawner a resident caller installed (see
+:mod:`runtime.spawner`); the steps are the same either way.
+
 The caller answers each step over the seqpacket channel (see :mod:`runtime.channel`):
 
     monitor: "userns"   caller writes the id maps (runc's order: the user namespace first)
@@ -24,7 +27,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cgroups, channel, idmap, init, monitor, seccomp
+from . import cgroups, channel, idmap, init, seccomp
 from . import spawner as spawners
 from .cgroups import Cgroup
 from .container import Container, report_error
@@ -149,7 +152,8 @@ def create(
     ``exit_file`` is where it records the exit status either way, and ``exit_command`` (argv)
     is started once the status is recorded; ``log_copies`` are output pipes the monitor copies
     into log files (the caller closes its write ends once created). ``id_mapping`` overrides the
-    user-namespace maps that :func:`runtime.idmap.plan` would choose.
+    user-namespace maps that :func:`runtime.idmap.plan` would choose. A spawner's monitor is
+    not this process's child: its container's status comes from ``exit_file`` alone.
     """
     use_userns = spec.userns if spec.userns is not None else os.geteuid() != 0
     mapping = (id_mapping or idmap.plan()) if use_userns else None
@@ -193,20 +197,13 @@ def create(
         ),
         cgroup_handles=handles,
     )
+    job = spawners.MonitorJob(plan, cgroup, exit_file, detach, exit_command, len(log_copies))
     ours, theirs = channel.pair()
     monitor_pidfd: int | None = None
     spawner = spawners.installed()
     try:
         if spawner is not None:
-            monitor_pid, monitor_pidfd = spawner.spawn(
-                plan,
-                theirs,
-                cgroup=cgroup,
-                exit_file=exit_file,
-                detach=detach,
-                exit_command=exit_command,
-                log_copies=log_copies,
-            )
+            monitor_pid, monitor_pidfd = spawner.spawn(job, theirs, log_copies)
         else:
             monitor_pid = os.fork()
     except (OSError, ContainerError) as exc:
@@ -224,15 +221,7 @@ def create(
         ) from exc
     if monitor_pid == 0:
         ours.close()
-        monitor.run(
-            plan,
-            theirs,
-            cgroup=cgroup,
-            exit_file=exit_file,
-            detach=detach,
-            exit_command=exit_command,
-            log_copies=log_copies,
-        )
+        job.run(theirs, log_copies)
     theirs.close()
     for fd in handles:  # init's copies are the monitor's until it forks init
         os.close(fd)

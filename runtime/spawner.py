@@ -29,6 +29,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 from . import seccomp
 from .cgroups import Cgroup
@@ -72,14 +73,28 @@ class MonitorJob:
     def descriptor_count(self) -> int:
         return 4 + len(self.plan.cgroup_handles) + 3 * self.log_copies
 
-    def rebuild(self, fds: list[int]) -> tuple[LaunchPlan, socket.socket, list[LogCopy]]:
-        """The plan, channel and log copies again, on the descriptors received."""
+    def rebuild(self, fds: list[int]) -> tuple[MonitorJob, socket.socket, list[LogCopy]]:
+        """The job, channel and log copies again, on the descriptors received."""
         handles = len(self.plan.cgroup_handles)
         stdio = (fds[1], fds[2], fds[3])
         plan = replace(self.plan, stdio=stdio, cgroup_handles=tuple(fds[4 : 4 + handles]))
         rest = fds[4 + handles :]
         copies = [LogCopy(*rest[i : i + 3]) for i in range(0, 3 * self.log_copies, 3)]
-        return plan, socket.socket(fileno=fds[0]), copies
+        return replace(self, plan=plan), socket.socket(fileno=fds[0]), copies
+
+    def run(self, sock: socket.socket, log_copies: Sequence[LogCopy]) -> NoReturn:
+        """Be the monitor of this job (in a freshly forked child); never returns."""
+        from . import monitor
+
+        monitor.run(
+            self.plan,
+            sock,
+            cgroup=self.cgroup,
+            exit_file=self.exit_file,
+            detach=self.detach,
+            exit_command=self.exit_command,
+            log_copies=log_copies,
+        )
 
 
 class Spawner:
@@ -109,28 +124,20 @@ class Spawner:
         self._lock = threading.Lock()
 
     def spawn(
-        self,
-        plan: LaunchPlan,
-        sock: socket.socket,
-        *,
-        cgroup: Cgroup | None,
-        exit_file: Path | None,
-        detach: bool,
-        exit_command: tuple[str, ...],
-        log_copies: Sequence[LogCopy],
+        self, job: MonitorJob, sock: socket.socket, log_copies: Sequence[LogCopy]
     ) -> tuple[int, int]:
-        """Fork a monitor for ``plan`` in the spawner; return its pid and a pidfd of it."""
-        job = MonitorJob(plan, cgroup, exit_file, detach, exit_command, len(log_copies))
-        fds = MonitorJob.descriptors(plan, sock, log_copies)
+        """Fork the monitor of ``job`` in the spawner; return its pid and a pidfd of it."""
+        fds = MonitorJob.descriptors(job.plan, sock, log_copies)
+        container_id = job.plan.spec.container_id
         with self._lock:
             try:
                 socket.send_fds(self._sock, [pickle.dumps(job)], fds)
                 reply, received, _ = _receive(self._sock, 4096, 1)
             except OSError as exc:
                 raise ContainerError(
-                    f"creating container {plan.spec.container_id}: the monitor spawner "
-                    f"failed: {exc.strerror or exc}",
-                    container_id=plan.spec.container_id,
+                    f"creating container {container_id}: the monitor spawner failed: "
+                    f"{exc.strerror or exc}",
+                    container_id=container_id,
                 ) from exc
         text = reply.decode(errors="replace")
         if not received or not text.isdigit():
@@ -138,8 +145,8 @@ class Spawner:
                 os.close(fd)
             why = text or "it ended"
             raise ContainerError(
-                f"creating container {plan.spec.container_id}: the monitor spawner: {why}",
-                container_id=plan.spec.container_id,
+                f"creating container {container_id}: the monitor spawner: {why}",
+                container_id=container_id,
             )
         return int(text), received[0]
 
@@ -250,28 +257,18 @@ def _serve_one(sock: socket.socket, wakeup: tuple[int, int]) -> bool:
 
 def _become_monitor(
     job: MonitorJob, fds: list[int], sock: socket.socket, wakeup: tuple[int, int]
-) -> None:
+) -> NoReturn:
     """In the forked child: drop the spawner's own state, then run the monitor."""
-    from . import monitor
-
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sock.close()
         for fd in wakeup:
             os.close(fd)
-        plan, channel, copies = job.rebuild(fds)
+        job, channel, copies = job.rebuild(fds)
     except BaseException:
         os._exit(1)
-    monitor.run(
-        plan,
-        channel,
-        cgroup=job.cgroup,
-        exit_file=job.exit_file,
-        detach=job.detach,
-        exit_command=job.exit_command,
-        log_copies=copies,
-    )
+    job.run(channel, copies)
 
 
 def serve(fd: int) -> None:
