@@ -131,6 +131,13 @@ class Driver(abc.ABC):
         """Whether this process holds a reference to the layer."""
         return self.counter.count(layer_id) > 0
 
+    def adopt(self, layer_id: str) -> bool:
+        """Take a reference to the layer's mount when one is up (made by this or another
+        process) and return True; never mounts. This default serves drivers whose ``get``
+        mounts nothing that outlives a process: a reference is all there is to take."""
+        self.get(layer_id)
+        return True
+
     # -- changes: naive defaults --------------------------------------------------------
 
     def whiteout_format(self) -> archive.WhiteoutFormat:

@@ -124,6 +124,18 @@ class OverlayLayoutDriver(Driver):
                     raise
         return merged
 
+    def adopt(self, layer_id: str) -> bool:
+        if not self.layout.exists(layer_id):
+            return False
+        if not self.layout.lower_links(layer_id):
+            return super().adopt(layer_id)  # a layer of its own: get mounts nothing
+        merged = self.layout.merged_dir(layer_id)
+        with self.counter.locked(layer_id):
+            if self.counter.count(layer_id) == 0 and not self._adopt(layer_id, merged):
+                return False
+            self.counter.increment(layer_id)
+        return True
+
     def _adopt(self, layer_id: str, merged: Path) -> bool:
         """Take over a mount an earlier process left; a dead one is cleared and reported."""
         if not self.is_mounted_at(merged):

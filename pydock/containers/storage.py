@@ -6,7 +6,7 @@ from the content store. The writable layer is created on the image's top layer o
 container's row names it, so start-up recovery never mistakes it for debris.
 
 Mounts outlive the pydock process that made them while the container runs; whoever sees the
-container exit releases the mount (``get`` adopts a mount left by another process, the last
+container exit releases the mount (``adopt`` takes a mount left by another process, the last
 ``put`` unmounts it).
 """
 
@@ -82,8 +82,10 @@ class ContainerLayers:
         if not self.driver.exists(layer_id):
             return
         with driver_step(f"unmounting the root filesystem {layer_id}"):
-            if not self.driver.is_mounted(layer_id):
-                self.driver.get(layer_id)  # adopts a mount made by another process ...
+            # A mount made by another process is adopted (none up: nothing to do; a get
+            # would mount it again, maybe under a removal by whoever took it down) ...
+            if not self.driver.is_mounted(layer_id) and not self.driver.adopt(layer_id):
+                return
             while self.driver.is_mounted(layer_id):
                 self.driver.put(layer_id)  # ... so that the last put takes it down
 

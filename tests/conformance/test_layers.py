@@ -199,3 +199,34 @@ def test_put_after_another_driver_removed_the_layer(driver_name: str, tmp_path: 
         if second is not None:
             second.cleanup()
         close_driver(first, home)
+
+
+def test_adopt_takes_a_mount_that_is_up_and_never_mounts(driver_name: str, tmp_path: Path) -> None:
+    """``adopt`` (how whoever sees a container exit releases its mount) takes a reference to a
+    mount another driver on the same home made, and mounts nothing when none is up: a
+    second recorder of the same exit must not mount a layer the first is removing."""
+    home = tmp_path / "adopt-only-home"
+    first = open_driver(driver_name, home)
+    second: graphdriver.Driver | None = None
+    try:
+        first.create("base", None)
+        first.create_read_write("rw", "base")
+        nothing = mounts_under(home)
+        if first.adopt("rw"):  # a driver whose get mounts nothing counts a reference
+            assert mounts_under(home) == nothing
+            first.put("rw")
+        assert mounts_under(home) == nothing
+        path = first.get("rw")
+        write(Path(path) / "through-first", b"1")
+        mounted = mounts_under(home)
+        second = open_driver(driver_name, home)
+        assert second.adopt("rw")
+        assert second.is_mounted("rw")
+        assert mounts_under(home) == mounted  # taken over, not stacked
+        second.put("rw")  # its last reference: the mount goes
+        assert mounts_under(home) == nothing
+        assert not second.adopt("rw") or mounts_under(home) == nothing
+    finally:
+        if second is not None:
+            second.cleanup()
+        close_driver(first, home)
