@@ -636,8 +636,12 @@ async def container_inspect(service: Service, http: HttpConnection, request: Req
     await http.json(200, await service.call(_inspect, request.params["name"]))
 
 
-def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str, Fds, int] | None:
-    """Start container ``name``; with ``attached``, its streams come back to the service."""
+def _start(
+    engine: Engine, name: str, clients: Callable[[str], tuple[bool, bool]]
+) -> tuple[str, str, Fds, int] | None:
+    """Start container ``name``; its streams come back to the service when ``clients`` (of its
+    id) says attach clients wait (and whether one gives input). Returns the container's id and
+    name, those streams and a pidfd of its monitor; None when it runs already."""
     from pydock.containers import attach, lifecycle
     from pydock.containers.config import parse_restart_policy
     from pydock.containers.errors import ContainerStartError
@@ -647,6 +651,7 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
     record = _lookup(engine, name)
     if record.state == ContainerState.RUNNING:
         return None
+    attached, stdin = clients(record.id)
     config = manager.config_of(record)
     hook = lifecycle.exit_command(manager, record)
     if parse_restart_policy(config.restart).name == "no":
@@ -671,7 +676,7 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
                 detached.started(started.container)
             finally:
                 detached.close()
-            return record.id, fds, _monitor_pidfd(started.container)
+            return record.id, record.name, fds, _monitor_pidfd(started.container)
         files.create()
         fds.logs = (files.open_log(files.stdout_log), files.open_log(files.stderr_log))
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -691,7 +696,7 @@ def _start(engine: Engine, name: str, attached: bool, stdin: bool) -> tuple[str,
         )
         fds.console = started.container.console_fd
         started.container.console_fd = None
-        return record.id, fds, _monitor_pidfd(started.container)
+        return record.id, record.name, fds, _monitor_pidfd(started.container)
     except ContainerStartError:
         fds.close()
         if config.auto_remove:
@@ -740,25 +745,32 @@ async def _reap(service: Service, container_id: str, pidfd: int) -> None:
 
 async def start_container(service: Service, name: str) -> bool:
     """Start ``name``, with the attach clients that wait for it; False if it already ran."""
-    record = await service.call(_lookup, name)
-    waiting = [c for c in service.waiting.get(record.id, []) if not c.gone]
-    stdin = any(client.stdin for client in waiting)
+
+    resolved: list[str] = []
+
+    def attached(container_id: str) -> tuple[bool, bool]:
+        # Read in the worker thread, once the name is resolved: a snapshot, as taken before.
+        resolved.append(container_id)
+        waiting = [c for c in service.waiting.get(container_id, []) if not c.gone]
+        return bool(waiting), any(client.stdin for client in waiting)
+
     try:
-        started = await service.call(_start, record.id, bool(waiting), stdin)
+        started = await service.call(_start, name, attached)
     except BaseException:
-        for client in service.waiting.pop(record.id, []):
-            client.done.set()
+        for container_id in resolved:
+            for client in service.waiting.pop(container_id, []):
+                client.done.set()
         raise
     if started is None:
         return False
-    container_id, fds, monitor = started
+    container_id, container_name, fds, monitor = started
     service.exit_events.pop(container_id, None)
     service.exits.pop(container_id, None)
     service.exited(container_id)
     service.notify(container_id)
     service.forget_old_runs()
     service.nursery.start_soon(_reap, service, container_id, monitor)
-    service.event("container", "start", container_id, name=record.name)
+    service.event("container", "start", container_id, name=container_name)
     clients = service.waiting.pop(container_id, [])
     if clients:
         session = Session(fds, clients)
