@@ -91,26 +91,31 @@ def _start_log_copies(copies: Sequence[LogCopy]) -> threading.Thread | None:
 _WAIT_THEN_EXEC = 'read -r _; exec "$@" </dev/null'
 
 
-def _prepare_exit_command(argv: tuple[str, ...]) -> int:
-    """Start a helper that runs ``argv`` once the monitor is gone; return the monitor's end.
+def start_exit_helper(argv: tuple[str, ...], read_end: int) -> None:
+    """Start the helper that runs ``argv`` at end-of-file on ``read_end`` (a pipe whose write
+    end only the monitor holds, so the exit command also runs if the monitor is killed).
 
-    The helper is started before the pid namespace exists (a process there cannot fork once
-    init has died) and waits for end-of-file on a pipe whose other end only the monitor
-    holds, so the exit command also runs if the monitor itself is killed. It is a shell, in a
-    session of its own, with none of the caller's descriptors (a pipe of the container's
-    output held open would keep its reader waiting); subprocess starts it with vfork, where
-    forking this process (the API service's, large) cost the start milliseconds.
+    It is a shell, in a session of its own, with none of the caller's descriptors (a pipe of
+    the container's output held open would keep its reader waiting); subprocess starts it with
+    vfork, where forking a large caller cost the start milliseconds.
     """
+    subprocess.Popen(
+        ["/bin/sh", "-c", _WAIT_THEN_EXEC, "sh", *argv],
+        stdin=read_end,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
+def _prepare_exit_command(argv: tuple[str, ...]) -> int:
+    """Start the exit command's helper (:func:`start_exit_helper`) from the monitor; return
+    the monitor's end of its pipe. Before the pid namespace exists: a process there cannot
+    fork once init has died."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
-        subprocess.Popen(
-            ["/bin/sh", "-c", _WAIT_THEN_EXEC, "sh", *argv],
-            stdin=read_end,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            start_new_session=True,
-        )
+        start_exit_helper(argv, read_end)
     finally:
         os.close(read_end)
     return write_end
@@ -140,11 +145,14 @@ def run(
     detach: bool,
     exit_command: tuple[str, ...] = (),
     log_copies: Sequence[LogCopy] = (),
+    exit_hook: int = -1,
 ) -> NoReturn:
     """Run the monitor in the freshly forked child; never returns.
 
     With ``log_copies`` the container's output arrives on pipes that the monitor copies into
     the log files (and their line-time indexes) until they end, before recording the exit.
+    ``exit_hook`` is the write end of the pipe of an exit command's helper its parent started
+    (a spawner, while this runs); without one the monitor starts the helper itself.
     """
     status = init.SETUP_FAILED
     try:
@@ -157,7 +165,9 @@ def run(
         message = channel.receive(sock)
         if message is None or message.kind != "continue":
             raise ContainerError("waiting for the id maps: the caller went away")
-        hook = _prepare_exit_command(exit_command) if exit_command else -1
+        hook = exit_hook
+        if hook < 0 and exit_command:
+            hook = _prepare_exit_command(exit_command)
         # Here, between the user namespace (only a single-threaded process may enter one) and
         # the pid namespace (after which this process may no longer create threads). Nothing
         # writes to the pipes before init runs the command, so the thread idles in select()

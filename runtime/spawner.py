@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
-from . import seccomp
+from . import monitor, seccomp
 from .cgroups import Cgroup
 from .errors import ContainerError, SeccompError
 from .init import LaunchPlan
@@ -82,7 +82,9 @@ class MonitorJob:
         copies = [LogCopy(*rest[i : i + 3]) for i in range(0, 3 * self.log_copies, 3)]
         return replace(self, plan=plan), socket.socket(fileno=fds[0]), copies
 
-    def run(self, sock: socket.socket, log_copies: Sequence[LogCopy]) -> NoReturn:
+    def run(
+        self, sock: socket.socket, log_copies: Sequence[LogCopy], exit_hook: int = -1
+    ) -> NoReturn:
         """Be the monitor of this job (in a freshly forked child); never returns."""
         from . import monitor
 
@@ -94,6 +96,7 @@ class MonitorJob:
             detach=self.detach,
             exit_command=self.exit_command,
             log_copies=log_copies,
+            exit_hook=exit_hook,
         )
 
 
@@ -234,10 +237,7 @@ def _serve_one(sock: socket.socket, wakeup: tuple[int, int]) -> bool:
                 f"{len(fds)} descriptors for a job that needs {job.descriptor_count()}"
             )
         _warm(job.plan)
-        pid = os.fork()
-        if pid == 0:
-            _become_monitor(job, fds, sock, wakeup)
-        pidfd = os.pidfd_open(pid)
+        pid, pidfd = _fork_monitor(job, fds, sock, wakeup)
     except Exception as exc:
         for fd in fds:
             os.close(fd)
@@ -255,20 +255,54 @@ def _serve_one(sock: socket.socket, wakeup: tuple[int, int]) -> bool:
     return True
 
 
-def _become_monitor(
+def _fork_monitor(
     job: MonitorJob, fds: list[int], sock: socket.socket, wakeup: tuple[int, int]
+) -> tuple[int, int]:
+    """Fork the job's monitor; return its pid and a pidfd. The exit command's helper is
+    started here, while the monitor sets up, rather than by the monitor before it forks init
+    (its start was a millisecond of every container's); the spawner reaps it too."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC) if job.exit_command else (-1, -1)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _become_monitor(job, fds, sock, (*wakeup, read_end), write_end)
+        pidfd = os.pidfd_open(pid)
+    except BaseException:
+        if read_end >= 0:
+            os.close(read_end)
+        raise
+    finally:
+        if write_end >= 0:
+            os.close(write_end)  # the monitor's alone now: its end is the helper's end-of-file
+    if read_end < 0:
+        return pid, pidfd
+    try:
+        monitor.start_exit_helper(job.exit_command, read_end)
+    except BaseException:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.close(pidfd)
+        raise
+    finally:
+        os.close(read_end)
+    return pid, pidfd
+
+
+def _become_monitor(
+    job: MonitorJob, fds: list[int], sock: socket.socket, spawner_fds: tuple[int, ...], hook: int
 ) -> NoReturn:
-    """In the forked child: drop the spawner's own state, then run the monitor."""
+    """In the forked child: drop the spawner's own state, then run the monitor (``hook``:
+    the write end of the exit command helper's pipe, -1 for none)."""
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sock.close()
-        for fd in wakeup:
-            os.close(fd)
+        for fd in spawner_fds:
+            if fd >= 0:
+                os.close(fd)
         job, channel, copies = job.rebuild(fds)
     except BaseException:
         os._exit(1)
-    job.run(channel, copies)
+    job.run(channel, copies, hook)
 
 
 def serve(fd: int) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +120,37 @@ def test_a_request_that_is_not_a_job_is_refused_and_the_spawner_goes_on(
     assert _parent(container.monitor_pid) == spawner.process.pid
     container.start()
     assert container.wait(timeout=20) == 0
+
+
+def test_the_exit_command_runs_from_a_helper_the_spawner_started(
+    runner: Runner, spawner: spawners.Spawner, tmp_path: Path
+) -> None:
+    """The spawner starts the exit command's helper beside the monitor (the monitor did it on
+    its way to init); it still runs the command once the monitor is gone."""
+    done = tmp_path / "done"
+    command = ("/bin/sh", "-c", f"echo recorded > {done}")
+    container = runner.create(
+        runner.spec("sleep", "30"), exit_file=tmp_path / "exit", exit_command=command
+    )
+    container.start()
+    helpers = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _is_helper_of(int(entry.name), spawner.process.pid)
+    ]
+    assert len(helpers) == 1
+    assert not done.exists()
+    container.kill(signal.SIGKILL)
+    assert container.wait(timeout=10) == 137
+    deadline = time.monotonic() + 20
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert done.read_text() == "recorded\n"
+
+
+def _is_helper_of(pid: int, parent: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return _parent(pid) == parent and b"read -r _" in cmdline
+    except (FileNotFoundError, ProcessLookupError, AssertionError):
+        return False
