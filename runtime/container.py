@@ -104,7 +104,7 @@ class Container:
 
     def take_monitor(self) -> tuple[int, int]:
         """Hand over the monitor (its pid and a pidfd, the caller's to close) to a caller that
-        waits for it elsewhere; this handle lets go of its descriptors."""
+        waits for it elsewhere; this handle lets go of its descriptors and is done."""
         pidfd = self._monitor_pidfd
         os.close(self._pidfd)
         self._pidfd = self._monitor_pidfd = -1
