@@ -155,62 +155,71 @@ def test_layers_survive_restart(driver_name: str, tmp_path: Path) -> None:
         close_driver(second, home)
 
 
+class SharedHome:
+    """Two drivers on one home, as two processes (or two threads' engines) have: the first
+    made ``base`` and ``rw`` on it; both are cleaned up on the way out."""
+
+    def __init__(self, driver_name: str, home: Path) -> None:
+        self.name, self.home = driver_name, home
+        self.first = open_driver(driver_name, home)
+        self.second: graphdriver.Driver | None = None
+
+    def __enter__(self) -> SharedHome:
+        try:
+            self.first.create("base", None)
+            self.first.create_read_write("rw", "base")
+        except BaseException:
+            close_driver(self.first, self.home)
+            raise
+        return self
+
+    def open_second(self) -> graphdriver.Driver:
+        self.second = open_driver(self.name, self.home)
+        return self.second
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.second is not None:
+            self.second.cleanup()
+        close_driver(self.first, self.home)
+
+
 def test_mount_adopted_after_restart(driver_name: str, tmp_path: Path) -> None:
     """A driver started again finds the mounts an earlier one left and does not stack another."""
-    home = tmp_path / "adopt-home"
-    first = open_driver(driver_name, home)
-    second: graphdriver.Driver | None = None
-    try:
-        first.create("base", None)
-        first.create_read_write("rw", "base")
-        path = first.get("rw")
+    with SharedHome(driver_name, tmp_path / "adopt-home") as shared:
+        path = shared.first.get("rw")
         write(Path(path) / "through-first", b"1")
-        before = mounts_under(home)
+        before = mounts_under(shared.home)
         # The first driver is now abandoned with its mount up, as after a crash.
-        second = open_driver(driver_name, home)
+        second = shared.open_second()
         assert second.get("rw") == path
-        assert mounts_under(home) == before
+        assert mounts_under(shared.home) == before
         assert (Path(path) / "through-first").read_bytes() == b"1"
         second.put("rw")
-    finally:
-        close_driver(second if second is not None else first, home)
 
 
 def test_put_after_another_driver_removed_the_layer(driver_name: str, tmp_path: Path) -> None:
     """A reference held while another driver on the same home (another thread's engine, or
     another process) takes the mount down and removes the layer is dropped by the next put:
     the layer is gone, and a caller that puts until the layer is unmounted must get there."""
-    home = tmp_path / "shared-home"
-    first = open_driver(driver_name, home)
-    second: graphdriver.Driver | None = None
-    try:
-        first.create("base", None)
-        first.create_read_write("rw", "base")
+    with SharedHome(driver_name, tmp_path / "shared-home") as shared:
+        first = shared.first
         first.get("rw")
-        second = open_driver(driver_name, home)
+        second = shared.open_second()
         second.get("rw")  # adopts the first one's mount
         second.put("rw")  # its last reference: the mount goes
         second.remove("rw")
         assert not first.exists("rw")
         first.put("rw")
         assert not first.is_mounted("rw")
-        assert mounts_under(home) == []
-    finally:
-        if second is not None:
-            second.cleanup()
-        close_driver(first, home)
+        assert mounts_under(shared.home) == []
 
 
 def test_adopt_takes_a_mount_that_is_up_and_never_mounts(driver_name: str, tmp_path: Path) -> None:
     """``adopt`` (how whoever sees a container exit releases its mount) takes a reference to a
     mount another driver on the same home made, and mounts nothing when none is up: a
     second recorder of the same exit must not mount a layer the first is removing."""
-    home = tmp_path / "adopt-only-home"
-    first = open_driver(driver_name, home)
-    second: graphdriver.Driver | None = None
-    try:
-        first.create("base", None)
-        first.create_read_write("rw", "base")
+    with SharedHome(driver_name, tmp_path / "adopt-only-home") as shared:
+        first, home = shared.first, shared.home
         nothing = mounts_under(home)
         if first.adopt("rw"):  # a driver whose get mounts nothing counts a reference
             assert mounts_under(home) == nothing
@@ -219,14 +228,10 @@ def test_adopt_takes_a_mount_that_is_up_and_never_mounts(driver_name: str, tmp_p
         path = first.get("rw")
         write(Path(path) / "through-first", b"1")
         mounted = mounts_under(home)
-        second = open_driver(driver_name, home)
+        second = shared.open_second()
         assert second.adopt("rw")
         assert second.is_mounted("rw")
         assert mounts_under(home) == mounted  # taken over, not stacked
         second.put("rw")  # its last reference: the mount goes
         assert mounts_under(home) == nothing
         assert not second.adopt("rw") or mounts_under(home) == nothing
-    finally:
-        if second is not None:
-            second.cleanup()
-        close_driver(first, home)
