@@ -130,9 +130,7 @@ def _kill_remaining(cgroup: Cgroup) -> None:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
+        reaper.reap_exited()
         time.sleep(0.01)
 
 

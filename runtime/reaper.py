@@ -47,6 +47,13 @@ def forward_signals(child: int) -> None:
         signal.signal(number, forward)
 
 
+def reap_exited() -> None:
+    """Reap every child that has ended, without waiting for the others."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
 def reap_until(child: int) -> int:
     """Reap every child until ``child`` itself exits; return the status to exit with."""
     while True:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
-from . import monitor, seccomp
+from . import monitor, reaper, seccomp
 from .cgroups import Cgroup
 from .errors import ContainerError, SeccompError
 from .init import LaunchPlan
@@ -86,8 +86,6 @@ class MonitorJob:
         self, sock: socket.socket, log_copies: Sequence[LogCopy], exit_hook: int = -1
     ) -> NoReturn:
         """Be the monitor of this job (in a freshly forked child); never returns."""
-        from . import monitor
-
         monitor.run(
             self.plan,
             sock,
@@ -198,12 +196,6 @@ def installed() -> Spawner | None:
 
 
 # -- the spawner process ---------------------------------------------------------------------
-
-
-def _reap_children() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
 
 
 def _warm(plan: LaunchPlan) -> None:
@@ -319,7 +311,7 @@ def serve(fd: int) -> None:
             with contextlib.suppress(BlockingIOError):
                 while os.read(wakeup[0], 512):
                     pass
-            _reap_children()
+            reaper.reap_exited()
         if sock.fileno() in ready and not _serve_one(sock, wakeup):
             break
-    _reap_children()
+    reaper.reap_exited()
