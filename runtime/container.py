@@ -36,12 +36,11 @@ class Container:
         sock: socket.socket,
         cgroup: Cgroup | None,
         console_fd: int | None,
-        monitor_pidfd: int | None = None,
+        monitor_pidfd: int,
         exit_file: Path | None = None,
     ) -> None:
-        """``monitor_pidfd`` is a pidfd of the monitor (opened here if not given); the status
-        of a monitor that is not this process's child (a spawner's) is read from
-        ``exit_file``."""
+        """``monitor_pidfd`` is a pidfd of the monitor, the handle's to close; the status of a
+        monitor that is not this process's child (a spawner's) is read from ``exit_file``."""
         self.spec = spec
         self.monitor_pid = monitor_pid
         self.pid = pid
@@ -52,7 +51,7 @@ class Container:
         self._sock: socket.socket | None = sock
         self.exit_file = exit_file
         self._pidfd = os.pidfd_open(pid)
-        self._monitor_pidfd = os.pidfd_open(monitor_pid) if monitor_pidfd is None else monitor_pidfd
+        self._monitor_pidfd = monitor_pidfd
 
     @property
     def container_id(self) -> str:
@@ -102,16 +101,16 @@ class Container:
         except TimeoutError:
             return None
 
-    def take_monitor(self) -> tuple[int, int]:
-        """Hand over the monitor (its pid and a pidfd, the caller's to close) to a caller that
-        waits for it elsewhere; this handle lets go of its descriptors and is done."""
+    def take_monitor(self) -> int:
+        """Hand over the monitor (a pidfd of it, the caller's to close) to a caller that waits
+        for it elsewhere; this handle lets go of its descriptors and is done."""
         pidfd = self._monitor_pidfd
         os.close(self._pidfd)
         self._pidfd = self._monitor_pidfd = -1
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        return self.monitor_pid, pidfd
+        return pidfd
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the container's init; a no-op once it has exited."""

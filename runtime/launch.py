@@ -30,7 +30,7 @@ from pathlib import Path
 from . import cgroups, channel, idmap, init, seccomp
 from . import spawner as spawners
 from .cgroups import Cgroup
-from .container import Container, report_error
+from .container import Container, reap_status, report_error
 from .errors import CgroupError, ContainerError, InvalidSpecError, SeccompError, SetupError
 from .logindex import LogCopy
 from .spec import ContainerSpec
@@ -123,8 +123,7 @@ def _abandon(monitor: int, pid: int | None, cgroup: Cgroup | None, sock: socket.
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(monitor, signal.SIGKILL)
     select.select([monitor], [], [])
-    with contextlib.suppress(ChildProcessError):
-        os.waitid(os.P_PIDFD, monitor, os.WEXITED)
+    reap_status(monitor)
     os.close(monitor)
     sock.close()
     if cgroup is not None:
@@ -205,20 +204,21 @@ def create(
         if spawner is not None:
             monitor_pid, monitor_pidfd = spawner.spawn(job, theirs, log_copies)
         else:
-            monitor_pid = os.fork()
-    except (OSError, ContainerError) as exc:
+            try:
+                monitor_pid = os.fork()
+            except OSError as exc:
+                raise ContainerError(
+                    f"creating container {spec.container_id}: fork: {exc.strerror}",
+                    container_id=spec.container_id,
+                ) from exc
+    except ContainerError:
         ours.close()
         theirs.close()
         for fd in handles:
             os.close(fd)
         if cgroup is not None:
             cgroup.remove()
-        if isinstance(exc, ContainerError):
-            raise
-        raise ContainerError(
-            f"creating container {spec.container_id}: fork: {exc.strerror}",
-            container_id=spec.container_id,
-        ) from exc
+        raise
     if monitor_pid == 0:
         ours.close()
         job.run(theirs, log_copies)

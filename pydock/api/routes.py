@@ -676,7 +676,7 @@ def _start(
                 detached.started(started.container)
             finally:
                 detached.close()
-            return record.id, record.name, fds, _monitor_pidfd(started.container)
+            return record.id, record.name, fds, started.container.take_monitor()
         files.create()
         fds.logs = (files.open_log(files.stdout_log), files.open_log(files.stderr_log))
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -696,7 +696,7 @@ def _start(
         )
         fds.console = started.container.console_fd
         started.container.console_fd = None
-        return record.id, record.name, fds, _monitor_pidfd(started.container)
+        return record.id, record.name, fds, started.container.take_monitor()
     except ContainerStartError:
         fds.close()
         if config.auto_remove:
@@ -716,11 +716,6 @@ def _start(
 # The exit command of a container this service starts without a restart policy: `pydock
 # cleanup` ($@) only when the service ($0) is gone (stopped, killed) by the time it exits.
 _UNLESS_ALIVE = 'kill -0 "$0" 2>/dev/null || exec "$@"'
-
-
-def _monitor_pidfd(container: runtime.Container) -> int:
-    """The started container's monitor as a pidfd, the service's to wait on and close."""
-    return container.take_monitor()[1]
 
 
 async def _reap(service: Service, container_id: str, pidfd: int) -> None:
