@@ -880,16 +880,12 @@ def _state(
     """``(state, exit code, start time)`` of a container brought up to date (None if gone),
     and the status of a run found ended on the way (which ``--rm`` may have taken along)."""
     from pydock.containers import lifecycle
-    from pydock.containers.state import ContainerState
 
     manager = engine.containers
     record = manager.store.containers.get(container_id)
     if record is None:
         return None, None
-    ended = None
-    if record.state == ContainerState.RUNNING:
-        ended = lifecycle.exit_status(manager, record)
-    current = lifecycle.refresh(manager, record)
+    current, ended = lifecycle.catch_up(manager, record)
     if current is None:
         return None, ended
     return (str(current.state), current.exit_code, current.started or ""), ended

@@ -321,22 +321,30 @@ def refresh(
     manager: ContainerManager, record: ContainerRecord, *, auto_remove: bool = True
 ) -> ContainerRecord | None:
     """``record`` brought up to date: a run that has ended is recorded as exited."""
+    return catch_up(manager, record, auto_remove=auto_remove)[0]
+
+
+def catch_up(
+    manager: ContainerManager, record: ContainerRecord, *, auto_remove: bool = True
+) -> tuple[ContainerRecord | None, int | None]:
+    """:func:`refresh`, and the status of the run it found ended (``None`` if it runs or had
+    ended before): the one place it is left once ``--rm`` has removed the container."""
     if record.state != ContainerState.RUNNING:
-        return record
+        return record, None
     status = exit_status(manager, record)
     error = None
     if status is None:
         error = manager.storage(record.storage).mount_problem(record.rw_layer)
         if error is None:
-            return record
+            return record, None
         # Its root file system is gone (the FUSE process died): the run cannot go on.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if record.pid is not None:
                 os.kill(record.pid, signal.SIGKILL)
         status = wait_exit(manager, record, timeout=10)
         if status is None:
-            return record
-    return on_exit(manager, record, status, auto_remove=auto_remove, error=error)
+            return record, None
+    return on_exit(manager, record, status, auto_remove=auto_remove, error=error), status
 
 
 def signal_container(manager: ContainerManager, record: ContainerRecord, number: int) -> None:
