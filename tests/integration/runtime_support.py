@@ -28,6 +28,14 @@ PASSWD = (
 GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nstaff:x:50:nobody\nnogroup:x:65534:\n"
 
 
+def parent_of(pid: int) -> int:
+    """The parent process of ``pid``, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
 def build_busybox_rootfs(root: Path) -> Path:
     """Make a minimal busybox image at ``root``: /bin/busybox, applet links, /etc/passwd."""
     if not BUSYBOX.is_file():

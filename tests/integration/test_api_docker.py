@@ -25,6 +25,7 @@ import pytest
 from .api_support import DOCKER, Service, running_service, wait_for_state
 from .containers_support import clean_env
 from .registry_support import running_registry
+from .runtime_support import parent_of
 
 READ_TIMEOUT_SECONDS = 60.0
 
@@ -247,9 +248,9 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
     try:
         # Its monitor was forked by the service's spawner, a small process of its own.
         pid = int(service.docker("inspect", "-f", "{{.State.Pid}}", "survivor").stdout)
-        spawner = _parent(_parent(pid))
+        spawner = parent_of(parent_of(pid))
         assert service.process is not None and spawner != service.process.pid
-        assert _parent(spawner) == service.process.pid
+        assert parent_of(spawner) == service.process.pid
         assert "runtime.spawner" in Path(f"/proc/{spawner}/cmdline").read_text()
         service.stop()
         service.start()
@@ -262,13 +263,6 @@ def test_a_restarted_service_adopts_running_containers(service: Service) -> None
         )
     finally:
         service.docker("rm", "-f", "survivor")
-
-
-def _parent(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no PPid for {pid}")
 
 
 def test_a_killed_service_leaves_exits_to_the_monitors(

@@ -15,7 +15,7 @@ import pytest
 import runtime
 from runtime import spawner as spawners
 
-from .runtime_support import Runner, build_busybox_rootfs
+from .runtime_support import Runner, build_busybox_rootfs, parent_of
 
 pytestmark = [
     pytest.mark.root,
@@ -42,13 +42,6 @@ def spawner() -> Iterator[spawners.Spawner]:
         made.close()
 
 
-def _parent(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no PPid for {pid}")
-
-
 def _fds(pid: int) -> list[str]:
     return sorted(os.listdir(f"/proc/{pid}/fd"), key=int)
 
@@ -60,7 +53,7 @@ def test_a_spawned_monitor_runs_the_container_and_its_status_comes_back(
     with tempfile.TemporaryFile() as out:
         spec = runner.spec("sh", "-c", "echo hi from $$; exit 7")
         container = runner.create(spec, stdout=out.fileno(), exit_file=exit_file)
-        assert _parent(container.monitor_pid) == spawner.process.pid
+        assert parent_of(container.monitor_pid) == spawner.process.pid
         container.start()
         assert container.wait(timeout=20) == 7
         out.seek(0)
@@ -104,7 +97,7 @@ def test_without_a_live_spawner_the_caller_forks_the_monitor(
     spawner.process.wait()
     assert spawners.installed() is None
     container = runner.create(runner.spec("true"))
-    assert _parent(container.monitor_pid) == os.getpid()
+    assert parent_of(container.monitor_pid) == os.getpid()
     container.start()
     assert container.wait(timeout=20) == 0
 
@@ -117,7 +110,7 @@ def test_a_request_that_is_not_a_job_is_refused_and_the_spawner_goes_on(
     reply = sock.recv(4096).decode()
     assert reply and not reply.isdigit()
     container = runner.create(runner.spec("true"), exit_file=tmp_path / "exit")
-    assert _parent(container.monitor_pid) == spawner.process.pid
+    assert parent_of(container.monitor_pid) == spawner.process.pid
     container.start()
     assert container.wait(timeout=20) == 0
 
@@ -151,6 +144,6 @@ def test_the_exit_command_runs_from_a_helper_the_spawner_started(
 def _is_helper_of(pid: int, parent: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return _parent(pid) == parent and b"read -r _" in cmdline
+        return parent_of(pid) == parent and b"read -r _" in cmdline
     except (FileNotFoundError, ProcessLookupError, AssertionError):
         return False
