@@ -76,14 +76,17 @@ def unprivileged_user() -> Iterator[str]:
 
 def remove_user(name: str) -> None:
     """Remove a test user everywhere it left a trace: processes, home, subordinate id ranges,
-    and the run roots pydock and its fuse mount server made for it under /tmp."""
+    and the run roots made for it under /tmp by pydock and its fuse mount server, and by
+    podman (the bench asks it for its version, and a user's podman without XDG_RUNTIME_DIR
+    makes its runtime directories there even for that)."""
     uid = pwd.getpwnam(name).pw_uid
     subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
     subprocess.run(["userdel", "--remove", name], capture_output=True)
     for table in ("/etc/subuid", "/etc/subgid"):
         lines = Path(table).read_text().splitlines(keepends=True)
         Path(table).write_text("".join(line for line in lines if not line.startswith(f"{name}:")))
-    for run_root in (f"/tmp/pydock-{uid}", f"/tmp/pydock-run-{uid}"):
+    run_roots = ("pydock", "pydock-run", "podman-run", "containers-user")
+    for run_root in (f"/tmp/{prefix}-{uid}" for prefix in run_roots):
         shutil.rmtree(run_root, ignore_errors=True)
 
 
